@@ -1,0 +1,31 @@
+//! The kernel of the Wuqing Smart District Platform (智慧武清平台): what every domain stands on.
+//!
+//! - [`config`]: the typed configuration tree and its layers;
+//! - [`store`]: one code path over SQLite (embedded) and PostgreSQL, with migrations;
+//! - [`access`], [`auth`], [`orgs`], [`users`]: roles, scopes, classification, sessions, tokens;
+//! - [`audit`]: the SM3 hash-chained audit log;
+//! - [`crypto`]: SM3/SM4 field encryption, blind indexes, masking;
+//! - [`bus`], [`telemetry`]: the event bus and the observation time series;
+//! - [`http`], [`module`], [`platform`]: the HTTP scaffolding, the module seam, start-up.
+//!
+//! **API Boundary**: domain crates use this crate's public items; they never touch another
+//! domain's tables.
+
+pub mod access;
+pub mod audit;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod error;
+pub mod http;
+mod migrations;
+pub mod module;
+pub mod orgs;
+pub mod platform;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+
+pub use error::{ApiError, ApiResult};

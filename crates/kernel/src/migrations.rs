@@ -1,0 +1,117 @@
+//! The kernel's own tables. Never edit a migration that has landed: add the next version.
+
+use crate::store::{Backend, Migration};
+
+pub fn all() -> Vec<Migration> {
+    vec![
+        Migration {
+            module: "kernel",
+            version: 1,
+            name: "organisations, users, sessions, audit",
+            only: None,
+            sql: r#"
+CREATE TABLE organisations (
+    id TEXT PRIMARY KEY,
+    parent_id TEXT NULL REFERENCES organisations(id),
+    name TEXT NOT NULL,
+    name_en TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    domain TEXT NOT NULL DEFAULT '',
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX organisations_parent ON organisations(parent_id);
+CREATE UNIQUE INDEX organisations_name ON organisations(name);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    role TEXT NOT NULL,
+    clearance TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    must_change_password BIGINT NOT NULL DEFAULT 1,
+    failed_logins BIGINT NOT NULL DEFAULT 0,
+    locked_until_ms BIGINT NOT NULL DEFAULT 0,
+    disabled BIGINT NOT NULL DEFAULT 0,
+    totp_secret_enc BLOB NULL,
+    totp_enabled BIGINT NOT NULL DEFAULT 0,
+    phone_enc BLOB NULL,
+    citizen_id_enc BLOB NULL,
+    citizen_id_bidx TEXT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    password_changed_ms BIGINT NOT NULL
+);
+CREATE INDEX users_org ON users(org_id);
+CREATE INDEX users_citizen ON users(citizen_id_bidx);
+CREATE TABLE credentials (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    scope TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    revoked_ms BIGINT NULL,
+    source_ip TEXT NULL
+);
+CREATE INDEX credentials_user ON credentials(user_id);
+CREATE TABLE audit_log (
+    seq BIGINT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    actor_id TEXT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NULL,
+    org_id TEXT NULL,
+    source_ip TEXT NULL,
+    action TEXT NOT NULL,
+    target_kind TEXT NOT NULL,
+    target_id TEXT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit_log(at_ms);
+CREATE INDEX audit_actor ON audit_log(actor);
+CREATE INDEX audit_target ON audit_log(target_kind, target_id);
+CREATE TABLE audit_head (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+CREATE TABLE observations (
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    device_ms BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    value DOUBLE NULL,
+    lat DOUBLE NULL,
+    lon DOUBLE NULL,
+    payload TEXT NULL
+);
+CREATE INDEX observations_source_time ON observations(source, device_ms);
+CREATE INDEX observations_time ON observations(device_ms);
+CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+"#,
+        },
+        // The audit log is append-only for the application as well: an UPDATE or DELETE fails.
+        // Someone with the database file can drop the trigger; the hash chain then tells.
+        Migration {
+            module: "kernel",
+            version: 2,
+            name: "audit append-only (sqlite)",
+            only: Some(Backend::Sqlite),
+            sql: "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;\n\
+                  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+        },
+        Migration {
+            module: "kernel",
+            version: 2,
+            name: "audit append-only (postgres)",
+            only: Some(Backend::Postgres),
+            sql: "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$ LANGUAGE plpgsql;\n\
+                  CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+        },
+    ]
+}

@@ -1,0 +1,35 @@
+//! The seam through which a domain crate joins the platform: its migrations, routes (with their
+//! OpenAPI paths), demo data and background tasks (bus subscriptions, gateways). Adding a domain
+//! touches the binary in one line: one more entry in its module list.
+
+use crate::http::AppState;
+use crate::store::Migration;
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+
+#[async_trait]
+pub trait Module: Send + Sync + 'static {
+    /// A short stable name (`kernel`, `transport`, `health`); also the migration namespace.
+    fn name(&self) -> &'static str;
+
+    /// The module's migrations, applied at start in version order.
+    fn migrations(&self) -> Vec<Migration> {
+        vec![]
+    }
+
+    /// The module's HTTP routes under `/api`, documented with utoipa.
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+    }
+
+    /// Seeds the demo district; must be idempotent (called at every `serve --demo`).
+    async fn seed_demo(&self, _state: &AppState, _demo: &mut crate::demo::DemoContext) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Starts the module's background tasks; they stop when `shutdown` is cancelled.
+    async fn start(&self, _state: &AppState, _shutdown: CancellationToken) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        Ok(vec![])
+    }
+}

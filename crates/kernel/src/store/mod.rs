@@ -1,0 +1,280 @@
+//! The store: one code path for SQLite (embedded default) and PostgreSQL (scale-out).
+//!
+//! Queries are written once, with `$1`-style parameters and a portable subset of SQL; the few
+//! dialect differences (`FOR UPDATE`, `BLOB` vs `BYTEA`) are named helpers here, not scattered
+//! `if` statements. On SQLite there is exactly one writer connection (WAL mode, `synchronous =
+//! FULL`, so a committed write survives a crash) and a pool of readers; on PostgreSQL one pool
+//! serves both.
+//!
+//! **Architecture Invariant**: a write the kernel acknowledges has been committed first.
+
+mod migrate;
+
+pub use migrate::{Migration, MigrationReport};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// The SQL dialect behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("migration {module}/{version} failed: {reason}")]
+    Migration { module: String, version: i64, reason: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("a record with this key already exists".into())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+impl Store {
+    /// Opens the store named by `url` (`sqlite://path` or `postgres://…`).
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or(path);
+            if path != ":memory:" {
+                if let Some(parent) = std::path::Path::new(path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| StoreError::Unavailable(format!("create {}: {e}", parent.display())))?;
+                    }
+                }
+            }
+            let full = format!("sqlite://{path}?mode=rwc");
+            let write = sqlite_pool(&full, 1).await?;
+            let read = sqlite_pool(&full, max_connections.max(1)).await?;
+            Ok(Store { backend: Backend::Sqlite, read, write, url: url.to_string() })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Ok(Store { backend: Backend::Postgres, read: pool.clone(), write: pool, url: url.to_string() })
+        } else {
+            Err(StoreError::Unavailable(format!("unsupported store url scheme in {url:?}")))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL the store was opened with (may hold a password: do not log it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The pool for reads.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Begins a write transaction (on SQLite, on the one writer connection).
+    pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// Translates a portable statement (`$1` parameters) into this backend's dialect.
+    pub fn sql<'a>(&self, q: &'a str) -> Cow<'a, str> {
+        match self.backend {
+            Backend::Postgres => Cow::Borrowed(q),
+            Backend::Sqlite => {
+                if !q.contains('$') {
+                    return Cow::Borrowed(q);
+                }
+                // `$N` → `?N`: SQLite's numbered parameter form, same binding order.
+                let mut out = String::with_capacity(q.len());
+                let mut in_str = false;
+                let mut chars = q.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '\'' {
+                        in_str = !in_str;
+                    }
+                    if c == '$' && !in_str && chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+                        out.push('?');
+                    } else {
+                        out.push(c);
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose single writer already serialises.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Checks the store answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// A consistent copy of the embedded database, taken while the server runs.
+    pub async fn backup_to(&self, dest: &std::path::Path) -> StoreResult<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Unavailable(
+                "backup copies the embedded SQLite database; for PostgreSQL use pg_dump".into(),
+            ));
+        }
+        if dest.exists() {
+            return Err(StoreError::Conflict(format!("{} already exists", dest.display())));
+        }
+        let d = dest.to_string_lossy().replace('\'', "''");
+        // VACUUM INTO reads one snapshot: the copy is consistent even with writes in flight.
+        sqlx::query(&format!("VACUUM INTO '{d}'")).execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check` on SQLite; always ok on PostgreSQL.
+    pub async fn integrity_check(&self) -> StoreResult<String> {
+        if self.backend != Backend::Sqlite {
+            return Ok("ok".into());
+        }
+        let row = sqlx::query("PRAGMA integrity_check").fetch_one(&self.read).await?;
+        Ok(row.try_get::<String, _>(0)?)
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+async fn sqlite_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                // WAL: readers never block the writer. FULL: a commit is on disk before it
+                // returns, so an acknowledged write survives a crash or power loss.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// Reads a column, mapping decode errors to [`StoreError::Corrupt`].
+pub fn col<'r, T>(row: &'r AnyRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get::<T, _>(name).map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+/// Milliseconds since the Unix epoch, the one time representation in the store.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Renders store milliseconds as RFC 3339 in UTC.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Parses RFC 3339 into store milliseconds.
+pub fn rfc3339_to_ms(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// A bind argument for dynamically built queries.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    S(String),
+    I(i64),
+}
+
+impl Arg {
+    pub fn bind<'q>(&self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Arg::S(s) => q.bind(s.clone()),
+            Arg::I(i) => q.bind(*i),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_placeholders_are_translated_outside_strings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()), 2).await.expect("open");
+        assert_eq!(s.sql("SELECT $1, '$2', $10"), "SELECT ?1, '$2', ?10");
+    }
+
+    #[test]
+    fn rfc3339_round_trip() {
+        let ms = 1_700_000_000_123;
+        assert_eq!(rfc3339_to_ms(&ms_to_rfc3339(ms)), Some(ms));
+    }
+}

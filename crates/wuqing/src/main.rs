@@ -1,0 +1,318 @@
+//! `wuqing`: the platform binary. Glue only: parse the command line, load the configuration,
+//! open the platform with its modules, run the chosen command.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use kernel::access::{Classification, Role};
+use kernel::audit::Actor;
+use kernel::config::{Config, Overrides, RawConfig};
+use kernel::module::Module;
+use kernel::platform::Platform;
+use std::path::PathBuf;
+use std::sync::Arc;
+use kernel::platform::CancellationToken;
+
+/// The domain modules of this build. Adding a domain is one line here.
+fn modules() -> Vec<Arc<dyn Module>> {
+    vec![]
+}
+
+#[derive(Parser)]
+#[command(name = "wuqing", version, about = "智慧武清平台 Wuqing Smart District Platform")]
+struct Cli {
+    /// TOML configuration file (then WUQING__SECTION__KEY environment variables apply).
+    #[arg(long, global = true, env = "WUQING_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (embedded database, keys, files); default ./data.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the platform.
+    Serve {
+        /// Seed and run the demo district.
+        #[arg(long)]
+        demo: bool,
+        /// HTTP listen address (default 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// Applies migrations and exits.
+    Migrate,
+    /// Manages user accounts on the server (the only way to create administrators).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Writes a consistent copy of the embedded database (safe while the server runs).
+    Backup {
+        /// Destination file; default DATA_DIR/backups/wuqing-<time>.db.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Shows configuration.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Creates a user; prints the generated initial password, which must be changed at first login.
+    Add {
+        username: String,
+        #[arg(long)]
+        role: String,
+        /// Organisation id (default: the root organisation).
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// public, internal, sensitive or confidential.
+        #[arg(long, default_value = "internal")]
+        clearance: String,
+    },
+    /// Sets a new generated initial password; the user must change it at next login.
+    Passwd { username: String },
+    /// Locks an account and ends its sessions.
+    Lock { username: String },
+    /// Unlocks an account (also after failed logins).
+    Unlock { username: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recomputes the SM3 hash chain and reports the first broken link.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Prints the effective configuration, secrets masked.
+    Print,
+}
+
+fn load_config(cli: &Cli, http: Option<String>) -> anyhow::Result<Config> {
+    let raw = RawConfig::load(cli.config.as_deref())?;
+    Ok(raw.check(&Overrides { data_dir: cli.data_dir.clone(), http })?)
+}
+
+fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.raw.log.level));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.raw.log.format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let http = match &cli.cmd {
+        Cmd::Serve { http, .. } => http.clone(),
+        _ => None,
+    };
+    let cfg = load_config(&cli, http)?;
+    if let Cmd::Config { cmd: ConfigCmd::Print } = &cli.cmd {
+        print!("{}", cfg.print_masked());
+        return Ok(());
+    }
+    init_tracing(&cfg);
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let platform = Platform::open(cfg, modules()).await?;
+    match cli.cmd {
+        Cmd::Serve { demo, .. } => serve(platform, demo).await,
+        Cmd::Migrate => {
+            println!("migrations applied");
+            Ok(())
+        }
+        Cmd::User { cmd } => user(&platform, cmd).await,
+        Cmd::Audit { cmd: AuditCmd::Verify } => {
+            let v = kernel::audit::verify(&platform.state.store).await?;
+            if v.ok() {
+                println!("audit chain ok: {} records verified", v.checked);
+                Ok(())
+            } else {
+                println!(
+                    "audit chain BROKEN at record {}: {} ({} records verified before it)",
+                    v.first_broken.unwrap_or_default(),
+                    v.reason.unwrap_or_default(),
+                    v.checked
+                );
+                std::process::exit(1);
+            }
+        }
+        Cmd::Backup { out } => {
+            let dest = match out {
+                Some(p) => p,
+                None => {
+                    let dir = platform.state.config.data_dir.join("backups");
+                    std::fs::create_dir_all(&dir)?;
+                    let ts = time_stamp();
+                    dir.join(format!("wuqing-{ts}.db"))
+                }
+            };
+            platform.state.store.backup_to(&dest).await?;
+            println!("backup written to {}", dest.display());
+            println!("the field-encryption key is not in the backup: keep {} with it", platform.state.config.key_file().display());
+            Ok(())
+        }
+        Cmd::Config { .. } => Ok(()),
+    }
+}
+
+fn time_stamp() -> String {
+    let ms = kernel::store::now_ms();
+    kernel::store::ms_to_rfc3339(ms).replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_string()
+}
+
+async fn serve(platform: Platform, demo: bool) -> anyhow::Result<()> {
+    if demo {
+        let created = platform.seed_demo().await?;
+        let path = platform.state.config.data_dir.join("demo-accounts.txt");
+        if !created.is_empty() {
+            kernel::platform::write_demo_accounts(&path, &created)?;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(s) => {
+                println!("\n智慧武清平台 demo district is ready. Demo logins (also in {}):", path.display());
+                for line in s.lines().filter(|l| !l.starts_with('#')) {
+                    println!("  {line}");
+                }
+                println!("Administrators enrol a TOTP second factor at first login (POST /api/auth/totp/setup).");
+            }
+            Err(_) => println!("demo already seeded; its logins were in {} (missing now)", path.display()),
+        }
+    }
+    let scheme = if platform.state.config.tls.is_some() { "https" } else { "http" };
+    println!("\nAPI docs: {scheme}://{}/api/docs\n", platform.state.config.http);
+    let shutdown = CancellationToken::new();
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        s.cancel();
+    });
+    platform.serve(shutdown).await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn user(platform: &Platform, cmd: UserCmd) -> anyhow::Result<()> {
+    let st = &platform.state;
+    let find = |u: String| async move {
+        kernel::users::by_username(&st.store, &u).await?.with_context(|| format!("no user {u:?}"))
+    };
+    match cmd {
+        UserCmd::Add { username, role, org, name, clearance } => {
+            let Some(role) = Role::parse(&role) else {
+                bail!("unknown role {role:?}; one of: {}", Role::ALL.map(|r| r.as_str()).join(", "));
+            };
+            let Some(clearance) = Classification::parse(&clearance) else {
+                bail!("unknown clearance {clearance:?}; one of public, internal, sensitive, confidential");
+            };
+            let org_id = match org {
+                Some(o) => o,
+                None => root_org(platform).await?,
+            };
+            let created = kernel::users::create(
+                &st.store,
+                &st.cipher,
+                st.auth.password_min_length,
+                Actor::cli("user add"),
+                kernel::users::NewUser {
+                    display_name: name.unwrap_or_else(|| username.clone()),
+                    username,
+                    org_id,
+                    role,
+                    clearance,
+                    password: None,
+                    phone: None,
+                    citizen_id: None,
+                },
+                kernel::users::CreateOptions { no_forced_change: false, allow_admin_roles: true },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("created {} ({}) id {}", created.user.username, role.as_str(), created.user.id);
+            println!("initial password (change it at first login): {}", created.initial_password.unwrap_or_default());
+        }
+        UserCmd::Passwd { username } => {
+            let u = find(username).await?;
+            let pw = kernel::access::password::generate();
+            kernel::users::set_password(&st.store, Actor::cli("user passwd"), &u, &pw, st.auth.password_min_length, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            kernel::auth::revoke_all_for_user(&st.store, &u.id).await?;
+            println!("new initial password for {} (change it at next login): {pw}", u.username);
+        }
+        UserCmd::Lock { username } => {
+            let u = find(username).await?;
+            kernel::users::set_locked(&st.store, Actor::cli("user lock"), &u.id, true).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("locked {}", u.username);
+        }
+        UserCmd::Unlock { username } => {
+            let u = find(username).await?;
+            kernel::users::set_locked(&st.store, Actor::cli("user unlock"), &u.id, false).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("unlocked {}", u.username);
+        }
+    }
+    Ok(())
+}
+
+/// The root organisation, created ("Wuqing District") when the store has none.
+async fn root_org(platform: &Platform) -> anyhow::Result<String> {
+    let st = &platform.state;
+    let (orgs, _) = kernel::orgs::list(&st.store, &kernel::access::Scope::All, Some(kernel::orgs::OrgKind::District), None, 1, 0).await?;
+    if let Some(o) = orgs.into_iter().next() {
+        return Ok(o.id);
+    }
+    let o = kernel::orgs::create(
+        &st.store,
+        &st.orgs,
+        Actor::cli("user add"),
+        kernel::orgs::NewOrganisation {
+            parent_id: None,
+            name: "天津市武清区人民政府".into(),
+            name_en: "Wuqing District People's Government".into(),
+            kind: kernel::orgs::OrgKind::District,
+            domain: "government".into(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(o.id)
+}
