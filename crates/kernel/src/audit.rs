@@ -131,7 +131,21 @@ fn link_hash(
     detail: &str,
 ) -> String {
     // A JSON array is an unambiguous encoding of the fields in a fixed order.
-    let body = serde_json::json!([prev, seq, at_ms, actor_id, actor, role, org_id, source_ip, action, target_kind, target_id, outcome, detail]);
+    let body = serde_json::json!([
+        prev,
+        seq,
+        at_ms,
+        actor_id,
+        actor,
+        role,
+        org_id,
+        source_ip,
+        action,
+        target_kind,
+        target_id,
+        outcome,
+        detail
+    ]);
     crate::crypto::sm3_hex(body.to_string().as_bytes())
 }
 
@@ -148,8 +162,19 @@ pub async fn append(store: &Store, tx: &mut Transaction<'static, Any>, ev: &Even
     let a = &ev.actor;
     let outcome = ev.outcome.as_str();
     let hash = link_hash(
-        &prev_hash, seq, at_ms, &a.user_id, &a.name, &a.role, &a.org_id, &a.source_ip, &ev.action, &ev.target_kind,
-        &ev.target_id, outcome, &detail,
+        &prev_hash,
+        seq,
+        at_ms,
+        &a.user_id,
+        &a.name,
+        &a.role,
+        &a.org_id,
+        &a.source_ip,
+        &ev.action,
+        &ev.target_kind,
+        &ev.target_id,
+        outcome,
+        &detail,
     );
     sqlx::query(&store.sql(
         "INSERT INTO audit_log (seq, at_ms, actor_id, actor, role, org_id, source_ip, action, target_kind, target_id, \
@@ -221,7 +246,8 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
         }
         for r in &rows {
             let seq: i64 = col(r, "seq")?;
-            let broken = |reason: &str| Verification { checked, first_broken: Some(seq), reason: Some(reason.to_string()) };
+            let broken =
+                |reason: &str| Verification { checked, first_broken: Some(seq), reason: Some(reason.to_string()) };
             if seq != expected_seq {
                 return Ok(Verification {
                     checked,
@@ -264,7 +290,9 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
         return Ok(Verification {
             checked,
             first_broken: Some(checked + 1),
-            reason: Some(format!("the log ends at record {checked} but its head says {head_seq}: records were removed")),
+            reason: Some(format!(
+                "the log ends at record {checked} but its head says {head_seq}: records were removed"
+            )),
         });
     }
     Ok(Verification { checked, first_broken: None, reason: None })
@@ -355,4 +383,3 @@ pub async fn query(store: &Store, f: &Filter) -> StoreResult<(Vec<Record>, i64)>
     }
     Ok((out, total))
 }
-

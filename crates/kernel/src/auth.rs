@@ -91,12 +91,15 @@ pub async fn login(
             a.role = Some(u.role.as_str().into());
             a.org_id = Some(u.org_id.clone());
         }
-        Event::new(a, "login", "user", user.map(|u| u.id.as_str()), outcome).detail(serde_json::json!({"reason": reason}))
+        Event::new(a, "login", "user", user.map(|u| u.id.as_str()), outcome)
+            .detail(serde_json::json!({"reason": reason}))
     };
     let user = if username.len() <= 64 { users::by_username(store, username).await? } else { None };
     let Some(user) = user else {
         let p = pw.to_string();
-        tokio::task::spawn_blocking(move || password::verify(&p, password::dummy_hash())).await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || password::verify(&p, password::dummy_hash()))
+            .await
+            .map_err(ApiError::internal)?;
         audit::record(store, deny(Outcome::Failure, "unknown user", None)).await?;
         metrics::counter!("wuqing_logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::new(Code::InvalidCredentials, "wrong username or password (用户名或密码错误)"));
@@ -126,7 +129,11 @@ pub async fn login(
         match totp_code {
             None => {
                 audit::record(store, deny(Outcome::Failure, "second factor missing", Some(&user))).await?;
-                return Err(ApiError::field(Code::TotpRequired, "totp", "enter the code from your authenticator (请输入动态口令)"));
+                return Err(ApiError::field(
+                    Code::TotpRequired,
+                    "totp",
+                    "enter the code from your authenticator (请输入动态口令)",
+                ));
             }
             Some(code) => {
                 let secret = user.totp_secret_enc.as_ref().and_then(|b| cipher.decrypt(b).ok()).unwrap_or_default();
@@ -165,7 +172,10 @@ pub async fn login(
             tracing::warn!(user_id = %user.id, "account locked out after failed logins");
             return Err(ApiError::new(
                 Code::AccountLocked,
-                format!("too many failed logins: this account is locked for {} minutes (登录失败次数过多，账户已锁定)", s.lockout_minutes),
+                format!(
+                    "too many failed logins: this account is locked for {} minutes (登录失败次数过多，账户已锁定)",
+                    s.lockout_minutes
+                ),
             ));
         }
         return Err(ApiError::new(Code::InvalidCredentials, "wrong username or password (用户名或密码错误)"));
@@ -211,7 +221,13 @@ pub async fn login(
 
 /// Resolves a session or token into the caller, enforcing revocation, expiry, idle time-out
 /// and account locks.
-pub async fn authenticate(store: &Store, tree: &OrgTree, s: &AuthSettings, token: &str, ip: Option<String>) -> ApiResult<Caller> {
+pub async fn authenticate(
+    store: &Store,
+    tree: &OrgTree,
+    s: &AuthSettings,
+    token: &str,
+    ip: Option<String>,
+) -> ApiResult<Caller> {
     let unauth = |m: &str| ApiError::new(Code::Unauthenticated, m.to_string());
     if token.len() > 200 {
         return Err(unauth("malformed credential"));
@@ -377,7 +393,12 @@ pub async fn create_token(store: &Store, caller: &Caller, new: NewToken) -> ApiR
     })
 }
 
-pub async fn list_tokens(store: &Store, user_id: Option<&str>, limit: i64, offset: i64) -> StoreResult<(Vec<TokenInfo>, i64)> {
+pub async fn list_tokens(
+    store: &Store,
+    user_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<TokenInfo>, i64)> {
     let (cond, bind) = match user_id {
         Some(u) => ("kind = 'token' AND user_id = $1", Some(u.to_string())),
         None => ("kind = 'token'", None),
@@ -454,7 +475,12 @@ pub async fn totp_setup(store: &Store, cipher: &FieldCipher, caller: &Caller) ->
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-    audit::append(store, &mut tx, &Event::new(Actor::of(caller), "totp.setup", "user", Some(&user.id), Outcome::Success)).await?;
+    audit::append(
+        store,
+        &mut tx,
+        &Event::new(Actor::of(caller), "totp.setup", "user", Some(&user.id), Outcome::Success),
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(TotpSetup { uri: totp::uri(&secret, &user.username), secret })
 }
@@ -476,9 +502,14 @@ pub async fn totp_enable(store: &Store, cipher: &FieldCipher, caller: &Caller, c
             .map_err(StoreError::from)?;
     }
     let outcome = if ok { Outcome::Success } else { Outcome::Failure };
-    audit::append(store, &mut tx, &Event::new(Actor::of(caller), "totp.enable", "user", Some(&user.id), outcome)).await?;
+    audit::append(store, &mut tx, &Event::new(Actor::of(caller), "totp.enable", "user", Some(&user.id), outcome))
+        .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    if ok { Ok(()) } else { Err(ApiError::field(Code::InvalidField, "code", "the code does not match (动态口令错误)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(Code::InvalidField, "code", "the code does not match (动态口令错误)"))
+    }
 }
 
 /// Whether the role must use a second factor under these settings.

@@ -210,7 +210,10 @@ impl RawConfig {
         } else {
             self.store.url.clone()
         };
-        if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres://") || store_url.starts_with("postgresql://")) {
+        if !(store_url.starts_with("sqlite:")
+            || store_url.starts_with("postgres://")
+            || store_url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Invalid {
                 key: "store.url",
                 reason: "must start with sqlite:// or postgres://".into(),
@@ -335,7 +338,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let raw = RawConfig { server: ServerConfig { http: "nowhere".into(), ..Default::default() }, ..Default::default() };
+        let raw =
+            RawConfig { server: ServerConfig { http: "nowhere".into(), ..Default::default() }, ..Default::default() };
         let e = raw.check(&Overrides::default()).expect_err("bad addr");
         assert!(e.to_string().contains("server.http"));
     }

@@ -4,9 +4,9 @@
 //! The field key lives in a key file (or the config), never in the database: a stolen database
 //! file holds only ciphertext.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::aead::generic_array::GenericArray;
 use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::generic_array::GenericArray;
+use aes_gcm::aead::{Aead, KeyInit};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sm3::{Digest, Sm3};
@@ -75,10 +75,10 @@ impl FieldCipher {
                 Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?)
             }
         };
-        let bytes = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(text.trim().as_bytes())
-            .map_err(|_| err("not hex".into()))?;
-        let key: [u8; 16] = bytes.as_slice().try_into().map_err(|_| err("must hold 16 bytes (32 hex digits)".into()))?;
+        let bytes =
+            data_encoding::HEXLOWER_PERMISSIVE.decode(text.trim().as_bytes()).map_err(|_| err("not hex".into()))?;
+        let key: [u8; 16] =
+            bytes.as_slice().try_into().map_err(|_| err("must hold 16 bytes (32 hex digits)".into()))?;
         Ok(Self::from_key(&key))
     }
 
@@ -86,10 +86,7 @@ impl FieldCipher {
     pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = self
-            .cipher
-            .encrypt(GenericArray::from_slice(&nonce), plaintext.as_bytes())
-            .unwrap_or_default();
+        let ct = self.cipher.encrypt(GenericArray::from_slice(&nonce), plaintext.as_bytes()).unwrap_or_default();
         let mut out = Vec::with_capacity(1 + 12 + ct.len());
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce);

@@ -29,7 +29,11 @@ pub trait Module: Send + Sync + 'static {
     }
 
     /// Starts the module's background tasks; they stop when `shutdown` is cancelled.
-    async fn start(&self, _state: &AppState, _shutdown: CancellationToken) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    async fn start(
+        &self,
+        _state: &AppState,
+        _shutdown: CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         Ok(vec![])
     }
 }

@@ -130,7 +130,7 @@ fn check_domain(d: &str) -> ApiResult<()> {
 /// few seconds (another node may have changed it).
 #[derive(Clone, Default)]
 pub struct OrgTree {
-    inner: Arc<RwLock<Option<(Instant, Arc<TreeData>)>>>,
+    inner: Arc<RwLock<Option<Cached>>>,
 }
 
 #[derive(Debug, Default)]
@@ -153,6 +153,8 @@ impl TreeData {
         out
     }
 }
+
+type Cached = (Instant, Arc<TreeData>);
 
 const TREE_TTL: Duration = Duration::from_secs(5);
 
@@ -312,7 +314,13 @@ pub async fn create(store: &Store, tree: &OrgTree, actor: Actor, new: NewOrganis
     get(store, &id).await?.ok_or_else(|| ApiError::internal("organisation vanished after insert"))
 }
 
-pub async fn update(store: &Store, tree: &OrgTree, caller: &Caller, id: &str, patch: OrganisationPatch) -> ApiResult<Organisation> {
+pub async fn update(
+    store: &Store,
+    tree: &OrgTree,
+    caller: &Caller,
+    id: &str,
+    patch: OrganisationPatch,
+) -> ApiResult<Organisation> {
     let cur = get(store, id).await?.ok_or_else(|| ApiError::not_found("organisation"))?;
     let name = match &patch.name {
         Some(n) => check_name("name", n, 100)?,
@@ -326,15 +334,17 @@ pub async fn update(store: &Store, tree: &OrgTree, caller: &Caller, id: &str, pa
     let domain = patch.domain.clone().unwrap_or(cur.domain.clone());
     check_domain(&domain)?;
     let mut tx = store.begin().await?;
-    sqlx::query(&store.sql("UPDATE organisations SET name = $1, name_en = $2, domain = $3, updated_ms = $4 WHERE id = $5"))
-        .bind(name.clone())
-        .bind(name_en)
-        .bind(domain.clone())
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(crate::store::StoreError::from)?;
+    sqlx::query(
+        &store.sql("UPDATE organisations SET name = $1, name_en = $2, domain = $3, updated_ms = $4 WHERE id = $5"),
+    )
+    .bind(name.clone())
+    .bind(name_en)
+    .bind(domain.clone())
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(crate::store::StoreError::from)?;
     audit::append(
         store,
         &mut tx,

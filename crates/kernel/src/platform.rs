@@ -36,7 +36,11 @@ impl Module for KernelModule {
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
         crate::demo::seed_kernel(state, demo).await
     }
-    async fn start(&self, state: &AppState, shutdown: CancellationToken) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    async fn start(
+        &self,
+        state: &AppState,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         // Retention: purge observations past the configured age, hourly.
         let store = state.store.clone();
         let days = state.config.raw.telemetry.retention_days;
@@ -117,13 +121,16 @@ impl Platform {
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = vec![];
         for m in &self.modules {
-            tasks.extend(m.start(&self.state, shutdown.clone()).await.with_context(|| format!("starting {}", m.name()))?);
+            tasks.extend(
+                m.start(&self.state, shutdown.clone()).await.with_context(|| format!("starting {}", m.name()))?,
+            );
         }
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let addr = self.state.config.http;
         match self.state.config.tls.clone() {
             None => {
-                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding HTTP to {addr}"))?;
+                let listener =
+                    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding HTTP to {addr}"))?;
                 tracing::info!(addr = %listener.local_addr()?, "http listening");
                 let s = shutdown.clone();
                 axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await?;

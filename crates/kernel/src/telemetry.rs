@@ -73,7 +73,9 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
     let mut tx = store.begin().await?;
     // Multi-row inserts, 100 rows (800 parameters) a statement: well inside both backends' limits.
     for chunk in batch.chunks(100) {
-        let mut sql = String::from("INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES ",
+        );
         for i in 0..chunk.len() {
             let b = i * 8;
             if i > 0 {
@@ -81,7 +83,14 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
             }
             sql.push_str(&format!(
                 "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
             ));
         }
         let sql = store.sql(&sql).into_owned();
@@ -92,7 +101,15 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
                 Value::Position { lat, lon } => (None, Some(*lat), Some(*lon), None),
                 Value::Json { json } => (None, None, None, Some(json.clone())),
             };
-            q = q.bind(o.source.clone()).bind(o.kind.clone()).bind(o.device_ms).bind(o.received_ms).bind(v).bind(lat).bind(lon).bind(payload);
+            q = q
+                .bind(o.source.clone())
+                .bind(o.kind.clone())
+                .bind(o.device_ms)
+                .bind(o.received_ms)
+                .bind(v)
+                .bind(lat)
+                .bind(lon)
+                .bind(payload);
         }
         q.execute(&mut *tx).await?;
     }
@@ -103,7 +120,14 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
 
 /// Observations of `source` (optionally of one `kind`) with device time in `[from, to)`, oldest
 /// first, at most `limit`.
-pub async fn range(store: &Store, source: &str, kind: Option<&str>, from_ms: i64, to_ms: i64, limit: i64) -> StoreResult<Vec<Observation>> {
+pub async fn range(
+    store: &Store,
+    source: &str,
+    kind: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<Observation>> {
     let mut sql = String::from(
         "SELECT source, kind, device_ms, received_ms, value, lat, lon, payload FROM observations \
          WHERE source = $1 AND device_ms >= $2 AND device_ms < $3",
@@ -120,11 +144,12 @@ pub async fn range(store: &Store, source: &str, kind: Option<&str>, from_ms: i64
     let rows = q.fetch_all(store.reader()).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let value = match (col::<Option<f64>>(r, "value")?, col::<Option<f64>>(r, "lat")?, col::<Option<f64>>(r, "lon")?) {
-            (Some(v), _, _) => Value::Number { value: v },
-            (None, Some(lat), Some(lon)) => Value::Position { lat, lon },
-            _ => Value::Json { json: col::<Option<String>>(r, "payload")?.unwrap_or_default() },
-        };
+        let value =
+            match (col::<Option<f64>>(r, "value")?, col::<Option<f64>>(r, "lat")?, col::<Option<f64>>(r, "lon")?) {
+                (Some(v), _, _) => Value::Number { value: v },
+                (None, Some(lat), Some(lon)) => Value::Position { lat, lon },
+                _ => Value::Json { json: col::<Option<String>>(r, "payload")?.unwrap_or_default() },
+            };
         out.push(Observation {
             source: col(r, "source")?,
             kind: col(r, "kind")?,
@@ -140,7 +165,8 @@ pub async fn range(store: &Store, source: &str, kind: Option<&str>, from_ms: i64
 pub async fn purge(store: &Store, retention_days: u32) -> StoreResult<u64> {
     let cutoff = now_ms() - i64::from(retention_days) * 86_400_000;
     let mut tx = store.begin().await?;
-    let r = sqlx::query(&store.sql("DELETE FROM observations WHERE device_ms < $1")).bind(cutoff).execute(&mut *tx).await?;
+    let r =
+        sqlx::query(&store.sql("DELETE FROM observations WHERE device_ms < $1")).bind(cutoff).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(r.rows_affected())
 }

@@ -67,7 +67,8 @@ fn row_to_user(r: &AnyRow) -> StoreResult<UserRecord> {
         display_name: col(r, "display_name")?,
         org_id: col(r, "org_id")?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        clearance: Classification::parse(&clearance).ok_or_else(|| StoreError::Corrupt(format!("clearance {clearance}")))?,
+        clearance: Classification::parse(&clearance)
+            .ok_or_else(|| StoreError::Corrupt(format!("clearance {clearance}")))?,
         password_hash: col(r, "password_hash")?,
         must_change_password: col::<i64>(r, "must_change_password")? != 0,
         failed_logins: col(r, "failed_logins")?,
@@ -201,7 +202,8 @@ pub async fn create(
         Some(p) => (p.clone(), false),
         None => (password::generate(), true),
     };
-    password::check_policy(&pw, &username, min_password).map_err(|m| ApiError::field(Code::WeakPassword, "password", m))?;
+    password::check_policy(&pw, &username, min_password)
+        .map_err(|m| ApiError::field(Code::WeakPassword, "password", m))?;
     let phone = match &new.phone {
         Some(p) => Some(parse_phone(p).map_err(|m| ApiError::field(Code::InvalidField, "phone", m))?),
         None => None,
@@ -322,7 +324,9 @@ pub async fn list(store: &Store, scope: &Scope, f: &ListFilter) -> StoreResult<(
 pub async fn get_scoped(store: &Store, caller: &Caller, id: &str) -> ApiResult<UserRecord> {
     let u = by_id(store, id).await?;
     match u {
-        Some(u) if u.id == caller.user_id || (caller.can(Permission::UserRead) && caller.scope.contains(&u.org_id)) => Ok(u),
+        Some(u) if u.id == caller.user_id || (caller.can(Permission::UserRead) && caller.scope.contains(&u.org_id)) => {
+            Ok(u)
+        }
         _ => Err(ApiError::not_found("user")),
     }
 }
@@ -345,7 +349,13 @@ pub struct UserPatch {
     pub org_id: Option<String>,
 }
 
-pub async fn update_profile(store: &Store, cipher: &FieldCipher, caller: &Caller, id: &str, p: UserPatch) -> ApiResult<UserRecord> {
+pub async fn update_profile(
+    store: &Store,
+    cipher: &FieldCipher,
+    caller: &Caller,
+    id: &str,
+    p: UserPatch,
+) -> ApiResult<UserRecord> {
     let cur = get_scoped(store, caller, id).await?;
     let display_name = match &p.display_name {
         Some(d) => crate::orgs::check_name("display_name", d, 64)?,
@@ -363,7 +373,9 @@ pub async fn update_profile(store: &Store, cipher: &FieldCipher, caller: &Caller
     let phone_enc = match p.phone.as_deref() {
         None => cur.phone_enc.clone(),
         Some("") => None,
-        Some(ph) => Some(cipher.encrypt(&parse_phone(ph).map_err(|m| ApiError::field(Code::InvalidField, "phone", m))?)),
+        Some(ph) => {
+            Some(cipher.encrypt(&parse_phone(ph).map_err(|m| ApiError::field(Code::InvalidField, "phone", m))?))
+        }
     };
     let (cid_enc, cid_idx) = match p.citizen_id.as_deref() {
         None => (cur.citizen_id_enc.clone(), None::<Option<String>>),
@@ -490,14 +502,19 @@ pub async fn set_password(
     min_len: usize,
     forced_change: bool,
 ) -> ApiResult<()> {
-    password::check_policy(new_password, &user.username, min_len).map_err(|m| ApiError::field(Code::WeakPassword, "new_password", m))?;
+    password::check_policy(new_password, &user.username, min_len)
+        .map_err(|m| ApiError::field(Code::WeakPassword, "new_password", m))?;
     let pw = new_password.to_string();
     let old = user.password_hash.clone();
     let (hash, same) = tokio::task::spawn_blocking(move || (password::hash(&pw), password::verify(&pw, &old)))
         .await
         .map_err(ApiError::internal)?;
     if same {
-        return Err(ApiError::field(Code::WeakPassword, "new_password", "the new password must differ from the old one"));
+        return Err(ApiError::field(
+            Code::WeakPassword,
+            "new_password",
+            "the new password must differ from the old one",
+        ));
     }
     let mut tx = store.begin().await?;
     sqlx::query(&store.sql(

@@ -7,10 +7,10 @@ use kernel::access::{Classification, Role};
 use kernel::audit::Actor;
 use kernel::config::{Config, Overrides, RawConfig};
 use kernel::module::Module;
+use kernel::platform::CancellationToken;
 use kernel::platform::Platform;
 use std::path::PathBuf;
 use std::sync::Arc;
-use kernel::platform::CancellationToken;
 
 /// The domain modules of this build. Adding a domain is one line here.
 fn modules() -> Vec<Arc<dyn Module>> {
@@ -167,7 +167,10 @@ async fn main() -> anyhow::Result<()> {
             };
             platform.state.store.backup_to(&dest).await?;
             println!("backup written to {}", dest.display());
-            println!("the field-encryption key is not in the backup: keep {} with it", platform.state.config.key_file().display());
+            println!(
+                "the field-encryption key is not in the backup: keep {} with it",
+                platform.state.config.key_file().display()
+            );
             Ok(())
         }
         Cmd::Config { .. } => Ok(()),
@@ -273,20 +276,31 @@ async fn user(platform: &Platform, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Passwd { username } => {
             let u = find(username).await?;
             let pw = kernel::access::password::generate();
-            kernel::users::set_password(&st.store, Actor::cli("user passwd"), &u, &pw, st.auth.password_min_length, true)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            kernel::users::set_password(
+                &st.store,
+                Actor::cli("user passwd"),
+                &u,
+                &pw,
+                st.auth.password_min_length,
+                true,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             kernel::auth::revoke_all_for_user(&st.store, &u.id).await?;
             println!("new initial password for {} (change it at next login): {pw}", u.username);
         }
         UserCmd::Lock { username } => {
             let u = find(username).await?;
-            kernel::users::set_locked(&st.store, Actor::cli("user lock"), &u.id, true).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            kernel::users::set_locked(&st.store, Actor::cli("user lock"), &u.id, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("locked {}", u.username);
         }
         UserCmd::Unlock { username } => {
             let u = find(username).await?;
-            kernel::users::set_locked(&st.store, Actor::cli("user unlock"), &u.id, false).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            kernel::users::set_locked(&st.store, Actor::cli("user unlock"), &u.id, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("unlocked {}", u.username);
         }
     }
@@ -296,7 +310,9 @@ async fn user(platform: &Platform, cmd: UserCmd) -> anyhow::Result<()> {
 /// The root organisation, created ("Wuqing District") when the store has none.
 async fn root_org(platform: &Platform) -> anyhow::Result<String> {
     let st = &platform.state;
-    let (orgs, _) = kernel::orgs::list(&st.store, &kernel::access::Scope::All, Some(kernel::orgs::OrgKind::District), None, 1, 0).await?;
+    let (orgs, _) =
+        kernel::orgs::list(&st.store, &kernel::access::Scope::All, Some(kernel::orgs::OrgKind::District), None, 1, 0)
+            .await?;
     if let Some(o) = orgs.into_iter().next() {
         return Ok(o.id);
     }

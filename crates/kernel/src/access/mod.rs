@@ -132,9 +132,7 @@ impl Classification {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Public, Self::Internal, Self::Sensitive, Self::Confidential]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [Self::Public, Self::Internal, Self::Sensitive, Self::Confidential].into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -216,10 +214,7 @@ impl Caller {
         if self.can(p) {
             Ok(())
         } else {
-            Err(crate::error::ApiError::forbidden(format!(
-                "your role ({}) does not allow this",
-                self.role.as_str()
-            )))
+            Err(crate::error::ApiError::forbidden(format!("your role ({}) does not allow this", self.role.as_str())))
         }
     }
 }

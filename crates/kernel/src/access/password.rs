@@ -1,17 +1,14 @@
 //! Passwords: argon2id hashes and the complexity policy of 等保 2.0 (GB/T 22239-2019, 8.1.4.1 a:
 //! identification with complexity requirements and periodic change).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 
 /// Hashes with argon2id and the crate's recommended parameters (m = 19 MiB, t = 2, p = 1).
 pub fn hash(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
 }
 
 /// Constant-time verification; a malformed stored hash verifies nothing.

@@ -32,15 +32,30 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Records a refusal in the audit log and returns the error to answer with.
-async fn denied(state: &AppState, c: &crate::access::Caller, action: &str, kind: &str, id: Option<&str>, err: ApiError) -> ApiError {
-    let ev = Event::new(Actor::of(c), action, kind, id, Outcome::Denied).detail(serde_json::json!({"reason": err.message}));
+async fn denied(
+    state: &AppState,
+    c: &crate::access::Caller,
+    action: &str,
+    kind: &str,
+    id: Option<&str>,
+    err: ApiError,
+) -> ApiError {
+    let ev =
+        Event::new(Actor::of(c), action, kind, id, Outcome::Denied).detail(serde_json::json!({"reason": err.message}));
     if let Err(e) = audit::record(&state.store, ev).await {
         return e.into();
     }
     err
 }
 
-async fn require(state: &AppState, c: &crate::access::Caller, p: Permission, action: &str, kind: &str, id: Option<&str>) -> ApiResult<()> {
+async fn require(
+    state: &AppState,
+    c: &crate::access::Caller,
+    p: Permission,
+    action: &str,
+    kind: &str,
+    id: Option<&str>,
+) -> ApiResult<()> {
     match c.require(p) {
         Ok(()) => Ok(()),
         Err(e) => Err(denied(state, c, action, kind, id, e).await),
@@ -64,7 +79,11 @@ pub struct OrgQuery {
 #[utoipa::path(get, path = "/api/orgs", tag = "organisations", params(OrgQuery),
     responses((status = 200, body = Paged<Organisation>), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn list_orgs(State(state): State<AppState>, Auth(c): Auth, Query(q): Query<OrgQuery>) -> ApiResult<axum::Json<Paged<Organisation>>> {
+async fn list_orgs(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Query(q): Query<OrgQuery>,
+) -> ApiResult<axum::Json<Paged<Organisation>>> {
     require(&state, &c, Permission::OrgRead, "org.list", "organisation", None).await?;
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
     let (items, total) = orgs::list(&state.store, &c.scope, q.kind, q.q.as_deref(), limit, offset).await?;
@@ -75,7 +94,11 @@ async fn list_orgs(State(state): State<AppState>, Auth(c): Auth, Query(q): Query
 #[utoipa::path(post, path = "/api/orgs", tag = "organisations", request_body = NewOrganisation,
     responses((status = 201, body = Organisation), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn create_org(State(state): State<AppState>, Auth(c): Auth, Json(new): Json<NewOrganisation>) -> ApiResult<(StatusCode, axum::Json<Organisation>)> {
+async fn create_org(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Json(new): Json<NewOrganisation>,
+) -> ApiResult<(StatusCode, axum::Json<Organisation>)> {
     require(&state, &c, Permission::OrgWrite, "org.create", "organisation", None).await?;
     let o = orgs::create(&state.store, &state.orgs, Actor::of(&c), new).await?;
     Ok((StatusCode::CREATED, axum::Json(o)))
@@ -84,7 +107,11 @@ async fn create_org(State(state): State<AppState>, Auth(c): Auth, Json(new): Jso
 /// One organisation, if the caller may see it.
 #[utoipa::path(get, path = "/api/orgs/{id}", tag = "organisations", params(("id" = String, Path)),
     responses((status = 200, body = Organisation), (status = 404, body = Problem)), security(("session" = []), ("bearer" = [])))]
-async fn get_org(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<Organisation>> {
+async fn get_org(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Organisation>> {
     require(&state, &c, Permission::OrgRead, "org.read", "organisation", Some(&id)).await?;
     if !c.scope.contains(&id) {
         return Err(ApiError::not_found("organisation"));
@@ -96,7 +123,12 @@ async fn get_org(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<St
 #[utoipa::path(patch, path = "/api/orgs/{id}", tag = "organisations", params(("id" = String, Path)), request_body = OrganisationPatch,
     responses((status = 200, body = Organisation), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn update_org(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<String>, Json(p): Json<OrganisationPatch>) -> ApiResult<axum::Json<Organisation>> {
+async fn update_org(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Json(p): Json<OrganisationPatch>,
+) -> ApiResult<axum::Json<Organisation>> {
     require(&state, &c, Permission::OrgWrite, "org.update", "organisation", Some(&id)).await?;
     orgs::update(&state.store, &state.orgs, &c, &id, p).await.map(axum::Json)
 }
@@ -119,7 +151,11 @@ pub struct UserQuery {
 /// Users the caller may see; phone and citizen ID masked.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(UserQuery),
     responses((status = 200, body = Paged<UserView>), (status = 403, body = Problem)), security(("session" = []), ("bearer" = [])))]
-async fn list_users(State(state): State<AppState>, Auth(c): Auth, Query(q): Query<UserQuery>) -> ApiResult<axum::Json<Paged<UserView>>> {
+async fn list_users(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Query(q): Query<UserQuery>,
+) -> ApiResult<axum::Json<Paged<UserView>>> {
     require(&state, &c, Permission::UserRead, "user.list", "user", None).await?;
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
     if let Some(o) = &q.org_id {
@@ -148,12 +184,28 @@ async fn list_users(State(state): State<AppState>, Auth(c): Auth, Query(q): Quer
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = Created), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn create_user(State(state): State<AppState>, Auth(c): Auth, Json(new): Json<NewUser>) -> ApiResult<(StatusCode, axum::Json<Created>)> {
+async fn create_user(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Json(new): Json<NewUser>,
+) -> ApiResult<(StatusCode, axum::Json<Created>)> {
     require(&state, &c, Permission::UserWrite, "user.create", "user", None).await?;
     if new.clearance > crate::access::Classification::Internal {
-        return Err(ApiError::field(Code::Forbidden, "clearance", "clearance above internal is granted by the security administrator"));
+        return Err(ApiError::field(
+            Code::Forbidden,
+            "clearance",
+            "clearance above internal is granted by the security administrator",
+        ));
     }
-    let created = users::create(&state.store, &state.cipher, state.auth.password_min_length, Actor::of(&c), new, Default::default()).await?;
+    let created = users::create(
+        &state.store,
+        &state.cipher,
+        state.auth.password_min_length,
+        Actor::of(&c),
+        new,
+        Default::default(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -169,7 +221,12 @@ pub struct RevealQuery {
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users", params(("id" = String, Path), RevealQuery),
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn get_user(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<String>, Query(rq): Query<RevealQuery>) -> ApiResult<axum::Json<UserView>> {
+async fn get_user(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Query(rq): Query<RevealQuery>,
+) -> ApiResult<axum::Json<UserView>> {
     let u = match users::get_scoped(&state.store, &c, &id).await {
         Ok(u) => u,
         Err(e) => return Err(denied(&state, &c, "user.read", "user", Some(&id), e).await),
@@ -188,7 +245,12 @@ async fn get_user(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<S
 #[utoipa::path(patch, path = "/api/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn update_user(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<String>, Json(p): Json<UserPatch>) -> ApiResult<axum::Json<UserView>> {
+async fn update_user(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Json(p): Json<UserPatch>,
+) -> ApiResult<axum::Json<UserView>> {
     require(&state, &c, Permission::UserWrite, "user.update", "user", Some(&id)).await?;
     let u = users::update_profile(&state.store, &state.cipher, &c, &id, p).await?;
     Ok(axum::Json(u.view(&state.cipher, false)))
@@ -198,7 +260,12 @@ async fn update_user(State(state): State<AppState>, Auth(c): Auth, Path(id): Pat
 #[utoipa::path(post, path = "/api/users/{id}/grant", tag = "users", params(("id" = String, Path)), request_body = Grant,
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn grant_user(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<String>, Json(g): Json<Grant>) -> ApiResult<axum::Json<UserView>> {
+async fn grant_user(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Json(g): Json<Grant>,
+) -> ApiResult<axum::Json<UserView>> {
     require(&state, &c, Permission::UserGrant, "user.grant", "user", Some(&id)).await?;
     let u = users::grant(&state.store, &c, &id, g).await?;
     Ok(axum::Json(u.view(&state.cipher, false)))
@@ -237,7 +304,11 @@ pub struct PasswordReset {
 #[utoipa::path(post, path = "/api/users/{id}/reset-password", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = PasswordReset), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
-async fn reset_password(State(state): State<AppState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<PasswordReset>> {
+async fn reset_password(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<PasswordReset>> {
     require(&state, &c, Permission::UserWrite, "user.password_reset", "user", Some(&id)).await?;
     let u = users::get_scoped(&state.store, &c, &id).await?;
     if u.role.is_admin() {
@@ -266,7 +337,12 @@ async fn list_roles(Auth(_c): Auth) -> axum::Json<Vec<RoleInfo>> {
     axum::Json(
         Role::ALL
             .iter()
-            .map(|r| RoleInfo { role: *r, name_zh: r.label().0.into(), name_en: r.label().1.into(), permissions: r.permissions().to_vec() })
+            .map(|r| RoleInfo {
+                role: *r,
+                name_zh: r.label().0.into(),
+                name_en: r.label().1.into(),
+                permissions: r.permissions().to_vec(),
+            })
             .collect(),
     )
 }
@@ -286,7 +362,11 @@ pub struct TokenQuery {
 /// API tokens: the caller's own, or a user's for the system administrator.
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens", params(TokenQuery),
     responses((status = 200, body = Paged<TokenInfo>), (status = 403, body = Problem)), security(("session" = []), ("bearer" = [])))]
-async fn list_tokens(State(state): State<AppState>, Auth(c): Auth, Query(q): Query<TokenQuery>) -> ApiResult<axum::Json<Paged<TokenInfo>>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Query(q): Query<TokenQuery>,
+) -> ApiResult<axum::Json<Paged<TokenInfo>>> {
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
     let user = match &q.user_id {
         Some(u) if *u != c.user_id => {
@@ -302,7 +382,11 @@ async fn list_tokens(State(state): State<AppState>, Auth(c): Auth, Query(q): Que
 /// Creates an API token for the caller; the secret is shown once. Only from a signed-in session.
 #[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 403, body = Problem), (status = 422, body = Problem)), security(("session" = [])))]
-async fn create_token(State(state): State<AppState>, Auth(c): Auth, Json(new): Json<NewToken>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+async fn create_token(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Json(new): Json<NewToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     if c.via_token {
         return Err(ApiError::forbidden("a token cannot create tokens; sign in"));
     }
@@ -320,7 +404,8 @@ async fn revoke_token(State(state): State<AppState>, Auth(c): Auth, Path(id): Pa
         _ => return Err(ApiError::not_found("token")),
     }
     auth::revoke(&state.store, &id).await?;
-    audit::record(&state.store, Event::new(Actor::of(&c), "token.revoke", "token", Some(&id), Outcome::Success)).await?;
+    audit::record(&state.store, Event::new(Actor::of(&c), "token.revoke", "token", Some(&id), Outcome::Success))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,12 +432,20 @@ pub struct AuditQuery {
 /// The audit log, newest first (audit administrator only). Reading it is itself audited.
 #[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Paged<audit::Record>), (status = 403, body = Problem)), security(("session" = []), ("bearer" = [])))]
-async fn query_audit(State(state): State<AppState>, Auth(c): Auth, Query(q): Query<AuditQuery>) -> ApiResult<axum::Json<Paged<audit::Record>>> {
+async fn query_audit(
+    State(state): State<AppState>,
+    Auth(c): Auth,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<axum::Json<Paged<audit::Record>>> {
     require(&state, &c, Permission::AuditRead, "audit.read", "audit", None).await?;
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
     let time = |name: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
         v.as_ref()
-            .map(|s| crate::store::rfc3339_to_ms(s).ok_or_else(|| ApiError::field(Code::InvalidQuery, name, "an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")))
+            .map(|s| {
+                crate::store::rfc3339_to_ms(s).ok_or_else(|| {
+                    ApiError::field(Code::InvalidQuery, name, "an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")
+                })
+            })
             .transpose()
     };
     if let Some(o) = &q.outcome {
@@ -372,7 +465,12 @@ async fn query_audit(State(state): State<AppState>, Auth(c): Auth, Query(q): Que
         offset,
     };
     let (items, total) = audit::query(&state.store, &f).await?;
-    audit::record(&state.store, Event::new(Actor::of(&c), "audit.read", "audit", None, Outcome::Success).detail(serde_json::json!({"count": items.len()}))).await?;
+    audit::record(
+        &state.store,
+        Event::new(Actor::of(&c), "audit.read", "audit", None, Outcome::Success)
+            .detail(serde_json::json!({"count": items.len()})),
+    )
+    .await?;
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }
 
@@ -382,6 +480,11 @@ async fn query_audit(State(state): State<AppState>, Auth(c): Auth, Query(q): Que
 async fn verify_audit(State(state): State<AppState>, Auth(c): Auth) -> ApiResult<axum::Json<audit::Verification>> {
     require(&state, &c, Permission::AuditRead, "audit.verify", "audit", None).await?;
     let v = audit::verify(&state.store).await?;
-    audit::record(&state.store, Event::new(Actor::of(&c), "audit.verify", "audit", None, Outcome::Success).detail(serde_json::json!({"checked": v.checked, "ok": v.ok()}))).await?;
+    audit::record(
+        &state.store,
+        Event::new(Actor::of(&c), "audit.verify", "audit", None, Outcome::Success)
+            .detail(serde_json::json!({"checked": v.checked, "ok": v.ok()})),
+    )
+    .await?;
     Ok(axum::Json(v))
 }

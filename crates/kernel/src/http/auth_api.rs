@@ -58,7 +58,9 @@ async fn login(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let ok = auth::login(&state.store, &state.cipher, &state.auth, &req.username, &req.password, req.totp.as_deref(), ip).await?;
+    let ok =
+        auth::login(&state.store, &state.cipher, &state.auth, &req.username, &req.password, req.totp.as_deref(), ip)
+            .await?;
     let max_age = ok.expires_ms.saturating_sub(crate::store::now_ms()) / 1000;
     let body = LoginResponse {
         token: ok.token.clone(),
@@ -79,7 +81,13 @@ async fn logout(State(state): State<AppState>, AuthAny(c): AuthAny) -> ApiResult
     auth::revoke(&state.store, &c.credential_id).await?;
     crate::audit::record(
         &state.store,
-        crate::audit::Event::new(crate::audit::Actor::of(&c), "logout", "user", Some(&c.user_id), crate::audit::Outcome::Success),
+        crate::audit::Event::new(
+            crate::audit::Actor::of(&c),
+            "logout",
+            "user",
+            Some(&c.user_id),
+            crate::audit::Outcome::Success,
+        ),
     )
     .await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -128,23 +136,47 @@ pub struct PasswordChange {
 /// password). Other sessions of the user end.
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)), security(("session" = []), ("bearer" = [])))]
-async fn change_password(State(state): State<AppState>, AuthAny(c): AuthAny, Json(req): Json<PasswordChange>) -> ApiResult<StatusCode> {
+async fn change_password(
+    State(state): State<AppState>,
+    AuthAny(c): AuthAny,
+    Json(req): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
     if c.via_token {
         return Err(ApiError::forbidden("passwords are changed in a signed-in session, not with an API token"));
     }
     let u = users::by_id(&state.store, &c.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let (old, hash) = (req.old_password.clone(), u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || crate::access::password::verify(&old, &hash)).await.map_err(ApiError::internal)?;
+    let ok = tokio::task::spawn_blocking(move || crate::access::password::verify(&old, &hash))
+        .await
+        .map_err(ApiError::internal)?;
     if !ok {
         crate::audit::record(
             &state.store,
-            crate::audit::Event::new(crate::audit::Actor::of(&c), "user.password_change", "user", Some(&c.user_id), crate::audit::Outcome::Failure)
-                .detail(serde_json::json!({"reason": "wrong old password"})),
+            crate::audit::Event::new(
+                crate::audit::Actor::of(&c),
+                "user.password_change",
+                "user",
+                Some(&c.user_id),
+                crate::audit::Outcome::Failure,
+            )
+            .detail(serde_json::json!({"reason": "wrong old password"})),
         )
         .await?;
-        return Err(ApiError::field(Code::InvalidCredentials, "old_password", "the current password is wrong (原密码错误)"));
+        return Err(ApiError::field(
+            Code::InvalidCredentials,
+            "old_password",
+            "the current password is wrong (原密码错误)",
+        ));
     }
-    users::set_password(&state.store, crate::audit::Actor::of(&c), &u, &req.new_password, state.auth.password_min_length, false).await?;
+    users::set_password(
+        &state.store,
+        crate::audit::Actor::of(&c),
+        &u,
+        &req.new_password,
+        state.auth.password_min_length,
+        false,
+    )
+    .await?;
     // Every other session of this user ends; this one goes on.
     let mut tx = state.store.begin().await?;
     sqlx::query(&state.store.sql("UPDATE credentials SET revoked_ms = $1 WHERE user_id = $2 AND id <> $3 AND kind = 'session' AND revoked_ms IS NULL"))
@@ -163,7 +195,10 @@ async fn change_password(State(state): State<AppState>, AuthAny(c): AuthAny, Jso
     responses((status = 200, body = auth::TotpSetup), (status = 409, body = Problem)), security(("session" = [])))]
 async fn totp_setup(State(state): State<AppState>, AuthAny(c): AuthAny) -> ApiResult<Response> {
     if c.restriction == Some(Restriction::PasswordChange) {
-        return Err(ApiError::new(Code::PasswordChangeRequired, "change your initial password first (请先修改初始密码)"));
+        return Err(ApiError::new(
+            Code::PasswordChangeRequired,
+            "change your initial password first (请先修改初始密码)",
+        ));
     }
     let s = auth::totp_setup(&state.store, &state.cipher, &c).await?;
     let mut resp = axum::Json(s).into_response();
@@ -180,7 +215,11 @@ pub struct TotpCode {
 /// Activates TOTP with a code from the authenticator.
 #[utoipa::path(post, path = "/api/auth/totp/enable", tag = "auth", request_body = TotpCode,
     responses((status = 204), (status = 422, body = Problem)), security(("session" = [])))]
-async fn totp_enable(State(state): State<AppState>, AuthAny(c): AuthAny, Json(req): Json<TotpCode>) -> ApiResult<StatusCode> {
+async fn totp_enable(
+    State(state): State<AppState>,
+    AuthAny(c): AuthAny,
+    Json(req): Json<TotpCode>,
+) -> ApiResult<StatusCode> {
     auth::totp_enable(&state.store, &state.cipher, &c, &req.code).await?;
     Ok(StatusCode::NO_CONTENT)
 }

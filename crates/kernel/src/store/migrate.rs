@@ -55,11 +55,12 @@ impl Store {
                 continue;
             }
             let mut tx = self.begin().await?;
-            let existing = sqlx::query(&self.sql("SELECT checksum FROM schema_migrations WHERE module = $1 AND version = $2"))
-                .bind(m.module)
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing =
+                sqlx::query(&self.sql("SELECT checksum FROM schema_migrations WHERE module = $1 AND version = $2"))
+                    .bind(m.module)
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let sum = checksum(m.sql);
             if let Some(row) = existing {
                 let stored: String = col(&row, "checksum")?;

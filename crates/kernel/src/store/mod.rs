@@ -253,7 +253,10 @@ pub enum Arg {
 }
 
 impl Arg {
-    pub fn bind<'q>(&self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    pub fn bind<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
         match self {
             Arg::S(s) => q.bind(s.clone()),
             Arg::I(i) => q.bind(*i),
