@@ -205,12 +205,69 @@ pub async fn append(store: &Store, tx: &mut Transaction<'static, Any>, ev: &Even
     Ok(seq)
 }
 
-/// Appends in a transaction of its own (reads, logins, refusals).
+/// Appends in a transaction of its own (reads, logins, refusals), returning once it is
+/// committed. Concurrent calls are group-committed: one transaction, and one fsync, carries every
+/// record that arrived while the previous batch was being written.
 pub async fn record(store: &Store, ev: Event) -> StoreResult<i64> {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let queue = store.audit_queue.get_or_init(|| spawn_batcher(store.clone())).clone();
+    match queue.send(Job { ev, reply }).await {
+        Ok(()) => {
+            rx.await.unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("audit writer stopped".into())))
+        }
+        // The writer belonged to a runtime that has ended (tests that reuse a store): write directly.
+        Err(tokio::sync::mpsc::error::SendError(job)) => {
+            let mut tx = store.begin().await?;
+            let seq = append(store, &mut tx, &job.ev).await?;
+            tx.commit().await?;
+            Ok(seq)
+        }
+    }
+}
+
+/// A record waiting for the group commit, and where to say it is durable.
+pub struct Job {
+    ev: Event,
+    reply: tokio::sync::oneshot::Sender<StoreResult<i64>>,
+}
+
+const MAX_BATCH: usize = 256;
+
+fn spawn_batcher(store: Store) -> tokio::sync::mpsc::Sender<Job> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(4 * MAX_BATCH);
+    // The writer lives as long as the runtime that first recorded through this store.
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let result = write_batch(&store, &batch).await;
+            metrics::histogram!("wuqing_audit_batch_size").record(batch.len() as f64);
+            match result {
+                Ok(seqs) => {
+                    for (job, seq) in batch.drain(..).zip(seqs) {
+                        let _ = job.reply.send(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    tracing::error!(error = %msg, records = batch.len(), "audit batch failed");
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(crate::store::StoreError::Unavailable(msg.clone())));
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+async fn write_batch(store: &Store, batch: &[Job]) -> StoreResult<Vec<i64>> {
     let mut tx = store.begin().await?;
-    let seq = append(store, &mut tx, &ev).await?;
+    let mut seqs = Vec::with_capacity(batch.len());
+    for job in batch {
+        seqs.push(append(store, &mut tx, &job.ev).await?);
+    }
     tx.commit().await?;
-    Ok(seq)
+    Ok(seqs)
 }
 
 /// The result of walking the chain.

@@ -96,10 +96,7 @@ pub async fn login(
     };
     let user = if username.len() <= 64 { users::by_username(store, username).await? } else { None };
     let Some(user) = user else {
-        let p = pw.to_string();
-        tokio::task::spawn_blocking(move || password::verify(&p, password::dummy_hash()))
-            .await
-            .map_err(ApiError::internal)?;
+        password::verify_async(pw.to_string(), password::dummy_hash().to_string()).await;
         audit::record(store, deny(Outcome::Failure, "unknown user", None)).await?;
         metrics::counter!("wuqing_logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::new(Code::InvalidCredentials, "wrong username or password (用户名或密码错误)"));
@@ -121,9 +118,7 @@ pub async fn login(
             ),
         ));
     }
-    let p = pw.to_string();
-    let h = user.password_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&p, &h)).await.map_err(ApiError::internal)?;
+    let ok = password::verify_async(pw.to_string(), user.password_hash.clone()).await;
     let needs_totp = s.admin_totp && user.role.is_admin() && user.totp_enabled;
     let totp_ok = if ok && needs_totp {
         match totp_code {

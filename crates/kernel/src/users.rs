@@ -213,7 +213,7 @@ pub async fn create(
         None => None,
     };
     let initial = generated.then(|| pw.clone());
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await.map_err(ApiError::internal)?;
+    let hash = password::hash_async(pw).await;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     let mut tx = store.begin().await?;
@@ -506,16 +506,14 @@ pub async fn set_password(
         .map_err(|m| ApiError::field(Code::WeakPassword, "new_password", m))?;
     let pw = new_password.to_string();
     let old = user.password_hash.clone();
-    let (hash, same) = tokio::task::spawn_blocking(move || (password::hash(&pw), password::verify(&pw, &old)))
-        .await
-        .map_err(ApiError::internal)?;
-    if same {
+    if password::verify_async(pw.clone(), old).await {
         return Err(ApiError::field(
             Code::WeakPassword,
             "new_password",
             "the new password must differ from the old one",
         ));
     }
+    let hash = password::hash_async(pw).await;
     let mut tx = store.begin().await?;
     sqlx::query(&store.sql(
         "UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, password_changed_ms = $3, updated_ms = $3 WHERE id = $4",

@@ -383,3 +383,38 @@ async fn deleted_audit_tail_is_found() {
     let v = kernel::audit::verify(store).await.unwrap();
     assert_eq!(v.first_broken, Some(n), "{v:?}");
 }
+
+#[tokio::test]
+async fn idle_sessions_time_out_and_lockouts_expire() {
+    let app = app().await;
+    let store = &app.platform.state.store;
+    let t = app.login("dr.yang").await;
+    let (s, _) = app.get("/api/auth/me", &t).await;
+    assert_eq!(s, StatusCode::OK);
+    // 31 minutes without a request (the default idle time-out is 30).
+    let past = kernel::store::now_ms() - 31 * 60_000;
+    sqlx::query(&store.sql("UPDATE credentials SET last_seen_ms = $1"))
+        .bind(past)
+        .execute(store.reader())
+        .await
+        .unwrap();
+    let (s, v) = app.get("/api/auth/me", &t).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["detail"].as_str().unwrap().contains("timed out"), "{v}");
+    // Once timed out, it stays ended even if it were touched again.
+    sqlx::query(&store.sql("UPDATE credentials SET last_seen_ms = $1"))
+        .bind(kernel::store::now_ms())
+        .execute(store.reader())
+        .await
+        .unwrap();
+    let (s, _) = app.get("/api/auth/me", &t).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A lock-out that has run its course no longer refuses the right password.
+    sqlx::query(&store.sql("UPDATE users SET locked_until_ms = $1 WHERE username = 'dr.yang'"))
+        .bind(kernel::store::now_ms() - 1000)
+        .execute(store.reader())
+        .await
+        .unwrap();
+    let _ = app.login("dr.yang").await;
+}

@@ -146,9 +146,7 @@ async fn change_password(
     }
     let u = users::by_id(&state.store, &c.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let (old, hash) = (req.old_password.clone(), u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || crate::access::password::verify(&old, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = crate::access::password::verify_async(old, hash).await;
     if !ok {
         crate::audit::record(
             &state.store,

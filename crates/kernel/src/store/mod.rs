@@ -15,6 +15,7 @@ pub use migrate::{Migration, MigrationReport};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The SQL dialect behind a store.
@@ -64,6 +65,8 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     url: String,
+    /// The audit log's group-commit queue, started on first use (see `audit::record`).
+    pub(crate) audit_queue: Arc<OnceLock<tokio::sync::mpsc::Sender<crate::audit::Job>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -89,7 +92,7 @@ impl Store {
             let full = format!("sqlite://{path}?mode=rwc");
             let write = sqlite_pool(&full, 1).await?;
             let read = sqlite_pool(&full, max_connections.max(1)).await?;
-            Ok(Store { backend: Backend::Sqlite, read, write, url: url.to_string() })
+            Ok(Store { backend: Backend::Sqlite, read, write, url: url.to_string(), audit_queue: Default::default() })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(2))
@@ -97,7 +100,13 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            Ok(Store { backend: Backend::Postgres, read: pool.clone(), write: pool, url: url.to_string() })
+            Ok(Store {
+                backend: Backend::Postgres,
+                read: pool.clone(),
+                write: pool,
+                url: url.to_string(),
+                audit_queue: Default::default(),
+            })
         } else {
             Err(StoreError::Unavailable(format!("unsupported store url scheme in {url:?}")))
         }
