@@ -229,8 +229,8 @@ fn a_busy_port_is_a_clear_error() {
 
 #[test]
 fn serves_https_when_a_certificate_is_configured() {
-    let have = |c: &str| Command::new(c).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !have("openssl") || !have("curl") {
+    let have = |c: &str, a: &str| Command::new(c).arg(a).output().map(|o| o.status.success()).unwrap_or(false);
+    if !have("openssl", "version") || !have("curl", "--version") {
         eprintln!("skipped: needs the openssl and curl commands");
         return;
     }
