@@ -322,6 +322,9 @@ pub async fn list(store: &Store, scope: &Scope, f: &ListFilter) -> StoreResult<(
 
 /// A user the caller may see, or not-found (never "forbidden": that would confirm it exists).
 pub async fn get_scoped(store: &Store, caller: &Caller, id: &str) -> ApiResult<UserRecord> {
+    if caller.user_id != id {
+        caller.require_clearance(RECORD_CLASS, "a user record")?;
+    }
     let u = by_id(store, id).await?;
     match u {
         Some(u) if u.id == caller.user_id || (caller.can(Permission::UserRead) && caller.scope.contains(&u.org_id)) => {
@@ -331,10 +334,16 @@ pub async fn get_scoped(store: &Store, caller: &Caller, id: &str) -> ApiResult<U
     }
 }
 
+/// The classification of user records as a whole (数据分级): names and roles are internal.
+pub const RECORD_CLASS: Classification = Classification::Internal;
+/// The classification of the identifiers (phone, citizen ID): sensitive personal information
+/// (个人信息保护法 art. 28), shown in full only to a cleared caller who asks.
+pub const IDENTIFIER_CLASS: Classification = Classification::Sensitive;
+
 /// Whether `caller` may see `target`'s identifiers in full: the caller's clearance must reach
-/// "sensitive" and the caller must be the user or an account administrator.
+/// [`IDENTIFIER_CLASS`] and the caller must be the user or an account administrator.
 pub fn may_reveal(caller: &Caller, target: &UserRecord) -> bool {
-    caller.clearance >= Classification::Sensitive
+    caller.clearance >= IDENTIFIER_CLASS
         && (caller.user_id == target.id || matches!(caller.role, Role::SystemAdmin | Role::SecurityAdmin))
 }
 

@@ -418,3 +418,20 @@ async fn idle_sessions_time_out_and_lockouts_expire() {
         .unwrap();
     let _ = app.login("dr.yang").await;
 }
+
+#[tokio::test]
+async fn clearance_bounds_what_a_role_may_read() {
+    let app = app().await;
+    let sec = app.login("secadmin").await;
+    let id = app.user_id("coach.zhou").await;
+    let (s, v) = app.post(&format!("/api/users/{id}/grant"), &sec, json!({"clearance": "public"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let op = app.login("coach.zhou").await;
+    // The role allows reading users; the clearance (public) does not reach their class (internal).
+    let (s, v) = app.get("/api/users", &op).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("classified internal"), "{v}");
+    // Their own record stays readable.
+    let (s, _) = app.get(&format!("/api/users/{id}"), &op).await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -209,6 +209,19 @@ impl Caller {
     pub fn can(&self, p: Permission) -> bool {
         self.role.can(p)
     }
+    /// Fails unless the caller's clearance reaches `level` (a dataset's or a field's class).
+    pub fn require_clearance(&self, level: Classification, what: &str) -> crate::error::ApiResult<()> {
+        if self.clearance >= level {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::forbidden(format!(
+                "{what} is classified {}; your clearance is {}",
+                level.as_str(),
+                self.clearance.as_str()
+            )))
+        }
+    }
+
     /// Fails unless the caller's role grants `p`.
     pub fn require(&self, p: Permission) -> crate::error::ApiResult<()> {
         if self.can(p) {

@@ -157,6 +157,9 @@ async fn list_users(
     Query(q): Query<UserQuery>,
 ) -> ApiResult<axum::Json<Paged<UserView>>> {
     require(&state, &c, Permission::UserRead, "user.list", "user", None).await?;
+    if let Err(e) = c.require_clearance(users::RECORD_CLASS, "the user list") {
+        return Err(denied(&state, &c, "user.list", "user", None, e).await);
+    }
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
     if let Some(o) = &q.org_id {
         if !c.scope.contains(o) {
