@@ -30,7 +30,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GB, $(grep -m
 echo "store: ${store:-sqlite (embedded)}; wrk and the server share the machine"
 echo
 echo "== POST /api/auth/login (argon2id verify, session insert, audit record), $conns connections, ${secs}s"
-wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$data/login.lua" "http://127.0.0.1:$port/api/auth/login" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'
+wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s --latency -s "$data/login.lua" "http://127.0.0.1:$port/api/auth/login" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'
 echo
 echo "== GET /api/users?limit=50 as a regulator (scoped to the transport domain, audited read), $conns connections, ${secs}s"
 wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/users?limit=50" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'

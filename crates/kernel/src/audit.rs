@@ -7,7 +7,7 @@
 //! identifier numbers; callers put ids and masked values in `detail`.
 
 use crate::access::Caller;
-use crate::store::{Arg, Store, StoreResult, col, now_ms};
+use crate::store::{Arg, Store, StoreResult, Where, col, fetch_page, now_ms};
 use serde::Serialize;
 use sqlx::{Any, Transaction};
 use utoipa::ToSchema;
@@ -371,54 +371,27 @@ pub struct Filter {
 
 /// Newest first.
 pub async fn query(store: &Store, f: &Filter) -> StoreResult<(Vec<Record>, i64)> {
-    let mut wh = vec!["1 = 1".to_string()];
-    let mut args: Vec<Arg> = vec![];
-    let mut add = |clause: &str, a: Arg| {
-        args.push(a);
-        wh.push(clause.replace('?', &format!("${}", args.len())));
-    };
-    if let Some(v) = &f.actor {
-        add("actor = ?", Arg::S(v.clone()));
-    }
-    if let Some(v) = &f.action {
-        add("action = ?", Arg::S(v.clone()));
-    }
-    if let Some(v) = &f.target_kind {
-        add("target_kind = ?", Arg::S(v.clone()));
-    }
-    if let Some(v) = &f.target_id {
-        add("target_id = ?", Arg::S(v.clone()));
-    }
-    if let Some(v) = &f.outcome {
-        add("outcome = ?", Arg::S(v.clone()));
+    let mut w = Where::new();
+    for (column, value) in [
+        ("actor", &f.actor),
+        ("action", &f.action),
+        ("target_kind", &f.target_kind),
+        ("target_id", &f.target_id),
+        ("outcome", &f.outcome),
+    ] {
+        if let Some(v) = value {
+            w.and(&format!("{column} = ?"), Arg::S(v.clone()));
+        }
     }
     if let Some(v) = f.from_ms {
-        add("at_ms >= ?", Arg::I(v));
+        w.and("at_ms >= ?", Arg::I(v));
     }
     if let Some(v) = f.to_ms {
-        add("at_ms < ?", Arg::I(v));
+        w.and("at_ms < ?", Arg::I(v));
     }
-    let where_ = wh.join(" AND ");
-    let count_sql = store.sql(&format!("SELECT COUNT(*) AS n FROM audit_log WHERE {where_}")).into_owned();
-    let mut cq = sqlx::query(&count_sql);
-    for a in &args {
-        cq = a.bind(cq);
-    }
-    let total: i64 = col(&cq.fetch_one(store.reader()).await?, "n")?;
-    let n = args.len();
-    let list_sql = store
-        .sql(&format!(
-            "SELECT seq, at_ms, actor_id, actor, role, org_id, source_ip, action, target_kind, target_id, outcome, detail, hash \
-             FROM audit_log WHERE {where_} ORDER BY seq DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ))
-        .into_owned();
-    let mut q = sqlx::query(&list_sql);
-    for a in &args {
-        q = a.bind(q);
-    }
-    let rows = q.bind(f.limit).bind(f.offset).fetch_all(store.reader()).await?;
+    let cols =
+        "seq, at_ms, actor_id, actor, role, org_id, source_ip, action, target_kind, target_id, outcome, detail, hash";
+    let (rows, total) = fetch_page(store, cols, "audit_log", &w, "seq DESC", f.limit, f.offset).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let detail: String = col(&r, "detail")?;

@@ -6,7 +6,7 @@ use crate::audit::{self, Actor, Event, Outcome};
 use crate::crypto::FieldCipher;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::orgs::OrgTree;
-use crate::store::{Store, StoreError, StoreResult, col, ms_to_rfc3339, now_ms};
+use crate::store::{Arg, Store, StoreError, StoreResult, Where, col, fetch_page, ms_to_rfc3339, now_ms};
 use crate::users::{self, UserRecord};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -394,30 +394,13 @@ pub async fn list_tokens(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<TokenInfo>, i64)> {
-    let (cond, bind) = match user_id {
-        Some(u) => ("kind = 'token' AND user_id = $1", Some(u.to_string())),
-        None => ("kind = 'token'", None),
-    };
-    let n = if bind.is_some() { 1 } else { 0 };
-    let count_sql = store.sql(&format!("SELECT COUNT(*) AS n FROM credentials WHERE {cond}")).into_owned();
-    let mut cq = sqlx::query(&count_sql);
-    if let Some(b) = &bind {
-        cq = cq.bind(b.clone());
+    let mut w = Where::new();
+    w.and("kind = ?", Arg::S("token".into()));
+    if let Some(u) = user_id {
+        w.and("user_id = ?", Arg::S(u.to_string()));
     }
-    let total: i64 = col(&cq.fetch_one(store.reader()).await?, "n")?;
-    let sql = store
-        .sql(&format!(
-            "SELECT id, user_id, name, scope, created_ms, last_seen_ms, expires_ms, revoked_ms FROM credentials WHERE {cond} \
-             ORDER BY created_ms DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ))
-        .into_owned();
-    let mut q = sqlx::query(&sql);
-    if let Some(b) = &bind {
-        q = q.bind(b.clone());
-    }
-    let rows = q.bind(limit).bind(offset).fetch_all(store.reader()).await?;
+    let cols = "id, user_id, name, scope, created_ms, last_seen_ms, expires_ms, revoked_ms";
+    let (rows, total) = fetch_page(store, cols, "credentials", &w, "created_ms DESC", limit, offset).await?;
     let mut out = vec![];
     for r in &rows {
         let scope: String = col(r, "scope")?;

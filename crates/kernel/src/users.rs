@@ -5,7 +5,7 @@ use crate::access::{Caller, Classification, Permission, Role, Scope, password};
 use crate::audit::{self, Actor, Event, Outcome};
 use crate::crypto::{CitizenId, FieldCipher, mask_citizen_id, mask_phone, parse_phone};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::store::{Arg, Store, StoreError, StoreResult, col, ms_to_rfc3339, now_ms};
+use crate::store::{Arg, Store, StoreError, StoreResult, Where, col, fetch_page, ms_to_rfc3339, now_ms};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
@@ -264,58 +264,19 @@ pub struct ListFilter {
     pub offset: i64,
 }
 
-/// Builds `WHERE` clauses limited to `scope`; `None` when the scope is empty.
-pub fn scope_clause(scope: &Scope, column: &str, args: &mut Vec<Arg>) -> Option<String> {
-    match scope {
-        Scope::All => Some("1 = 1".into()),
-        Scope::Orgs(v) if v.is_empty() => None,
-        Scope::Orgs(v) => {
-            let mut ph = Vec::with_capacity(v.len());
-            for o in v {
-                args.push(Arg::S(o.clone()));
-                ph.push(format!("${}", args.len()));
-            }
-            Some(format!("{column} IN ({})", ph.join(", ")))
-        }
-    }
-}
-
 pub async fn list(store: &Store, scope: &Scope, f: &ListFilter) -> StoreResult<(Vec<UserRecord>, i64)> {
-    let mut args = vec![];
-    let Some(sc) = scope_clause(scope, "org_id", &mut args) else {
-        return Ok((vec![], 0));
-    };
-    let mut wh = vec![sc];
+    let mut w = Where::new();
+    w.scope(scope, "org_id");
     if let Some(o) = &f.org_id {
-        args.push(Arg::S(o.clone()));
-        wh.push(format!("org_id = ${}", args.len()));
+        w.and("org_id = ?", Arg::S(o.clone()));
     }
     if let Some(r) = f.role {
-        args.push(Arg::S(r.as_str().into()));
-        wh.push(format!("role = ${}", args.len()));
+        w.and("role = ?", Arg::S(r.as_str().into()));
     }
     if let Some(q) = &f.q {
-        let pat = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        args.push(Arg::S(pat));
-        let n = args.len();
-        wh.push(format!("(username LIKE ${n} ESCAPE '\\' OR display_name LIKE ${n} ESCAPE '\\')"));
+        w.contains(&["username", "display_name"], q);
     }
-    let where_ = wh.join(" AND ");
-    let count_sql = store.sql(&format!("SELECT COUNT(*) AS n FROM users WHERE {where_}")).into_owned();
-    let mut cq = sqlx::query(&count_sql);
-    for a in &args {
-        cq = a.bind(cq);
-    }
-    let total: i64 = col(&cq.fetch_one(store.reader()).await?, "n")?;
-    let n = args.len();
-    let sql = store
-        .sql(&format!("SELECT {COLS} FROM users WHERE {where_} ORDER BY username LIMIT ${} OFFSET ${}", n + 1, n + 2))
-        .into_owned();
-    let mut q = sqlx::query(&sql);
-    for a in &args {
-        q = a.bind(q);
-    }
-    let rows = q.bind(f.limit).bind(f.offset).fetch_all(store.reader()).await?;
+    let (rows, total) = fetch_page(store, COLS, "users", &w, "username", f.limit, f.offset).await?;
     let users = rows.iter().map(row_to_user).collect::<StoreResult<Vec<_>>>()?;
     Ok((users, total))
 }

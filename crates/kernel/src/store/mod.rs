@@ -273,6 +273,96 @@ impl Arg {
     }
 }
 
+/// The conditions of a filtered query and their bound arguments, built clause by clause.
+#[derive(Debug, Default, Clone)]
+pub struct Where {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+    /// Set when a clause can match nothing (an empty scope): the query is skipped.
+    empty: bool,
+}
+
+impl Where {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a condition; each `?` in `clause` becomes the next `$n`, bound to `arg`.
+    pub fn and(&mut self, clause: &str, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.clauses.push(clause.replace('?', &format!("${}", self.args.len())));
+        self
+    }
+
+    /// Adds `column IN (…)` for the organisations of a scope.
+    pub fn scope(&mut self, scope: &crate::access::Scope, column: &str) -> &mut Self {
+        match scope {
+            crate::access::Scope::All => {}
+            crate::access::Scope::Orgs(v) if v.is_empty() => self.empty = true,
+            crate::access::Scope::Orgs(v) => {
+                let mut ph = Vec::with_capacity(v.len());
+                for o in v {
+                    self.args.push(Arg::S(o.clone()));
+                    ph.push(format!("${}", self.args.len()));
+                }
+                self.clauses.push(format!("{column} IN ({})", ph.join(", ")));
+            }
+        }
+        self
+    }
+
+    /// Adds a case-sensitive substring match on any of `columns`; `%`, `_` and `\` in `text`
+    /// are taken literally.
+    pub fn contains(&mut self, columns: &[&str], text: &str) -> &mut Self {
+        let pat = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        self.args.push(Arg::S(pat));
+        let n = self.args.len();
+        let ors: Vec<String> = columns.iter().map(|c| format!("{c} LIKE ${n} ESCAPE '\\'")).collect();
+        self.clauses.push(format!("({})", ors.join(" OR ")));
+        self
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() { "1 = 1".into() } else { self.clauses.join(" AND ") }
+    }
+}
+
+/// One page of a filtered list and the count of all matches: the one pagination code path.
+pub async fn fetch_page(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    filter: &Where,
+    order_by: &str,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<AnyRow>, i64)> {
+    if filter.empty {
+        return Ok((vec![], 0));
+    }
+    let where_ = filter.sql();
+    let count_sql = store.sql(&format!("SELECT COUNT(*) AS n FROM {table} WHERE {where_}")).into_owned();
+    let mut cq = sqlx::query(&count_sql);
+    for a in &filter.args {
+        cq = a.bind(cq);
+    }
+    let total: i64 = col(&cq.fetch_one(store.reader()).await?, "n")?;
+    let n = filter.args.len();
+    let sql = store
+        .sql(&format!(
+            "SELECT {columns} FROM {table} WHERE {where_} ORDER BY {order_by} LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ))
+        .into_owned();
+    let mut q = sqlx::query(&sql);
+    for a in &filter.args {
+        q = a.bind(q);
+    }
+    let rows = q.bind(limit).bind(offset).fetch_all(store.reader()).await?;
+    Ok((rows, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
