@@ -57,7 +57,14 @@ pub struct ApiError {
     pub message: String,
     /// The field or parameter at fault, when there is one.
     pub field: Option<String>,
+    /// The refusal is already in the audit log (with a more specific action than the generic
+    /// record the HTTP layer would write).
+    pub audited: bool,
 }
+
+/// Marks a response whose refusal was audited by the handler itself.
+#[derive(Debug, Clone, Copy)]
+pub struct AlreadyAudited;
 
 /// The problem document (RFC 9457) every error response carries.
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,10 +83,10 @@ pub struct Problem {
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None }
+        Self { code, message: message.into(), field: None, audited: false }
     }
     pub fn field(code: Code, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: Some(field.into()) }
+        Self { code, message: message.into(), field: Some(field.into()), audited: false }
     }
     pub fn not_found(what: &str) -> Self {
         Self::new(Code::NotFound, format!("{what} not found"))
@@ -114,6 +121,9 @@ impl IntoResponse for ApiError {
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (self.code.status(), body).into_response();
+        if self.audited {
+            resp.extensions_mut().insert(AlreadyAudited);
+        }
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         resp
     }

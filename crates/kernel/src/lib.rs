@@ -26,6 +26,8 @@ pub mod orgs;
 pub mod platform;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod users;
 
 pub use error::{ApiError, ApiResult};

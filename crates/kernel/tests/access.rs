@@ -2,7 +2,7 @@
 //! lock-out, forced password change, tokens, TOTP, masking and the audit trail of refusals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use kernel::testing as common;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp};
@@ -124,7 +124,7 @@ async fn three_administrators_are_separated() {
 
 #[tokio::test]
 async fn locked_out_user_stays_out_until_unlocked() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.security.lockout_threshold = 5).await.unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, vec![], |c| c.security.lockout_threshold = 5).await.unwrap();
     let login = |pw: String| {
         let app = &app;
         async move {

@@ -2,7 +2,7 @@
 //! `WUQING_TEST_PG` names a server; each test gets a fresh database).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use kernel::testing as common;
 
 use axum::http::StatusCode;
 use common::{Backend, TestApp};

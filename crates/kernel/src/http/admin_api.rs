@@ -45,7 +45,7 @@ async fn denied(
     if let Err(e) = audit::record(&state.store, ev).await {
         return e.into();
     }
-    err
+    ApiError { audited: true, ..err }
 }
 
 async fn require(

@@ -63,7 +63,7 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
             // serde's message names the field and what was wrong with it.
             let msg = e.body_text();
             let field = msg.split('`').nth(1).map(str::to_string);
-            ApiError { code: Code::InvalidField, message: msg, field }
+            ApiError { field, ..ApiError::new(Code::InvalidField, msg) }
         }
         JsonRejection::JsonSyntaxError(e) => ApiError::new(Code::MalformedJson, e.body_text()),
         JsonRejection::MissingJsonContentType(_) => {
@@ -179,11 +179,20 @@ fn credential_of(parts: &Parts) -> Option<String> {
     None
 }
 
+/// Where the caller extractor leaves the caller for [`audit_refusals`].
+#[derive(Clone, Default)]
+struct CallerSlot(Arc<std::sync::Mutex<Option<Caller>>>);
+
 async fn resolve_caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     let Some(token) = credential_of(parts) else {
         return Err(ApiError::new(Code::Unauthenticated, "sign in first (请先登录)"));
     };
     let caller = auth::authenticate(&state.store, &state.orgs, &state.auth, &token, client_ip(parts)).await?;
+    if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+        if let Ok(mut g) = slot.0.lock() {
+            *g = Some(caller.clone());
+        }
+    }
     if caller.token_scope == TokenScope::Read && !matches!(parts.method, Method::GET | Method::HEAD) {
         return Err(ApiError::new(Code::TokenScope, "this token may only read"));
     }
@@ -263,6 +272,7 @@ pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Route
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(problem_for_bare_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit_refusals))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::from_fn(count_requests))
@@ -300,6 +310,43 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         let mut p = ApiError::new(code, s.canonical_reason().unwrap_or("error")).into_response();
         *p.status_mut() = s;
         return p;
+    }
+    resp
+}
+
+/// Every refusal of a signed-in caller (403, and 404 on an id outside their scope) lands in the
+/// audit log, whichever module refused it: handlers that record a more specific action mark
+/// their response, and are not recorded twice.
+async fn audit_refusals(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let slot = CallerSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().to_string();
+    let path: String = req.uri().path().chars().take(200).collect();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if (status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND)
+        && resp.extensions().get::<crate::error::AlreadyAudited>().is_none()
+    {
+        let caller = slot.0.lock().ok().and_then(|g| g.clone());
+        if let Some(c) = caller {
+            let ev = crate::audit::Event::new(
+                crate::audit::Actor::of(&c),
+                "access.denied",
+                "route",
+                Some(&format!("{method} {path}")),
+                crate::audit::Outcome::Denied,
+            )
+            .detail(serde_json::json!({"status": status.as_u16(), "route": route}));
+            if let Err(e) = crate::audit::record(&state.store, ev).await {
+                tracing::error!(error = %e, "could not audit a refusal");
+                return ApiError::from(e).into_response();
+            }
+        }
     }
     resp
 }

@@ -294,6 +294,12 @@ impl Where {
         self
     }
 
+    /// Adds a condition without parameters (a fixed SQL fragment, never user input).
+    pub fn and_fixed(&mut self, clause: &'static str) -> &mut Self {
+        self.clauses.push(clause.to_string());
+        self
+    }
+
     /// Adds `column IN (…)` for the organisations of a scope.
     pub fn scope(&mut self, scope: &crate::access::Scope, column: &str) -> &mut Self {
         match scope {

@@ -1,13 +1,14 @@
-//! Shared test harness: a platform on a fresh SQLite file or a fresh PostgreSQL database, the
-//! demo district seeded, and helpers to call the HTTP API without a socket.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Test harness for the kernel and every domain crate (feature `testing`): a platform on a fresh
+//! SQLite file or a fresh PostgreSQL database (from `WUQING_TEST_PG`), the demo district seeded,
+//! and helpers to call the HTTP API without a socket.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::config::{Config, Overrides, RawConfig};
+use crate::demo::DemoAccount;
+use crate::platform::Platform;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use kernel::config::{Config, Overrides, RawConfig};
-use kernel::demo::DemoAccount;
-use kernel::platform::Platform;
 use serde_json::Value;
 use std::collections::HashMap;
 use tower::ServiceExt;
@@ -57,18 +58,25 @@ pub fn config(dir: &std::path::Path, store_url: Option<String>, tweak: impl FnOn
 }
 
 impl TestApp {
+    /// The kernel alone.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, |_| {}).await
+        Self::spawn_with(backend, vec![], |_| {}).await
     }
 
-    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut RawConfig)) -> Option<TestApp> {
+    /// The kernel with `modules`, the configuration adjusted by `tweak`; `None` when the backend
+    /// is PostgreSQL and no server is configured (the reason is printed).
+    pub async fn spawn_with(
+        backend: Backend,
+        modules: Vec<std::sync::Arc<dyn crate::module::Module>>,
+        tweak: impl FnOnce(&mut RawConfig),
+    ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(fresh_pg_database(&pg_url()?).await),
         };
         let cfg = config(dir.path(), url, tweak);
-        let platform = Platform::open(cfg, vec![]).await.expect("open platform");
+        let platform = Platform::open(cfg, modules).await.expect("open platform");
         let created: Vec<DemoAccount> = platform.seed_demo().await.expect("seed demo");
         let accounts = created.into_iter().map(|a| (a.username, a.password)).collect();
         let router = platform.router();
@@ -152,7 +160,7 @@ impl TestApp {
             let (s, setup) = self.post("/api/auth/totp/setup", &token, serde_json::json!({})).await;
             assert_eq!(s, StatusCode::OK, "{setup}");
             let secret = setup["secret"].as_str().unwrap();
-            let code = kernel::access::totp::code_at(secret, now_secs()).unwrap();
+            let code = crate::access::totp::code_at(secret, now_secs()).unwrap();
             let (s, v) = self.post("/api/auth/totp/enable", &token, serde_json::json!({"code": code})).await;
             assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
             self.totp_secrets().lock().unwrap().insert(username.to_string(), secret.to_string());
@@ -165,14 +173,125 @@ impl TestApp {
     }
 
     pub async fn org_id(&self, key: &str) -> String {
-        kernel::demo::org_ids(&self.platform.state).await.unwrap()[key].clone()
+        crate::demo::org_ids(&self.platform.state).await.unwrap()[key].clone()
     }
 
     pub async fn user_id(&self, username: &str) -> String {
-        kernel::users::by_username(&self.platform.state.store, username).await.unwrap().unwrap().id
+        crate::users::by_username(&self.platform.state.store, username).await.unwrap().unwrap().id
     }
 }
 
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+// ------------------------------------------------------------ the bad-input sweep
+
+const BAD_IDS: &[&str] = &[
+    "00000000-0000-0000-0000-000000000000",
+    "x",
+    "%27%20OR%201%3D1--",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%E6%AD%A6%E6%B8%85",
+    "%00",
+    "99999999999999999999999999",
+];
+
+fn bodies() -> Vec<(Option<Vec<u8>>, Option<&'static str>)> {
+    vec![
+        (Some(b"{".to_vec()), Some("application/json")),
+        (Some(b"not json at all".to_vec()), Some("application/json")),
+        (Some(b"[]".to_vec()), Some("application/json")),
+        (Some(b"\"string\"".to_vec()), Some("application/json")),
+        (Some(b"null".to_vec()), Some("application/json")),
+        (Some(b"{\"unknown_field\": 1}".to_vec()), Some("application/json")),
+        (
+            Some(br#"{"username": 5, "password": [], "name": {}, "role": "king", "scope": 3, "kind": "x"}"#.to_vec()),
+            Some("application/json"),
+        ),
+        (
+            Some(br#"{"username": "a\u0000b", "password": "\ud800", "display_name": "x"}"#.to_vec()),
+            Some("application/json"),
+        ),
+        (Some(vec![b'{'; 3 * 1024 * 1024]), Some("application/json")),
+        (Some(b"{}".to_vec()), Some("text/plain")),
+        (Some(b"{}".to_vec()), None),
+        (None, None),
+    ]
+}
+
+const BAD_QUERIES: &[&str] = &[
+    "?limit=-1",
+    "?limit=abc",
+    "?limit=100000",
+    "?offset=-5",
+    "?offset=99999999999999999999",
+    "?unknown=1",
+    "?q=%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85%E6%AD%A6%E6%B8%85",
+    "?q=%25%5F%5C",
+    "?from=yesterday&to=2026-13-01T00:00:00Z",
+    "?reveal=maybe",
+    "?role=king&kind=castle&outcome=meh",
+    "?org_id=%00",
+    "?user_id=../../x",
+    "?limit=1&limit=2",
+];
+
+impl TestApp {
+    /// Sends every route of the OpenAPI document malformed bodies, wrong types, unknown fields,
+    /// an oversized body, hostile ids and bad query parameters, once per credential in `tokens`;
+    /// panics on any 5xx. Returns the number of requests sent.
+    pub async fn sweep_bad_input(&self, tokens: &[Option<String>]) -> usize {
+        sweep(self, tokens).await
+    }
+}
+
+async fn sweep(app: &TestApp, tokens: &[Option<String>]) -> usize {
+    let (_, doc) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut n = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let concrete: Vec<String> = if path.contains('{') {
+                BAD_IDS.iter().map(|id| regex_lite_replace(path, id)).collect()
+            } else {
+                vec![path.clone()]
+            };
+            for p in &concrete {
+                for t in tokens {
+                    for (body, ct) in bodies() {
+                        let (s, v) = app.call_raw(m.clone(), p, t.as_deref(), body, ct).await;
+                        assert!(!s.is_server_error(), "{m} {p} → {s}: {v}");
+                        n += 1;
+                    }
+                    for q in BAD_QUERIES {
+                        let uri = format!("{p}{q}");
+                        let (s, v) = app.call_raw(m.clone(), &uri, t.as_deref(), None, None).await;
+                        assert!(!s.is_server_error(), "{m} {uri} → {s}: {v}");
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Replaces every `{param}` of an OpenAPI path with `id`.
+fn regex_lite_replace(path: &str, id: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str(id);
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
