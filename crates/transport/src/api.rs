@@ -1,9 +1,15 @@
 //! `/api/transport`: vehicles, terminals, binding.
 
+use crate::live::{LiveFilter, LiveMap, LiveVehicle};
 use crate::model::VehicleClass;
+use crate::positions::{self, Position, TrackSummary};
 use crate::registry::{self, NewTerminal, NewVehicle, Terminal, Vehicle, VehiclePatch};
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use kernel::error::{ApiError, Code};
 use kernel::error::{ApiResult, Problem};
 use kernel::http::{AppState, Auth, Json, Page, Paged, Path, Query};
 use serde::Deserialize;
@@ -19,6 +25,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_terminal))
         .routes(routes!(bind_terminal))
         .routes(routes!(unbind_terminal))
+        .routes(routes!(live))
+        .routes(routes!(track))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -161,4 +169,146 @@ async fn unbind_terminal(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Terminal>> {
     registry::bind(&st.store, &c, &id, None).await.map(axum::Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LiveQuery {
+    pub org_id: Option<String>,
+    pub class: Option<VehicleClass>,
+    pub online: Option<bool>,
+    /// Map bounds `min_lon,min_lat,max_lon,max_lat` (WGS-84).
+    pub bbox: Option<String>,
+}
+
+fn parse_bbox(s: &str) -> ApiResult<[f64; 4]> {
+    let v: Vec<f64> =
+        s.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad_bbox())?;
+    let b: [f64; 4] = v.try_into().map_err(|_| bad_bbox())?;
+    let ok = b.iter().all(|x| x.is_finite())
+        && (-180.0..=180.0).contains(&b[0])
+        && (-180.0..=180.0).contains(&b[2])
+        && (-90.0..=90.0).contains(&b[1])
+        && (-90.0..=90.0).contains(&b[3])
+        && b[0] <= b[2]
+        && b[1] <= b[3];
+    if ok { Ok(b) } else { Err(bad_bbox()) }
+}
+
+fn bad_bbox() -> ApiError {
+    ApiError::field(Code::InvalidQuery, "bbox", "bbox is min_lon,min_lat,max_lon,max_lat in degrees")
+}
+
+/// The live state of the vehicles in the caller's scope (from memory): newest position, online.
+#[utoipa::path(get, path = "/api/transport/live", tag = "transport", params(LiveQuery),
+    responses((status = 200, body = Vec<LiveVehicle>), (status = 403, body = Problem)), security(("session" = []), ("bearer" = [])))]
+async fn live(
+    Extension(live_map): Extension<LiveMap>,
+    Auth(c): Auth,
+    Query(q): Query<LiveQuery>,
+) -> ApiResult<axum::Json<Vec<LiveVehicle>>> {
+    registry::require_read(&c)?;
+    if let Some(o) = &q.org_id {
+        if !c.scope.contains(o) {
+            return Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"));
+        }
+    }
+    let bbox = q.bbox.as_deref().map(parse_bbox).transpose()?;
+    let f = LiveFilter { org_id: q.org_id, class: q.class, online: q.online, bbox };
+    Ok(axum::Json(live_map.list(&c.scope, &f)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TrackQuery {
+    /// RFC 3339 start (inclusive).
+    pub from: String,
+    /// RFC 3339 end (exclusive); at most 31 days after `from`.
+    pub to: String,
+    /// Downsample to at most this many points (keeps ends, alarms and speed peaks).
+    pub max_points: Option<usize>,
+    /// Minimum stop length in minutes (default 5).
+    pub stop_minutes: Option<f64>,
+    /// `json` (default), `csv` or `gpx`.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Track {
+    pub vehicle_id: String,
+    pub plate: String,
+    pub from: String,
+    pub to: String,
+    pub summary: TrackSummary,
+    /// Whether `points` was downsampled from `summary.points`.
+    pub downsampled: bool,
+    pub points: Vec<Position>,
+}
+
+/// Most points one track query reads; a longer range must be narrowed.
+const TRACK_LIMIT: i64 = 200_000;
+
+/// Track playback (轨迹回放): the positions of a vehicle in a time range with distance, stops and
+/// maximum speed; as JSON, CSV or GPX.
+#[utoipa::path(get, path = "/api/transport/vehicles/{id}/track", tag = "transport", params(("id" = String, Path), TrackQuery),
+    responses((status = 200, body = Track), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn track(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<TrackQuery>,
+) -> ApiResult<Response> {
+    let v = registry::get_vehicle(&st.store, &c, &id).await?;
+    let time = |name: &str, s: &str| {
+        kernel::store::rfc3339_to_ms(s).ok_or_else(|| {
+            ApiError::field(Code::InvalidQuery, name, "an RFC 3339 time, e.g. 2026-11-28T08:00:00+08:00")
+        })
+    };
+    let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
+    if to <= from || to - from > 31 * 86_400_000 {
+        return Err(ApiError::field(Code::InvalidQuery, "to", "to must be after from, by at most 31 days"));
+    }
+    let stop_minutes = q.stop_minutes.unwrap_or(5.0);
+    if !(0.5..=1440.0).contains(&stop_minutes) {
+        return Err(ApiError::field(Code::InvalidQuery, "stop_minutes", "between 0.5 and 1440"));
+    }
+    let points = positions::range(&st.store, &v.id, from, to, TRACK_LIMIT).await?;
+    if points.len() as i64 >= TRACK_LIMIT {
+        return Err(ApiError::field(Code::InvalidQuery, "to", "more than 200000 positions: narrow the range"));
+    }
+    let attachment = |ct: &'static str, ext: &str, body: String| -> Response {
+        let mut r = body.into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        let name = format!("attachment; filename=\"track-{}.{ext}\"", &v.id);
+        if let Ok(h) = HeaderValue::from_str(&name) {
+            r.headers_mut().insert(header::CONTENT_DISPOSITION, h);
+        }
+        r
+    };
+    match q.format.as_deref().unwrap_or("json") {
+        "csv" => Ok(attachment("text/csv; charset=utf-8", "csv", positions::to_csv(&v.plate, &points))),
+        "gpx" => Ok(attachment("application/gpx+xml", "gpx", positions::to_gpx(&v.plate, &points))),
+        "json" => {
+            let summary = positions::summarise(&points, stop_minutes);
+            let (points, downsampled) = match q.max_points {
+                Some(m) if m < 2 => return Err(ApiError::field(Code::InvalidQuery, "max_points", "at least 2")),
+                Some(m) if points.len() > m => (positions::downsample(&points, m), true),
+                _ => (points, false),
+            };
+            let t = Track {
+                vehicle_id: v.id.clone(),
+                plate: v.plate.clone(),
+                from: kernel::store::ms_to_rfc3339(from),
+                to: kernel::store::ms_to_rfc3339(to),
+                summary,
+                downsampled,
+                points,
+            };
+            Ok(axum::Json(t).into_response())
+        }
+        _ => Err(ApiError::field(Code::InvalidQuery, "format", "json, csv or gpx")),
+    }
 }

@@ -7,18 +7,84 @@
 
 pub mod api;
 pub mod demo;
+pub mod ingest;
+pub mod live;
 pub mod model;
+pub mod positions;
 pub mod registry;
 
 use async_trait::async_trait;
 use kernel::demo::DemoContext;
 use kernel::http::AppState;
 use kernel::module::Module;
-use kernel::store::Migration;
+use kernel::store::{Backend, Migration};
 use utoipa_axum::router::OpenApiRouter;
 
-/// The transport module.
-pub struct TransportModule;
+/// The transport module: its live state lives as long as the platform.
+#[derive(Clone, Default)]
+pub struct TransportModule {
+    pub live: live::LiveMap,
+}
+
+impl TransportModule {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Retention: positions older than the kernel's telemetry retention (≥ 6 months by default, as
+/// the regulation asks) are removed. On PostgreSQL positions are partitioned by UTC day: whole
+/// partitions are dropped, and the partitions of the coming days are created ahead of the data.
+pub async fn maintain_positions(state: &AppState) -> anyhow::Result<()> {
+    let days = state.config.raw.telemetry.retention_days;
+    let now = kernel::store::now_ms();
+    let cutoff = now - i64::from(days) * DAY_MS;
+    let store = &state.store;
+    if store.backend() == Backend::Postgres {
+        let today = now.div_euclid(DAY_MS);
+        for d in today..=today + 2 {
+            let name = format!("transport_positions_d{d}");
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF transport_positions FOR VALUES FROM ({}) TO ({})",
+                d * DAY_MS,
+                (d + 1) * DAY_MS
+            );
+            if let Err(e) = sqlx::query(&sql).execute(store.reader()).await {
+                // Rows of that day already sit in the default partition (a clock far off): they stay there.
+                tracing::warn!(partition = %name, error = %e, "could not create a position partition");
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'transport_positions'",
+        )
+        .fetch_all(store.reader())
+        .await?;
+        for r in rows {
+            let name: String = kernel::store::col(&r, "name")?;
+            let Some(day) = name.strip_prefix("transport_positions_d").and_then(|d| d.parse::<i64>().ok()) else {
+                continue;
+            };
+            if (day + 1) * DAY_MS <= cutoff {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {name}")).execute(store.reader()).await?;
+                tracing::info!(partition = %name, retention_days = days, "position partition dropped");
+            }
+        }
+    }
+    let mut tx = store.begin().await?;
+    let n = sqlx::query(&store.sql("DELETE FROM transport_positions WHERE device_ms < $1"))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    if n > 0 {
+        tracing::info!(removed = n, retention_days = days, "position retention applied");
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl Module for TransportModule {
@@ -27,12 +93,13 @@ impl Module for TransportModule {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![Migration {
-            module: "transport",
-            version: 1,
-            name: "vehicles and terminals",
-            only: None,
-            sql: r#"
+        vec![
+            Migration {
+                module: "transport",
+                version: 1,
+                name: "vehicles and terminals",
+                only: None,
+                sql: r#"
 CREATE TABLE transport_vehicles (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL REFERENCES organisations(id),
@@ -58,11 +125,68 @@ CREATE TABLE transport_terminals (
 );
 CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
 "#,
-        }]
+            },
+            // Positions: clustered by vehicle and time, so that a track is one range scan.
+            Migration {
+                module: "transport",
+                version: 2,
+                name: "positions (sqlite)",
+                only: Some(Backend::Sqlite),
+                sql: "CREATE TABLE transport_positions (vehicle_id TEXT NOT NULL, device_ms BIGINT NOT NULL, received_ms BIGINT NOT NULL, \
+                      lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, altitude_m BIGINT NOT NULL, speed_dkmh BIGINT NOT NULL, heading BIGINT NOT NULL, \
+                      alarm BIGINT NOT NULL, status BIGINT NOT NULL, mileage_hm BIGINT NULL, extras BLOB NULL, \
+                      PRIMARY KEY (vehicle_id, device_ms)) WITHOUT ROWID",
+            },
+            Migration {
+                module: "transport",
+                version: 2,
+                name: "positions (postgres)",
+                only: Some(Backend::Postgres),
+                sql: "CREATE TABLE transport_positions (vehicle_id TEXT NOT NULL, device_ms BIGINT NOT NULL, received_ms BIGINT NOT NULL, \
+                      lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, altitude_m BIGINT NOT NULL, speed_dkmh BIGINT NOT NULL, heading BIGINT NOT NULL, \
+                      alarm BIGINT NOT NULL, status BIGINT NOT NULL, mileage_hm BIGINT NULL, extras BLOB NULL, \
+                      PRIMARY KEY (vehicle_id, device_ms)) PARTITION BY RANGE (device_ms);\n\
+                      CREATE TABLE transport_positions_default PARTITION OF transport_positions DEFAULT",
+            },
+        ]
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes()
+        api::routes().layer(axum::Extension(self.live.clone()))
+    }
+
+    async fn start(
+        &self,
+        state: &AppState,
+        shutdown: kernel::platform::CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        // The live state starts from the registry and the newest stored positions.
+        let mut offset = 0;
+        loop {
+            let (page, _) = registry::all_vehicles(&state.store, 500, offset).await?;
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len() as i64;
+            for v in &page {
+                self.live.register(v);
+            }
+        }
+        for p in positions::latest_per_vehicle(&state.store).await? {
+            self.live.update_position(&p);
+        }
+        let st = state.clone();
+        Ok(vec![tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => if let Err(e) = maintain_positions(&st).await {
+                        tracing::warn!(error = %e, "position retention failed");
+                    },
+                }
+            }
+        })])
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {

@@ -417,3 +417,9 @@ pub async fn set_binding(store: &Store, actor: Actor, t: &Terminal, vehicle_id: 
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
+
+/// Every vehicle, a page at a time (start-up of the live state; no caller).
+pub async fn all_vehicles(store: &Store, limit: i64, offset: i64) -> StoreResult<(Vec<Vehicle>, i64)> {
+    let (rows, total) = fetch_page(store, VEHICLE_COLS, VEHICLE_FROM, &Where::new(), "v.id", limit, offset).await?;
+    Ok((rows.iter().map(row_to_vehicle).collect::<StoreResult<_>>()?, total))
+}

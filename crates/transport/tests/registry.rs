@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(backend, vec![Arc::new(transport::TransportModule)], |_| {}).await
+    TestApp::spawn_with(backend, vec![Arc::new(transport::TransportModule::new())], |_| {}).await
 }
 
 fn plates(v: &Value) -> Vec<String> {

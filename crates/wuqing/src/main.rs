@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// The domain modules of this build. Adding a domain is one line here.
 fn modules() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(transport::TransportModule)]
+    vec![Arc::new(transport::TransportModule::new())]
 }
 
 #[derive(Parser)]

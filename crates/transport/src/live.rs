@@ -1,0 +1,105 @@
+//! The live state of every vehicle (实时状态), kept in memory: the newest position, whether the
+//! terminal is online, when it last reported. Reads never touch the database.
+
+use crate::model::VehicleClass;
+use crate::positions::Position;
+use crate::registry::Vehicle;
+use kernel::access::Scope;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use utoipa::ToSchema;
+
+/// What the monitoring map shows of one vehicle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveVehicle {
+    pub vehicle_id: String,
+    pub org_id: String,
+    pub plate: String,
+    pub class: VehicleClass,
+    pub online: bool,
+    /// The newest position by device time, if any arrived.
+    pub position: Option<Position>,
+    /// RFC 3339 of the last message of any kind from the terminal.
+    pub last_seen: Option<String>,
+}
+
+/// Filters of the live list; `bbox` is `[min_lon, min_lat, max_lon, max_lat]`.
+#[derive(Debug, Clone, Default)]
+pub struct LiveFilter {
+    pub org_id: Option<String>,
+    pub class: Option<VehicleClass>,
+    pub online: Option<bool>,
+    pub bbox: Option<[f64; 4]>,
+}
+
+/// The live state, shared by the gateway (writer) and the API (readers).
+#[derive(Clone, Default)]
+pub struct LiveMap {
+    inner: Arc<RwLock<HashMap<String, LiveVehicle>>>,
+}
+
+impl LiveMap {
+    /// Adds or refreshes a vehicle's registry facts, keeping its live data.
+    pub fn register(&self, v: &Vehicle) {
+        if let Ok(mut m) = self.inner.write() {
+            let e = m.entry(v.id.clone()).or_insert_with(|| LiveVehicle {
+                vehicle_id: v.id.clone(),
+                org_id: v.org_id.clone(),
+                plate: v.plate.clone(),
+                class: v.class,
+                online: false,
+                position: None,
+                last_seen: None,
+            });
+            e.org_id = v.org_id.clone();
+            e.plate = v.plate.clone();
+            e.class = v.class;
+        }
+    }
+
+    /// Takes a stored position; an older one (a late batch upload) does not replace a newer one.
+    pub fn update_position(&self, p: &Position) {
+        if let Ok(mut m) = self.inner.write() {
+            if let Some(e) = m.get_mut(&p.vehicle_id) {
+                if e.position.as_ref().is_none_or(|cur| cur.device_ms <= p.device_ms) {
+                    e.position = Some(p.clone());
+                }
+            }
+        }
+    }
+
+    /// Records that the vehicle's terminal connected (or spoke) or went away.
+    pub fn set_online(&self, vehicle_id: &str, online: bool, at_ms: i64) {
+        if let Ok(mut m) = self.inner.write() {
+            if let Some(e) = m.get_mut(vehicle_id) {
+                e.online = online;
+                e.last_seen = Some(kernel::store::ms_to_rfc3339(at_ms));
+            }
+        }
+    }
+
+    pub fn get(&self, vehicle_id: &str) -> Option<LiveVehicle> {
+        self.inner.read().ok().and_then(|m| m.get(vehicle_id).cloned())
+    }
+
+    /// The vehicles in `scope` that pass `f`, ordered by plate.
+    pub fn list(&self, scope: &Scope, f: &LiveFilter) -> Vec<LiveVehicle> {
+        let Ok(m) = self.inner.read() else { return vec![] };
+        let mut out: Vec<LiveVehicle> = m
+            .values()
+            .filter(|v| scope.contains(&v.org_id))
+            .filter(|v| f.org_id.as_ref().is_none_or(|o| *o == v.org_id))
+            .filter(|v| f.class.is_none_or(|c| c == v.class))
+            .filter(|v| f.online.is_none_or(|o| o == v.online))
+            .filter(|v| match (&f.bbox, &v.position) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some([x0, y0, x1, y1]), Some(p)) => p.lon >= *x0 && p.lon <= *x1 && p.lat >= *y0 && p.lat <= *y1,
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.plate.cmp(&b.plate));
+        out
+    }
+}

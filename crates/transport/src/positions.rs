@@ -1,0 +1,389 @@
+//! Positions (定位数据): stored as a time series per vehicle, queried as tracks with their
+//! distance, stops and maximum speed, exported as CSV or GPX.
+//!
+//! A position is stored once: a terminal that retransmits a report it sent before (because it
+//! never heard the acknowledgement) is deduplicated on (vehicle, device time).
+
+use kernel::store::{Store, StoreResult, col, ms_to_rfc3339};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// JT/T 808-2019 table 24, status bit 0: ACC (ignition) on.
+pub const STATUS_ACC: u32 = 1 << 0;
+/// Status bit 1: the fix is valid (positioned).
+pub const STATUS_FIXED: u32 = 1 << 1;
+
+/// One position report of one vehicle.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Position {
+    #[serde(skip)]
+    pub vehicle_id: String,
+    /// When the terminal took the fix (ms since the epoch, UTC).
+    pub device_ms: i64,
+    pub received_ms: i64,
+    /// WGS-84 degrees, south and west negative.
+    pub lat: f64,
+    pub lon: f64,
+    /// Metres above sea level.
+    pub altitude_m: i32,
+    /// km/h, in the terminal's 0.1 km/h resolution.
+    pub speed_kmh: f64,
+    /// 0–359°, 0 = north.
+    pub heading: u16,
+    /// Alarm flags (JT/T 808 table 24).
+    pub alarm: u32,
+    /// Status flags (JT/T 808 table 25).
+    pub status: u32,
+    /// Odometer (additional item 0x01), km.
+    pub mileage_km: Option<f64>,
+    /// The additional items as received, for later decoding of vendor items.
+    #[serde(skip)]
+    pub extras: Vec<u8>,
+}
+
+impl Position {
+    pub fn acc_on(&self) -> bool {
+        self.status & STATUS_ACC != 0
+    }
+}
+
+const COLS: &str =
+    "vehicle_id, device_ms, received_ms, lat, lon, altitude_m, speed_dkmh, heading, alarm, status, mileage_hm, extras";
+const NCOLS: usize = 12;
+/// Rows per INSERT: 80 × 12 = 960 parameters, inside SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 80;
+
+/// Stores positions in one transaction and returns how many were new; returns once committed.
+pub async fn store_batch(store: &Store, batch: &[Position]) -> StoreResult<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = store.begin().await?;
+    let mut inserted = 0;
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = format!("INSERT INTO transport_positions ({COLS}) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..NCOLS {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i * NCOLS + c + 1));
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (vehicle_id, device_ms) DO NOTHING");
+        let sql = store.sql(&sql).into_owned();
+        let mut q = sqlx::query(&sql);
+        for p in chunk {
+            q = q
+                .bind(p.vehicle_id.clone())
+                .bind(p.device_ms)
+                .bind(p.received_ms)
+                .bind(p.lat)
+                .bind(p.lon)
+                .bind(i64::from(p.altitude_m))
+                .bind((p.speed_kmh * 10.0).round() as i64)
+                .bind(i64::from(p.heading))
+                .bind(i64::from(p.alarm))
+                .bind(i64::from(p.status))
+                .bind(p.mileage_km.map(|m| (m * 10.0).round() as i64))
+                .bind(if p.extras.is_empty() { None } else { Some(p.extras.clone()) });
+        }
+        inserted += q.execute(&mut *tx).await?.rows_affected();
+    }
+    tx.commit().await?;
+    metrics::counter!("wuqing_positions_stored_total").increment(inserted);
+    Ok(inserted)
+}
+
+fn row_to_position(r: &sqlx::any::AnyRow) -> StoreResult<Position> {
+    let u32_of = |name: &str| -> StoreResult<u32> { Ok(col::<i64>(r, name)? as u32) };
+    Ok(Position {
+        vehicle_id: col(r, "vehicle_id")?,
+        device_ms: col(r, "device_ms")?,
+        received_ms: col(r, "received_ms")?,
+        lat: col(r, "lat")?,
+        lon: col(r, "lon")?,
+        altitude_m: col::<i64>(r, "altitude_m")? as i32,
+        speed_kmh: col::<i64>(r, "speed_dkmh")? as f64 / 10.0,
+        heading: col::<i64>(r, "heading")? as u16,
+        alarm: u32_of("alarm")?,
+        status: u32_of("status")?,
+        mileage_km: col::<Option<i64>>(r, "mileage_hm")?.map(|m| m as f64 / 10.0),
+        extras: col::<Option<Vec<u8>>>(r, "extras")?.unwrap_or_default(),
+    })
+}
+
+/// Positions of a vehicle with device time in `[from, to)`, oldest first, at most `limit`.
+pub async fn range(
+    store: &Store,
+    vehicle_id: &str,
+    from_ms: i64,
+    to_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<Position>> {
+    let sql = store
+        .sql(&format!(
+            "SELECT {COLS} FROM transport_positions WHERE vehicle_id = $1 AND device_ms >= $2 AND device_ms < $3 \
+             ORDER BY device_ms LIMIT $4"
+        ))
+        .into_owned();
+    let rows = sqlx::query(&sql)
+        .bind(vehicle_id.to_string())
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(limit)
+        .fetch_all(store.reader())
+        .await?;
+    rows.iter().map(row_to_position).collect()
+}
+
+/// The newest position of every vehicle that has one, for the live state at start-up.
+pub async fn latest_per_vehicle(store: &Store) -> StoreResult<Vec<Position>> {
+    let sql = format!(
+        "SELECT {} FROM transport_positions p JOIN (SELECT vehicle_id AS vid, MAX(device_ms) AS m FROM transport_positions GROUP BY vehicle_id) l \
+         ON p.vehicle_id = l.vid AND p.device_ms = l.m",
+        COLS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let rows = sqlx::query(&sql).fetch_all(store.reader()).await?;
+    rows.iter().map(row_to_position).collect()
+}
+
+/// Great-circle distance in metres (haversine, mean Earth radius 6 371 008.8 m).
+pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * a.sqrt().asin()
+}
+
+/// A stop: the vehicle stayed within a small radius at (near) zero speed for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Stop {
+    pub from: String,
+    pub to: String,
+    pub minutes: f64,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// What a track playback shows beside the points.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TrackSummary {
+    pub points: usize,
+    /// Sum of the great-circle legs between valid fixes, metres.
+    pub distance_m: f64,
+    /// Odometer difference (additional item 0x01) when the terminal reports it, km.
+    pub mileage_km: Option<f64>,
+    pub max_speed_kmh: f64,
+    pub stops: Vec<Stop>,
+}
+
+/// Below this speed a vehicle counts as standing (GNSS noise makes a parked vehicle "move").
+const STANDING_KMH: f64 = 3.0;
+/// A standing vehicle may drift this far (GNSS noise) and still be at the same stop.
+const STOP_RADIUS_M: f64 = 50.0;
+
+/// Distance, odometer mileage, maximum speed and the stops of at least `stop_minutes`.
+pub fn summarise(points: &[Position], stop_minutes: f64) -> TrackSummary {
+    let valid: Vec<&Position> = points.iter().filter(|p| p.status & STATUS_FIXED != 0 || p.lat != 0.0).collect();
+    let total_m: f64 = valid.windows(2).map(|w| distance_m(w[0].lat, w[0].lon, w[1].lat, w[1].lon)).sum();
+    let odo: Vec<f64> = points.iter().filter_map(|p| p.mileage_km).collect();
+    let mileage_km = match (odo.first(), odo.last()) {
+        (Some(a), Some(b)) if b >= a => Some(((b - a) * 10.0).round() / 10.0),
+        _ => None,
+    };
+    let max_speed_kmh = points.iter().map(|p| p.speed_kmh).fold(0.0, f64::max);
+    let mut stops = vec![];
+    let mut i = 0;
+    while i < valid.len() {
+        if valid[i].speed_kmh >= STANDING_KMH {
+            i += 1;
+            continue;
+        }
+        let start = valid[i];
+        let mut j = i;
+        while j + 1 < valid.len()
+            && valid[j + 1].speed_kmh < STANDING_KMH
+            && distance_m(start.lat, start.lon, valid[j + 1].lat, valid[j + 1].lon) <= STOP_RADIUS_M
+        {
+            j += 1;
+        }
+        let minutes = (valid[j].device_ms - start.device_ms) as f64 / 60_000.0;
+        if minutes >= stop_minutes {
+            stops.push(Stop {
+                from: ms_to_rfc3339(start.device_ms),
+                to: ms_to_rfc3339(valid[j].device_ms),
+                minutes: (minutes * 10.0).round() / 10.0,
+                lat: start.lat,
+                lon: start.lon,
+            });
+        }
+        i = j + 1;
+    }
+    TrackSummary { points: points.len(), distance_m: total_m.round(), mileage_km, max_speed_kmh, stops }
+}
+
+/// At most `max` points for drawing a long range: the first and last, every point with an alarm,
+/// and in each of the remaining buckets the point of highest speed (so peaks are not lost).
+pub fn downsample(points: &[Position], max: usize) -> Vec<Position> {
+    if points.len() <= max || max < 3 {
+        return points.to_vec();
+    }
+    let mut keep = vec![false; points.len()];
+    keep[0] = true;
+    keep[points.len() - 1] = true;
+    for (i, p) in points.iter().enumerate() {
+        if p.alarm != 0 {
+            keep[i] = true;
+        }
+    }
+    let budget = max.saturating_sub(keep.iter().filter(|k| **k).count()).max(1);
+    let bucket = points.len().div_ceil(budget);
+    for start in (0..points.len()).step_by(bucket) {
+        let end = (start + bucket).min(points.len());
+        if let Some((i, _)) =
+            points[start..end].iter().enumerate().max_by(|a, b| a.1.speed_kmh.total_cmp(&b.1.speed_kmh))
+        {
+            keep[start + i] = true;
+        }
+    }
+    points.iter().zip(keep).filter(|(_, k)| *k).map(|(p, _)| p.clone()).collect()
+}
+
+/// CSV with a header line; times in RFC 3339 UTC.
+pub fn to_csv(plate: &str, points: &[Position]) -> String {
+    let mut s = String::from("plate,time,lat,lon,altitude_m,speed_kmh,heading,acc,alarm,status,mileage_km\n");
+    for p in points {
+        s.push_str(&format!(
+            "{},{},{:.6},{:.6},{},{:.1},{},{},{},{},{}\n",
+            csv_field(plate),
+            ms_to_rfc3339(p.device_ms),
+            p.lat,
+            p.lon,
+            p.altitude_m,
+            p.speed_kmh,
+            p.heading,
+            u8::from(p.acc_on()),
+            p.alarm,
+            p.status,
+            p.mileage_km.map(|m| format!("{m:.1}")).unwrap_or_default()
+        ));
+    }
+    s
+}
+
+/// Quotes a CSV field and defuses spreadsheet formulas (a field starting with = + - @).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// GPX 1.1 with one track.
+pub fn to_gpx(plate: &str, points: &[Position]) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gpx version=\"1.1\" creator=\"Wuqing platform\" xmlns=\"http://www.topografix.com/GPX/1/1\">\n",
+    );
+    s.push_str(&format!("<trk><name>{}</name><trkseg>\n", xml_escape(plate)));
+    for p in points {
+        s.push_str(&format!(
+            "<trkpt lat=\"{:.6}\" lon=\"{:.6}\"><ele>{}</ele><time>{}</time></trkpt>\n",
+            p.lat,
+            p.lon,
+            p.altitude_m,
+            ms_to_rfc3339(p.device_ms)
+        ));
+    }
+    s.push_str("</trkseg></trk>\n</gpx>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t_min: f64, lat: f64, lon: f64, speed: f64) -> Position {
+        Position {
+            vehicle_id: "v".into(),
+            device_ms: (t_min * 60_000.0) as i64,
+            received_ms: 0,
+            lat,
+            lon,
+            altitude_m: 5,
+            speed_kmh: speed,
+            heading: 90,
+            alarm: 0,
+            status: STATUS_FIXED | STATUS_ACC,
+            mileage_km: None,
+            extras: vec![],
+        }
+    }
+
+    #[test]
+    fn haversine_matches_a_known_distance() {
+        // One degree of latitude is 111.2 km on the mean sphere.
+        let d = distance_m(39.0, 117.0, 40.0, 117.0);
+        assert!((d - 111_195.0).abs() < 5.0, "{d}");
+        assert_eq!(distance_m(39.38, 117.04, 39.38, 117.04), 0.0);
+    }
+
+    #[test]
+    fn stops_need_their_minimum_duration_and_tolerate_gnss_drift() {
+        let mut pts = vec![p(0.0, 39.38, 117.00, 40.0), p(1.0, 39.38, 117.01, 40.0)];
+        // Standing 12 minutes, drifting a few metres.
+        for i in 0..=12 {
+            pts.push(p(2.0 + i as f64, 39.38, 117.0200 + (i % 2) as f64 * 0.00003, 0.0));
+        }
+        pts.push(p(15.0, 39.38, 117.03, 35.0));
+        // Standing 4 minutes: not a stop at a 5-minute threshold.
+        for i in 0..=4 {
+            pts.push(p(16.0 + i as f64, 39.38, 117.04, 0.0));
+        }
+        pts.push(p(21.0, 39.38, 117.05, 50.0));
+        let s = summarise(&pts, 5.0);
+        assert_eq!(s.stops.len(), 1, "{:?}", s.stops);
+        assert_eq!(s.stops[0].minutes, 12.0);
+        assert_eq!(s.max_speed_kmh, 50.0);
+        // Five legs of 0.01° of longitude at 39.38° N ≈ 860 m each.
+        assert!((s.distance_m - 4300.0).abs() < 60.0, "{}", s.distance_m);
+    }
+
+    #[test]
+    fn downsampling_keeps_ends_alarms_and_peaks() {
+        let mut pts: Vec<Position> =
+            (0..10_000).map(|i| p(i as f64 / 60.0, 39.38, 117.0 + i as f64 * 1e-5, 40.0)).collect();
+        pts[5_000].speed_kmh = 130.0;
+        pts[7_777].alarm = 2;
+        let d = downsample(&pts, 500);
+        assert!(d.len() <= 502, "{}", d.len());
+        assert_eq!(d.first(), pts.first());
+        assert_eq!(d.last(), pts.last());
+        assert!(d.iter().any(|x| x.speed_kmh == 130.0));
+        assert!(d.iter().any(|x| x.alarm == 2));
+        assert!(d.windows(2).all(|w| w[0].device_ms < w[1].device_ms));
+    }
+
+    #[test]
+    fn exports() {
+        let pts = vec![p(0.0, 39.38, 117.04, 12.3)];
+        let csv = to_csv("=津C80100", &pts);
+        assert!(
+            csv.lines().nth(1).unwrap().starts_with("'=津C80100,1970-01-01T00:00:00Z,39.380000,117.040000,5,12.3,90,1"),
+            "{csv}"
+        );
+        let gpx = to_gpx("津C<80100>", &pts);
+        assert!(
+            gpx.contains("<name>津C&lt;80100&gt;</name>")
+                && gpx.contains("<trkpt lat=\"39.380000\" lon=\"117.040000\">")
+        );
+    }
+}
