@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(unbind_terminal))
         .routes(routes!(live))
         .routes(routes!(track))
+        .routes(routes!(crate::stream::stream))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -182,7 +183,7 @@ pub struct LiveQuery {
     pub bbox: Option<String>,
 }
 
-fn parse_bbox(s: &str) -> ApiResult<[f64; 4]> {
+pub(crate) fn parse_bbox(s: &str) -> ApiResult<[f64; 4]> {
     let v: Vec<f64> =
         s.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad_bbox())?;
     let b: [f64; 4] = v.try_into().map_err(|_| bad_bbox())?;

@@ -12,6 +12,7 @@ pub mod live;
 pub mod model;
 pub mod positions;
 pub mod registry;
+pub mod stream;
 
 use async_trait::async_trait;
 use kernel::demo::DemoContext;

@@ -22,6 +22,8 @@ pub struct LiveVehicle {
     pub position: Option<Position>,
     /// RFC 3339 of the last message of any kind from the terminal.
     pub last_seen: Option<String>,
+    /// Increases with every change of this vehicle's live state (for streaming changes).
+    pub version: u64,
 }
 
 /// Filters of the live list; `bbox` is `[min_lon, min_lat, max_lon, max_lat]`.
@@ -37,9 +39,20 @@ pub struct LiveFilter {
 #[derive(Clone, Default)]
 pub struct LiveMap {
     inner: Arc<RwLock<HashMap<String, LiveVehicle>>>,
+    /// The last version handed out; every change takes the next.
+    clock: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LiveMap {
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+
+    /// The newest version handed out so far.
+    pub fn version(&self) -> u64 {
+        self.clock.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Adds or refreshes a vehicle's registry facts, keeping its live data.
     pub fn register(&self, v: &Vehicle) {
         if let Ok(mut m) = self.inner.write() {
@@ -51,10 +64,12 @@ impl LiveMap {
                 online: false,
                 position: None,
                 last_seen: None,
+                version: 0,
             });
             e.org_id = v.org_id.clone();
             e.plate = v.plate.clone();
             e.class = v.class;
+            e.version = self.tick();
         }
     }
 
@@ -64,6 +79,7 @@ impl LiveMap {
             if let Some(e) = m.get_mut(&p.vehicle_id) {
                 if e.position.as_ref().is_none_or(|cur| cur.device_ms <= p.device_ms) {
                     e.position = Some(p.clone());
+                    e.version = self.tick();
                 }
             }
         }
@@ -75,6 +91,7 @@ impl LiveMap {
             if let Some(e) = m.get_mut(vehicle_id) {
                 e.online = online;
                 e.last_seen = Some(kernel::store::ms_to_rfc3339(at_ms));
+                e.version = self.tick();
             }
         }
     }
@@ -85,9 +102,15 @@ impl LiveMap {
 
     /// The vehicles in `scope` that pass `f`, ordered by plate.
     pub fn list(&self, scope: &Scope, f: &LiveFilter) -> Vec<LiveVehicle> {
+        self.changed_since(scope, f, 0)
+    }
+
+    /// Like [`LiveMap::list`], only the vehicles whose state changed after version `since`.
+    pub fn changed_since(&self, scope: &Scope, f: &LiveFilter, since: u64) -> Vec<LiveVehicle> {
         let Ok(m) = self.inner.read() else { return vec![] };
         let mut out: Vec<LiveVehicle> = m
             .values()
+            .filter(|v| v.version > since)
             .filter(|v| scope.contains(&v.org_id))
             .filter(|v| f.org_id.as_ref().is_none_or(|o| *o == v.org_id))
             .filter(|v| f.class.is_none_or(|c| c == v.class))
