@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod demo;
+pub mod gateway;
 pub mod ingest;
 pub mod live;
 pub mod model;
@@ -25,11 +26,23 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(Clone, Default)]
 pub struct TransportModule {
     pub live: live::LiveMap,
+    pub connections: gateway::Connections,
+    /// Where the JT/T 808 gateway listens; `None`: no gateway.
+    pub jt808: Option<std::net::SocketAddr>,
+    pub gateway: gateway::GatewayConfig,
+    /// The address the gateway actually bound (port 0 in tests picks one).
+    pub bound: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 impl TransportModule {
+    /// Without a gateway (tests, API-only nodes).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// With the JT/T 808 gateway listening on `addr`.
+    pub fn with_gateway(addr: std::net::SocketAddr) -> Self {
+        Self { jt808: Some(addr), ..Self::default() }
     }
 }
 
@@ -149,6 +162,13 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                       PRIMARY KEY (vehicle_id, device_ms)) PARTITION BY RANGE (device_ms);\n\
                       CREATE TABLE transport_positions_default PARTITION OF transport_positions DEFAULT",
             },
+            Migration {
+                module: "transport",
+                version: 3,
+                name: "terminal authentication codes",
+                only: None,
+                sql: "ALTER TABLE transport_terminals ADD COLUMN auth_code_hash TEXT NULL",
+            },
         ]
     }
 
@@ -176,8 +196,29 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
         for p in positions::latest_per_vehicle(&state.store).await? {
             self.live.update_position(&p);
         }
+        let mut tasks = vec![];
+        if let Some(addr) = self.jt808 {
+            // A busy port must not stop the platform (the demo runs on machines where anything
+            // may hold 6808): the gateway is then off, and says so.
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let local = listener.local_addr()?;
+                    let _ = self.bound.set(local);
+                    tracing::info!(addr = %local, "jt808 gateway listening");
+                    let gw = gateway::Gateway::new(
+                        state.clone(),
+                        self.live.clone(),
+                        self.connections.clone(),
+                        self.gateway.clone(),
+                    );
+                    let stop = shutdown.clone();
+                    tasks.push(tokio::spawn(async move { gw.serve(listener, stop).await }));
+                }
+                Err(e) => tracing::error!(%addr, error = %e, "jt808 gateway disabled: cannot listen"),
+            }
+        }
         let st = state.clone();
-        Ok(vec![tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 tokio::select! {
@@ -187,7 +228,8 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                     },
                 }
             }
-        })])
+        }));
+        Ok(tasks)
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {

@@ -423,3 +423,34 @@ pub async fn all_vehicles(store: &Store, limit: i64, offset: i64) -> StoreResult
     let (rows, total) = fetch_page(store, VEHICLE_COLS, VEHICLE_FROM, &Where::new(), "v.id", limit, offset).await?;
     Ok((rows.iter().map(row_to_vehicle).collect::<StoreResult<_>>()?, total))
 }
+
+/// Issues a fresh authentication code (鉴权码) to a terminal at registration; only its SM3 hash
+/// is stored, so a copy of the database does not let anyone impersonate a terminal.
+pub async fn issue_auth_code(store: &Store, t: &Terminal) -> StoreResult<String> {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    let code: String = (0..16).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let mut tx = store.begin().await?;
+    sqlx::query(&store.sql("UPDATE transport_terminals SET auth_code_hash = $1, updated_ms = $2 WHERE id = $3"))
+        .bind(kernel::crypto::sm3_hex(code.as_bytes()))
+        .bind(now_ms())
+        .bind(t.id.clone())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(code)
+}
+
+/// Whether `code` is the terminal's current authentication code.
+pub async fn check_auth_code(store: &Store, terminal_id: &str, code: &str) -> StoreResult<bool> {
+    let r = sqlx::query(&store.sql("SELECT auth_code_hash FROM transport_terminals WHERE id = $1"))
+        .bind(terminal_id.to_string())
+        .fetch_optional(store.reader())
+        .await?;
+    let stored: Option<String> = match r {
+        Some(r) => col(&r, "auth_code_hash")?,
+        None => None,
+    };
+    Ok(stored.is_some_and(|s| !code.is_empty() && s == kernel::crypto::sm3_hex(code.as_bytes())))
+}

@@ -13,8 +13,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The domain modules of this build. Adding a domain is one line here.
-fn modules() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(transport::TransportModule::new())]
+fn modules(jt808: Option<std::net::SocketAddr>) -> Vec<Arc<dyn Module>> {
+    let transport = match jt808 {
+        Some(addr) => transport::TransportModule::with_gateway(addr),
+        None => transport::TransportModule::new(),
+    };
+    vec![Arc::new(transport)]
+}
+
+/// `--jt808 ADDR` or `--jt808 off`.
+fn parse_jt808(s: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|e| anyhow::anyhow!("--jt808 {s:?}: an address such as 0.0.0.0:6808, or off ({e})"))
 }
 
 #[derive(Parser)]
@@ -40,6 +52,9 @@ enum Cmd {
         /// HTTP listen address (default 127.0.0.1:8080).
         #[arg(long)]
         http: Option<String>,
+        /// JT/T 808 terminal gateway address, or `off`.
+        #[arg(long, default_value = "0.0.0.0:6808")]
+        jt808: String,
     },
     /// Applies migrations and exits.
     Migrate,
@@ -132,7 +147,11 @@ async fn main() -> anyhow::Result<()> {
     }
     init_tracing(&cfg);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let platform = Platform::open(cfg, modules()).await?;
+    let jt808 = match &cli.cmd {
+        Cmd::Serve { jt808, .. } => parse_jt808(jt808)?,
+        _ => None,
+    };
+    let platform = Platform::open(cfg, modules(jt808)).await?;
     match cli.cmd {
         Cmd::Serve { demo, .. } => serve(platform, demo).await,
         Cmd::Migrate => {

@@ -37,7 +37,12 @@ impl Server {
     fn start(data: &Path, demo: bool) -> Server {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wuqing"));
-        cmd.arg("--data-dir").arg(data).arg("serve").arg("--http").arg(format!("127.0.0.1:{port}"));
+        cmd.arg("--data-dir")
+            .arg(data)
+            .arg("serve")
+            .arg("--http")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--jt808", "127.0.0.1:0"]);
         if demo {
             cmd.arg("--demo");
         }
@@ -220,7 +225,7 @@ fn a_busy_port_is_a_clear_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_wuqing"))
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--jt808", "off", "--http", &format!("127.0.0.1:{port}")])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -250,7 +255,7 @@ fn serves_https_when_a_certificate_is_configured() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wuqing"))
         .arg("--data-dir")
         .arg(d)
-        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--jt808", "off", "--http", &format!("127.0.0.1:{port}")])
         .env("WUQING__SERVER__TLS_CERT", &cert)
         .env("WUQING__SERVER__TLS_KEY", &key)
         .stdout(Stdio::null())

@@ -1,0 +1,612 @@
+//! The JT/T 808 gateway (车载终端接入): terminals connect over TCP, register (0x0100 → 0x8100),
+//! authenticate (0x0102), then report positions, singly (0x0200) or in batches (0x0704).
+//!
+//! **Invariant**: a position is acknowledged (0x8001 success) only after it is committed. The
+//! terminal retransmits whatever it did not hear acknowledged, and retransmissions are stored
+//! once, so an acknowledged position is never lost and a lost acknowledgement costs nothing.
+//! Positions of all connections are group-committed by one writer: one transaction carries
+//! every report that arrived while the previous one was being written.
+//!
+//! A misbehaving terminal (garbage, oversize frames, floods, silence) is disconnected with a
+//! logged reason; nothing it does reaches another connection's task.
+
+use crate::ingest;
+use crate::live::LiveMap;
+use crate::model::TerminalPhone;
+use crate::positions::Position;
+use crate::registry::{self, Terminal};
+use jt808::framing::{FrameSplitter, Split};
+use jt808::message::{GeneralResponse, RegisterResponse};
+use jt808::reassembly::{Outcome, Reassembler, ReassemblyConfig};
+use jt808::{ChecksumPolicy, Decoder, Encoder, Header, Location, Message, Packet};
+use kernel::audit::{Actor, Event, Outcome as AuditOutcome};
+use kernel::http::AppState;
+use kernel::platform::CancellationToken;
+use kernel::store::{StoreError, StoreResult, now_ms};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Limits and policy of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// A connection silent this long is closed (terminals send heartbeats, 0x0002).
+    pub idle_timeout: Duration,
+    /// Longest escaped frame accepted; a 1023-byte body escapes to about 2 100 bytes.
+    pub max_frame: usize,
+    /// Frames per second a terminal may send, averaged over 10 s, before it is disconnected.
+    pub max_frames_per_sec: u32,
+    /// Frames in a row that fail to decode before the connection is closed.
+    pub max_bad_frames: u32,
+    pub checksum: ChecksumPolicy,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(180),
+            max_frame: 4096,
+            max_frames_per_sec: 100,
+            max_bad_frames: 20,
+            checksum: ChecksumPolicy::Strict,
+        }
+    }
+}
+
+/// JT/T 808 general-response results (table 5).
+const OK: u8 = 0;
+const FAILURE: u8 = 1;
+const MALFORMED: u8 = 2;
+const UNSUPPORTED: u8 = 3;
+
+/// 0x8100 results (table 8).
+const REG_OK: u8 = 0;
+const REG_VEHICLE_TAKEN: u8 = 1;
+const REG_NO_VEHICLE: u8 = 2;
+const REG_NO_TERMINAL: u8 = 4;
+
+/// One online terminal, as the connection registry shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Connection {
+    pub phone: String,
+    pub vehicle_id: String,
+    pub org_id: String,
+    pub peer: String,
+    /// RFC 3339.
+    pub since: String,
+    pub last_message: String,
+    /// `2011`, `2013` or `2019`.
+    pub protocol: String,
+}
+
+/// Who is online: shared by the gateway's connections and the API.
+#[derive(Clone, Default)]
+pub struct Connections {
+    inner: Arc<Mutex<HashMap<String, Connection>>>,
+}
+
+impl Connections {
+    pub fn list(&self) -> Vec<Connection> {
+        let mut v: Vec<Connection> = self.inner.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        v.sort_by(|a, b| a.phone.cmp(&b.phone));
+        v
+    }
+    fn put(&self, c: Connection) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.insert(c.phone.clone(), c);
+        }
+    }
+    fn touch(&self, phone: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            if let Some(c) = m.get_mut(phone) {
+                c.last_message = kernel::store::ms_to_rfc3339(now_ms());
+            }
+        }
+    }
+    fn remove(&self, phone: &str, peer: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            // A terminal that reconnected already replaced this entry: keep the new one.
+            if m.get(phone).is_some_and(|c| c.peer == peer) {
+                m.remove(phone);
+            }
+        }
+    }
+}
+
+type Job = (Vec<Position>, oneshot::Sender<StoreResult<u64>>);
+
+/// The group-commit writer of positions, shared by every connection.
+#[derive(Clone)]
+pub struct PositionWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl PositionWriter {
+    /// Starts the writer; it ends when every handle is dropped.
+    pub fn start(state: AppState, live: LiveMap) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(async move {
+            let mut jobs = Vec::with_capacity(512);
+            while rx.recv_many(&mut jobs, 512).await > 0 {
+                let all: Vec<Position> = jobs.iter().flat_map(|(p, _)| p.iter().cloned()).collect();
+                let result = ingest::ingest(&state, &live, &all).await;
+                metrics::histogram!("wuqing_jt808_commit_positions").record(all.len() as f64);
+                for (_, reply) in jobs.drain(..) {
+                    let r = match &result {
+                        Ok(n) => Ok(*n),
+                        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Stores positions; returns once they are committed.
+    pub async fn write(&self, positions: Vec<Position>) -> StoreResult<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((positions, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("position writer stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("position writer stopped".into()))?
+    }
+}
+
+/// Everything a connection needs.
+#[derive(Clone)]
+pub struct Gateway {
+    pub state: AppState,
+    pub live: LiveMap,
+    pub connections: Connections,
+    pub writer: PositionWriter,
+    pub config: GatewayConfig,
+}
+
+impl Gateway {
+    pub fn new(state: AppState, live: LiveMap, connections: Connections, config: GatewayConfig) -> Self {
+        let writer = PositionWriter::start(state.clone(), live.clone());
+        Self { state, live, connections, writer, config }
+    }
+
+    /// Accepts connections until `shutdown`; each connection runs in its own task.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let gw = self.clone();
+                        let stop = shutdown.clone();
+                        tokio::spawn(async move {
+                            metrics::gauge!("wuqing_jt808_connections").increment(1.0);
+                            let reason = gw.connection(socket, peer, stop).await;
+                            metrics::gauge!("wuqing_jt808_connections").decrement(1.0);
+                            tracing::debug!(%peer, reason, "jt808 connection closed");
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "jt808 accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Runs one connection; returns why it ended.
+    async fn connection(&self, mut socket: TcpStream, peer: SocketAddr, shutdown: CancellationToken) -> &'static str {
+        let _ = socket.set_nodelay(true);
+        let mut conn = Conn::new(self, peer);
+        let mut buf = vec![0u8; 8192];
+        let mut out = Vec::with_capacity(256);
+        let mut window = (Instant::now(), 0u32);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        let reason = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break "shutdown",
+                _ = housekeeping.tick() => {
+                    out.clear();
+                    conn.resend_requests(&mut out);
+                    if !out.is_empty() && socket.write_all(&out).await.is_err() {
+                        break "write failed";
+                    }
+                    continue;
+                }
+                r = tokio::time::timeout(self.config.idle_timeout, socket.read(&mut buf)) => match r {
+                    Err(_) => break "idle timeout",
+                    Ok(Err(_)) => break "read failed",
+                    Ok(Ok(0)) => break "closed by terminal",
+                    Ok(Ok(n)) => conn.splitter.extend(&buf[..n]),
+                },
+            }
+            out.clear();
+            let mut verdict = None;
+            loop {
+                let frame = match conn.splitter.next_frame() {
+                    None => break,
+                    Some(Split::Dropped(e)) => {
+                        tracing::debug!(%peer, error = %e, "jt808 bytes dropped");
+                        conn.bad += 1;
+                        if conn.bad > self.config.max_bad_frames {
+                            verdict = Some("too many bad frames");
+                            break;
+                        }
+                        continue;
+                    }
+                    Some(Split::Frame(f)) => f,
+                };
+                window.1 += 1;
+                let elapsed = window.0.elapsed();
+                if elapsed >= Duration::from_secs(10) {
+                    window = (Instant::now(), 1);
+                } else if window.1 > self.config.max_frames_per_sec * 10 {
+                    verdict = Some("frame rate limit exceeded");
+                    break;
+                }
+                let mut ack_to = None;
+                let packet = match conn.decoder.frame(frame).and_then(|raw| {
+                    let header = raw.header;
+                    if header.package.is_some() { Ok(Err((header, raw.body.to_vec()))) } else { raw.decode().map(Ok) }
+                }) {
+                    Ok(Ok(p)) => p,
+                    Ok(Err((header, body))) => match conn.reassemble(&header, &body) {
+                        // The packet that completed the message is the one answered, after storage.
+                        Some(p) => {
+                            ack_to = Some(header);
+                            p
+                        }
+                        None => {
+                            // An intermediate packet: acknowledged as received; the message
+                            // is acknowledged as stored when it is complete.
+                            reply(&mut conn.encoder, &header, header.msg_id, OK, &mut out);
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        metrics::counter!("wuqing_jt808_bad_frames_total").increment(1);
+                        tracing::debug!(%peer, error = %e, "jt808 frame rejected");
+                        conn.bad += 1;
+                        if conn.bad > self.config.max_bad_frames {
+                            verdict = Some("too many bad frames");
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                conn.bad = 0;
+                let ack_to = ack_to.unwrap_or(packet.header);
+                match conn.handle(packet, ack_to, &mut out).await {
+                    Ok(()) => {}
+                    Err(why) => {
+                        verdict = Some(why);
+                        break;
+                    }
+                }
+            }
+            if !out.is_empty() && socket.write_all(&out).await.is_err() {
+                break "write failed";
+            }
+            if let Some(v) = verdict {
+                break v;
+            }
+        };
+        if reason != "closed by terminal" && reason != "shutdown" {
+            tracing::info!(%peer, phone = conn.phone.as_deref().unwrap_or("-"), reason, "jt808 connection dropped");
+        }
+        conn.offline();
+        reason
+    }
+}
+
+fn reply(enc: &mut Encoder, to: &Header, msg_id: u16, result: u8, out: &mut Vec<u8>) {
+    let mut h = Header::new(0x8001, to.phone, to.serial);
+    h.version = to.version;
+    h.protocol_version = to.protocol_version;
+    let m = Message::PlatformResponse(GeneralResponse { reply_serial: to.serial, reply_id: msg_id, result });
+    if let Err(e) = enc.encode(&h, &m, out) {
+        tracing::warn!(error = %e, "could not encode 0x8001");
+    }
+}
+
+/// The state of one connection.
+struct Conn<'g> {
+    gw: &'g Gateway,
+    peer: SocketAddr,
+    splitter: FrameSplitter,
+    decoder: Decoder,
+    encoder: Encoder,
+    reassembler: Reassembler,
+    started: Instant,
+    bad: u32,
+    /// Set once the terminal authenticated.
+    phone: Option<String>,
+    terminal: Option<Terminal>,
+}
+
+impl<'g> Conn<'g> {
+    fn new(gw: &'g Gateway, peer: SocketAddr) -> Self {
+        Conn {
+            gw,
+            peer,
+            splitter: FrameSplitter::new(gw.config.max_frame),
+            decoder: Decoder::new(gw.config.checksum),
+            encoder: Encoder::default(),
+            reassembler: Reassembler::new(ReassemblyConfig {
+                max_bytes_per_terminal: 256 * 1024,
+                max_pending_per_terminal: 4,
+                max_terminals: 1,
+                timeout: Duration::from_secs(60),
+            }),
+            started: Instant::now(),
+            bad: 0,
+            phone: None,
+            terminal: None,
+        }
+    }
+
+    fn reassemble(&mut self, header: &Header, body: &[u8]) -> Option<Packet> {
+        match self.reassembler.push(header, body, self.started.elapsed()) {
+            Ok(Outcome::Complete(r)) => match r.decode() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "reassembled message rejected");
+                    None
+                }
+            },
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, error = %e, "sub-package refused");
+                None
+            }
+        }
+    }
+
+    /// 0x8003 for sub-packaged messages that stalled for 10 s; gives up after the time-out.
+    fn resend_requests(&mut self, out: &mut Vec<u8>) {
+        let now = self.started.elapsed();
+        self.reassembler.expire(now);
+        for inc in self.reassembler.missing(now, Duration::from_secs(10)) {
+            let h = Header::new(0x8003, inc.phone, 0);
+            if let Err(e) = self.encoder.encode(&h, &inc.resend_request(), out) {
+                tracing::warn!(error = %e, "could not encode 0x8003");
+            }
+        }
+    }
+
+    /// Handles a message; replies answer `h` (for a sub-packaged message, its last packet).
+    async fn handle(&mut self, p: Packet, h: Header, out: &mut Vec<u8>) -> Result<(), &'static str> {
+        let phone = TerminalPhone::parse(&h.phone.to_string()).map(|t| t.as_str().to_string()).unwrap_or_default();
+        if let Some(me) = &self.phone {
+            if *me != phone {
+                reply(&mut self.encoder, &h, h.msg_id, FAILURE, out);
+                return Err("phone number changed mid-connection");
+            }
+            self.gw.connections.touch(me);
+        }
+        match p.message {
+            Message::Register(r) => self.register(&h, &phone, r, out).await,
+            Message::Authenticate(a) => self.authenticate(&h, &phone, &a.auth_code, out).await,
+            _ if self.terminal.is_none() => {
+                metrics::counter!("wuqing_jt808_unauthenticated_total").increment(1);
+                reply(&mut self.encoder, &h, h.msg_id, FAILURE, out);
+                Ok(())
+            }
+            Message::Heartbeat => {
+                reply(&mut self.encoder, &h, h.msg_id, OK, out);
+                Ok(())
+            }
+            Message::Location(loc) => self.store(&h, vec![loc], out).await,
+            Message::LocationBatch(b) => self.store(&h, b.locations, out).await,
+            Message::Logout => {
+                reply(&mut self.encoder, &h, h.msg_id, OK, out);
+                Err("terminal logged out")
+            }
+            // Replies to our downlink commands: nothing to answer.
+            Message::TerminalResponse(_) => Ok(()),
+            Message::Raw { .. } => {
+                reply(&mut self.encoder, &h, h.msg_id, UNSUPPORTED, out);
+                Ok(())
+            }
+            _ => {
+                reply(&mut self.encoder, &h, h.msg_id, OK, out);
+                Ok(())
+            }
+        }
+    }
+
+    async fn register(
+        &mut self,
+        h: &Header,
+        phone: &str,
+        r: jt808::message::Register,
+        out: &mut Vec<u8>,
+    ) -> Result<(), &'static str> {
+        let store = &self.gw.state.store;
+        let (result, code) = match TerminalPhone::parse(phone) {
+            Err(_) => (REG_NO_TERMINAL, String::new()),
+            Ok(tp) => match registry::terminal_by_phone(store, &tp).await {
+                Err(e) => {
+                    tracing::warn!(error = %e, "registration look-up failed");
+                    reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
+                    return Ok(());
+                }
+                Ok(None) => (REG_NO_TERMINAL, String::new()),
+                Ok(Some(t)) => match &t.vehicle_id {
+                    None => (REG_NO_VEHICLE, String::new()),
+                    Some(vid) => match registry::vehicle_by_id(store, vid).await {
+                        Ok(Some(v)) if r.plate.trim().is_empty() || r.plate.trim().eq_ignore_ascii_case(&v.plate) => {
+                            match registry::issue_auth_code(store, &t).await {
+                                Ok(code) => (REG_OK, code),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not store an authentication code");
+                                    reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        // The terminal claims another vehicle than the one it is bound to.
+                        Ok(Some(_)) => (REG_VEHICLE_TAKEN, String::new()),
+                        _ => (REG_NO_VEHICLE, String::new()),
+                    },
+                },
+            },
+        };
+        let outcome = if result == REG_OK { AuditOutcome::Success } else { AuditOutcome::Failure };
+        let ev = Event::new(device_actor(phone, self.peer), "terminal.register", "terminal", Some(phone), outcome)
+            .detail(serde_json::json!({"result": result, "plate": r.plate, "maker": r.maker, "model": r.model}));
+        if let Err(e) = kernel::audit::record(&self.gw.state.store, ev).await {
+            tracing::warn!(error = %e, "registration not audited");
+        }
+        let mut rh = Header::new(0x8100, h.phone, h.serial);
+        rh.version = h.version;
+        rh.protocol_version = h.protocol_version;
+        let m = Message::RegisterResponse(RegisterResponse { reply_serial: h.serial, result, auth_code: code });
+        if let Err(e) = self.encoder.encode(&rh, &m, out) {
+            tracing::warn!(error = %e, "could not encode 0x8100");
+        }
+        Ok(())
+    }
+
+    async fn authenticate(
+        &mut self,
+        h: &Header,
+        phone: &str,
+        code: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), &'static str> {
+        let store = &self.gw.state.store;
+        let t = match TerminalPhone::parse(phone) {
+            Ok(tp) => registry::terminal_by_phone(store, &tp).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let ok = match &t {
+            Some(t) => t.vehicle_id.is_some() && registry::check_auth_code(store, &t.id, code).await.unwrap_or(false),
+            None => false,
+        };
+        if !ok {
+            metrics::counter!("wuqing_jt808_auth_failures_total").increment(1);
+            let ev = Event::new(
+                device_actor(phone, self.peer),
+                "terminal.authenticate",
+                "terminal",
+                Some(phone),
+                AuditOutcome::Failure,
+            );
+            if let Err(e) = kernel::audit::record(store, ev).await {
+                tracing::warn!(error = %e, "failed authentication not audited");
+            }
+            reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
+            return Ok(());
+        }
+        let Some(t) = t else { return Ok(()) };
+        let Some(vid) = t.vehicle_id.clone() else { return Ok(()) };
+        let now = now_ms();
+        self.gw.connections.put(Connection {
+            phone: phone.to_string(),
+            vehicle_id: vid.clone(),
+            org_id: t.org_id.clone(),
+            peer: self.peer.to_string(),
+            since: kernel::store::ms_to_rfc3339(now),
+            last_message: kernel::store::ms_to_rfc3339(now),
+            protocol: match h.version {
+                jt808::Version::V2011 => "2011",
+                jt808::Version::V2013 => "2013",
+                jt808::Version::V2019 => "2019",
+            }
+            .into(),
+        });
+        self.gw.live.set_online(&vid, true, now);
+        publish_presence(&self.gw.state, &vid, phone, true).await;
+        self.phone = Some(phone.to_string());
+        self.terminal = Some(t);
+        reply(&mut self.encoder, h, h.msg_id, OK, out);
+        Ok(())
+    }
+
+    async fn store(&mut self, h: &Header, locs: Vec<Location>, out: &mut Vec<u8>) -> Result<(), &'static str> {
+        let Some(vid) = self.terminal.as_ref().and_then(|t| t.vehicle_id.clone()) else { return Ok(()) };
+        let received = now_ms();
+        let mut positions = Vec::with_capacity(locs.len());
+        for l in &locs {
+            match to_position(&vid, l, received) {
+                Some(p) => positions.push(p),
+                None => {
+                    // A report without a time cannot be placed in a track: refuse the message so
+                    // that nothing of it is acknowledged.
+                    reply(&mut self.encoder, h, h.msg_id, MALFORMED, out);
+                    return Ok(());
+                }
+            }
+        }
+        match self.gw.writer.write(positions).await {
+            Ok(_) => {
+                metrics::counter!("wuqing_jt808_positions_acked_total").increment(locs.len() as u64);
+                reply(&mut self.encoder, h, h.msg_id, OK, out);
+            }
+            Err(e) => {
+                // Not stored, so not acknowledged: the terminal sends it again.
+                tracing::warn!(error = %e, "positions not stored");
+                reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn offline(&mut self) {
+        if let (Some(phone), Some(t)) = (self.phone.take(), self.terminal.take()) {
+            self.gw.connections.remove(&phone, &self.peer.to_string());
+            if let Some(vid) = t.vehicle_id {
+                let still_connected = self.gw.connections.list().iter().any(|c| c.vehicle_id == vid);
+                if !still_connected {
+                    self.gw.live.set_online(&vid, false, now_ms());
+                    let st = self.gw.state.clone();
+                    tokio::spawn(async move { publish_presence(&st, &vid, &phone, false).await });
+                }
+            }
+        }
+    }
+}
+
+fn device_actor(phone: &str, peer: SocketAddr) -> Actor {
+    Actor { name: format!("terminal:{phone}"), source_ip: Some(peer.ip().to_string()), ..Default::default() }
+}
+
+async fn publish_presence(state: &AppState, vehicle_id: &str, phone: &str, online: bool) {
+    let body = serde_json::json!({"vehicle_id": vehicle_id, "phone": phone, "online": online, "at": now_ms()});
+    let subject = format!("transport.presence.{vehicle_id}");
+    if let Err(e) = state.bus.publish(&subject, Arc::from(body.to_string().into_bytes())).await {
+        tracing::warn!(error = %e, "presence not published");
+    }
+}
+
+/// A decoded 0x0200 as a stored position; `None` without a fix time.
+pub fn to_position(vehicle_id: &str, l: &Location, received_ms: i64) -> Option<Position> {
+    let f = l.fix;
+    let t = f.time?;
+    let mut mileage = None;
+    for item in l.items().flatten() {
+        if let jt808::AdditionalItem::Mileage(m) = item {
+            mileage = Some(f64::from(m) / 10.0);
+        }
+    }
+    Some(Position {
+        vehicle_id: vehicle_id.to_string(),
+        device_ms: t.0 * 1000,
+        received_ms,
+        lat: f.latitude.degrees(),
+        lon: f.longitude.degrees(),
+        altitude_m: i32::from(f.altitude_m),
+        speed_kmh: f64::from(f.speed.0) / 10.0,
+        heading: f.heading.0,
+        alarm: f.alarm.bits(),
+        status: f.status.bits(),
+        mileage_km: mileage,
+        extras: l.view().extras().to_vec(),
+    })
+}
