@@ -10,11 +10,14 @@ use kernel::http::AppState;
 
 /// (enterprise key, class, plate colour, plate prefix, count)
 const FLEETS: &[(&str, VehicleClass, PlateColour, &str, u32)] = &[
-    ("shunda", VehicleClass::DangerousGoods, PlateColour::Yellow, "津C8", 8),
-    ("jingjin_coach", VehicleClass::Coach, PlateColour::Yellow, "津C6", 6),
-    ("wuqing_bus", VehicleClass::CityBus, PlateColour::Yellow, "津C5", 8),
-    ("yangcun_taxi", VehicleClass::Taxi, PlateColour::Blue, "津CT", 6),
+    ("shunda", VehicleClass::DangerousGoods, PlateColour::Yellow, "津C8", 40),
+    ("jingjin_coach", VehicleClass::Coach, PlateColour::Yellow, "津C6", 30),
+    ("wuqing_bus", VehicleClass::CityBus, PlateColour::Yellow, "津C5", 80),
+    ("yangcun_taxi", VehicleClass::Taxi, PlateColour::Blue, "津CT", 50),
 ];
+
+/// Demo terminals driven by the in-process simulator: every one not in 13900000001–13900000020.
+pub const SIMULATED_PREFIX: &str = "138";
 
 pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
     if is_seeded(state, "transport").await? {
@@ -28,7 +31,7 @@ pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()
         for i in 0..*count {
             n += 1;
             let digits = 7 - prefix.chars().count();
-            let plate = format!("{prefix}{:0digits$}", 100 + i * 37 % 900, digits = digits);
+            let plate = format!("{prefix}{:0digits$}", 100 + i * 37 % 900 + (i * 37 / 900) * 1000, digits = digits);
             let v = registry::insert_vehicle(
                 &state.store,
                 actor.clone(),
@@ -60,4 +63,58 @@ pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()
     }
     mark_seeded(state, "transport", "1").await?;
     Ok(())
+}
+
+/// Drives the demo's simulated terminals against the gateway at `gateway`, over real TCP, until
+/// `shutdown`: trucks and coaches on the expressways and national roads, buses with their stops
+/// and taxis in Yangcun's streets.
+pub async fn drive_fleet(
+    state: &AppState,
+    gateway: std::net::SocketAddr,
+    shutdown: kernel::platform::CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use sim::{Behaviour, Driver, SimTerminal, roads::ROADS};
+    let rows = sqlx::query(&state.store.sql(
+        "SELECT t.phone AS phone, v.class AS class FROM transport_terminals t JOIN transport_vehicles v ON v.id = t.vehicle_id \
+         WHERE t.phone LIKE $1 ORDER BY t.phone",
+    ))
+    .bind(format!("{SIMULATED_PREFIX}%"))
+    .fetch_all(state.store.reader())
+    .await?;
+    let stats = std::sync::Arc::new(sim::Stats::default());
+    let mut tasks = vec![];
+    for (i, r) in rows.iter().enumerate() {
+        let phone: String = kernel::store::col(r, "phone")?;
+        let class: String = kernel::store::col(r, "class")?;
+        let class = VehicleClass::parse(&class).unwrap_or(VehicleClass::HeavyGoods);
+        let (roads, behaviour): (&[usize], Behaviour) = match class {
+            VehicleClass::DangerousGoods | VehicleClass::HeavyGoods => (&[0, 1, 2, 7, 5], Behaviour::default()),
+            VehicleClass::Coach | VehicleClass::TouristCoach => (&[0, 1], Behaviour::default()),
+            VehicleClass::CityBus | VehicleClass::SchoolBus => {
+                (&[3, 4, 5, 6, 2], Behaviour { stop_every_m: 700.0, stop_secs: 40.0, ..Default::default() })
+            }
+            VehicleClass::Taxi => (&[3, 4, 6, 5], Behaviour::default()),
+        };
+        let road = &ROADS[roads[i % roads.len()]];
+        let offset = (i as f64 * 0.137).fract();
+        let term = SimTerminal {
+            phone,
+            v2019: i % 2 == 1,
+            driver: Driver::new(road, offset, behaviour),
+            interval: std::time::Duration::from_secs(10),
+            plate: String::new(),
+        };
+        let (st, stop) = (stats.clone(), shutdown.clone());
+        // Staggered, so that two hundred terminals do not register in the same millisecond.
+        let delay = std::time::Duration::from_millis(50 * i as u64);
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            sim::run(gateway, term, st, stop).await
+        }));
+    }
+    tracing::info!(terminals = rows.len(), %gateway, "demo fleet driving");
+    Ok(tasks)
 }

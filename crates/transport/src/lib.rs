@@ -30,6 +30,8 @@ pub struct TransportModule {
     /// Where the JT/T 808 gateway listens; `None`: no gateway.
     pub jt808: Option<std::net::SocketAddr>,
     pub gateway: gateway::GatewayConfig,
+    /// Drive the demo's simulated terminals against the gateway (`serve --demo`).
+    pub simulate: bool,
     /// The address the gateway actually bound (port 0 in tests picks one).
     pub bound: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
@@ -213,6 +215,14 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                     );
                     let stop = shutdown.clone();
                     tasks.push(tokio::spawn(async move { gw.serve(listener, stop).await }));
+                    if self.simulate {
+                        let target = if local.ip().is_unspecified() {
+                            std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
+                        } else {
+                            local
+                        };
+                        tasks.extend(demo::drive_fleet(state, target, shutdown.clone()).await?);
+                    }
                 }
                 Err(e) => tracing::error!(%addr, error = %e, "jt808 gateway disabled: cannot listen"),
             }

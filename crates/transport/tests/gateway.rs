@@ -304,3 +304,37 @@ async fn a_garbage_terminal_is_dropped_while_a_hundred_others_keep_reporting() {
         sqlx::query_scalar("SELECT COUNT(*) FROM transport_positions").fetch_one(st.store.reader()).await.unwrap();
     assert_eq!(n, 300);
 }
+
+#[tokio::test]
+async fn simulated_terminals_drive_and_are_acknowledged() {
+    let (app, module, addr) = start().await;
+    let stats = Arc::new(sim::Stats::default());
+    let stop = kernel::platform::CancellationToken::new();
+    let mut tasks = vec![];
+    for (i, phone) in ["13900000011", "13900000012", "13900000013"].iter().enumerate() {
+        let term = sim::SimTerminal {
+            phone: phone.to_string(),
+            v2019: i == 1,
+            driver: sim::Driver::new(&sim::roads::ROADS[i], 0.3, sim::Behaviour::default()),
+            interval: Duration::from_millis(200),
+            plate: String::new(),
+        };
+        tasks.push(tokio::spawn(sim::run(addr, term, stats.clone(), stop.clone())));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while stats.acked.load(std::sync::atomic::Ordering::Relaxed) < 15 {
+        assert!(tokio::time::Instant::now() < deadline, "{stats:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(module.connections.list().len(), 3);
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT vehicle_id) FROM transport_positions")
+        .fetch_one(app.platform.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(stats.refused.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

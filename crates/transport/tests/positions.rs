@@ -60,7 +60,7 @@ async fn scenario(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{v}");
     let me = v.as_array().unwrap().iter().find(|x| x["vehicle_id"] == vid.as_str()).unwrap();
     assert_eq!(me["position"]["device_ms"], t0 + 59 * 60_000);
-    assert_eq!(v.as_array().unwrap().len(), 8, "only the operator's own fleet");
+    assert_eq!(v.as_array().unwrap().len(), 40, "only the operator's own fleet");
     let (_, v) = app.get("/api/transport/live?bbox=117.5,39.3,117.8,39.5", &shunda).await;
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     let (_, v) = app.get("/api/transport/live?bbox=100,30,101,31", &shunda).await;

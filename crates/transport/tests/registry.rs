@@ -22,10 +22,10 @@ async fn scoping_and_binding(app: TestApp) {
     // The demo fleets: an operator sees its own, the regulator all of the transport domain.
     let (s, v) = app.get("/api/transport/vehicles?limit=500", &shunda).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["total"], 8);
+    assert_eq!(v["total"], 40);
     assert!(v["items"].as_array().unwrap().iter().all(|x| x["class"] == "dangerous_goods"));
     let (_, v) = app.get("/api/transport/vehicles?limit=500", &reg).await;
-    assert_eq!(v["total"], 28);
+    assert_eq!(v["total"], 200);
     let (_, v) = app.get("/api/transport/terminals?phone=1390000000&limit=500", &reg).await;
     assert_eq!(v["total"], 9, "13900000001..09 match the substring: {v}");
 

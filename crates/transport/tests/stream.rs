@@ -56,9 +56,9 @@ async fn stream_sends_scoped_changes_and_follows_the_map() {
     let mut b = connect(addr, &bus, "").await;
     let snap = next_json(&mut a).await;
     assert_eq!(snap["type"], "snapshot");
-    assert_eq!(ids(&snap).len(), 8, "the operator's own fleet");
+    assert_eq!(ids(&snap).len(), 40, "the operator's own fleet");
     let snap_b = next_json(&mut b).await;
-    assert_eq!(ids(&snap_b).len(), 8);
+    assert_eq!(ids(&snap_b).len(), 80);
     let vid = ids(&snap)[0].clone();
 
     let p = Position {
@@ -93,7 +93,7 @@ async fn stream_sends_scoped_changes_and_follows_the_map() {
     a.send(Message::Text("{\"bbox\": \"nonsense\"}".into())).await.unwrap();
     assert_eq!(next_json(&mut a).await["type"], "error");
     a.send(Message::Text(r#"{"bbox":null}"#.into())).await.unwrap();
-    assert_eq!(ids(&next_json(&mut a).await).len(), 8);
+    assert_eq!(ids(&next_json(&mut a).await).len(), 40);
 
     // Without credentials there is no upgrade.
     let req = format!("ws://{addr}/api/transport/stream").into_client_request().unwrap();

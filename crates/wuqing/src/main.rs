@@ -13,11 +13,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The domain modules of this build. Adding a domain is one line here.
-fn modules(jt808: Option<std::net::SocketAddr>) -> Vec<Arc<dyn Module>> {
-    let transport = match jt808 {
+fn modules(jt808: Option<std::net::SocketAddr>, demo: bool) -> Vec<Arc<dyn Module>> {
+    let mut transport = match jt808 {
         Some(addr) => transport::TransportModule::with_gateway(addr),
         None => transport::TransportModule::new(),
     };
+    transport.simulate = demo;
     vec![Arc::new(transport)]
 }
 
@@ -147,11 +148,11 @@ async fn main() -> anyhow::Result<()> {
     }
     init_tracing(&cfg);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let jt808 = match &cli.cmd {
-        Cmd::Serve { jt808, .. } => parse_jt808(jt808)?,
-        _ => None,
+    let (jt808, demo) = match &cli.cmd {
+        Cmd::Serve { jt808, demo, .. } => (parse_jt808(jt808)?, *demo),
+        _ => (None, false),
     };
-    let platform = Platform::open(cfg, modules(jt808)).await?;
+    let platform = Platform::open(cfg, modules(jt808, demo)).await?;
     match cli.cmd {
         Cmd::Serve { demo, .. } => serve(platform, demo).await,
         Cmd::Migrate => {
