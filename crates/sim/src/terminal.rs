@@ -26,6 +26,16 @@ pub struct Stats {
     pub refused: AtomicU64,
     pub connects: AtomicU64,
     pub batches: AtomicU64,
+    /// When set, every acknowledged report as (phone, device time in seconds): what a crash test
+    /// checks against the store afterwards.
+    pub ack_log: Option<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+impl Stats {
+    /// Counters that also log every acknowledged report.
+    pub fn with_ack_log() -> Self {
+        Self { ack_log: Some(std::sync::Mutex::new(Vec::new())), ..Self::default() }
+    }
 }
 
 /// A simulated terminal.
@@ -74,6 +84,10 @@ pub fn report(d: &Driver, t: i64) -> Location {
     });
     let _ = l.push_item(&AdditionalItem::Mileage((d.odometer_km * 10.0) as u32));
     l
+}
+
+fn t_phone(link: &Link) -> String {
+    link.phone.to_string().trim_start_matches('0').to_string()
 }
 
 struct Link {
@@ -253,6 +267,11 @@ async fn session(
                             let (_, times) = in_flight.remove(i);
                             if r.result == 0 {
                                 stats.acked.fetch_add(times.len() as u64, Ordering::Relaxed);
+                                if let Some(log) = &stats.ack_log {
+                                    if let Ok(mut l) = log.lock() {
+                                        l.extend(times.iter().map(|t| (t_phone(&link), *t)));
+                                    }
+                                }
                                 pending.retain(|(t, _)| !times.contains(t));
                             } else {
                                 stats.refused.fetch_add(1, Ordering::Relaxed);

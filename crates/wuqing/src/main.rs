@@ -75,6 +75,11 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Drives simulated JT/T 808 terminals against a gateway (demo, tests, load).
+    Sim {
+        #[command(subcommand)]
+        cmd: SimCmd,
+    },
     /// Shows configuration.
     Config {
         #[command(subcommand)]
@@ -104,6 +109,45 @@ enum UserCmd {
     Lock { username: String },
     /// Unlocks an account (also after failed logins).
     Unlock { username: String },
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// Runs terminals with the given phone numbers (they must be bound to vehicles).
+    Run {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:6808")]
+        gateway: std::net::SocketAddr,
+        /// A range of phone numbers, e.g. 13900000001-13900000020.
+        #[arg(long)]
+        phones: String,
+        /// Milliseconds between position reports of one terminal.
+        #[arg(long, default_value_t = 10_000)]
+        interval_ms: u64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Drive at this multiple of the road speed (1.3: a speeding scenario).
+        #[arg(long, default_value_t = 1.0)]
+        speed_factor: f64,
+        /// Never rest (a fatigue scenario).
+        #[arg(long)]
+        no_rest: bool,
+        /// Write every acknowledged report (`phone device_seconds`) to this file at the end.
+        #[arg(long)]
+        ack_log: Option<PathBuf>,
+    },
+    /// Checks that every report in an ack log (from `sim run --ack-log`) is in the store.
+    Verify {
+        #[arg(long)]
+        ack_log: PathBuf,
+    },
+    /// Registers COUNT vehicles with bound terminals 1370000nnnn for load tests, in an
+    /// enterprise named "负载测试企业 (load test)". Run on the server, like `user add`.
+    Provision {
+        #[arg(long)]
+        count: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +191,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_tracing(&cfg);
+    if let Cmd::Sim { cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log } } = &cli.cmd {
+        let opts = SimOpts { interval_ms: *interval_ms, seconds: *seconds, speed_factor: *speed_factor, no_rest: *no_rest };
+        return sim_run(*gateway, phones, opts, ack_log.as_deref()).await;
+    }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (jt808, demo) = match &cli.cmd {
         Cmd::Serve { jt808, demo, .. } => (parse_jt808(jt808)?, *demo),
@@ -194,7 +242,187 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Config { .. } => Ok(()),
+        Cmd::Sim { cmd: SimCmd::Provision { count } } => provision(&platform, count).await,
+        Cmd::Sim { cmd: SimCmd::Run { .. } } => Ok(()),
+        Cmd::Sim { cmd: SimCmd::Verify { ack_log } } => verify_acks(&platform, &ack_log).await,
     }
+}
+
+/// Vehicles and bound terminals for load tests.
+async fn provision(platform: &Platform, count: u32) -> anyhow::Result<()> {
+    use transport::registry::{NewTerminal, NewVehicle, insert_terminal, insert_vehicle, set_binding};
+    let st = &platform.state;
+    let name = "负载测试企业 (load test)";
+    let (found, _) = kernel::orgs::list(&st.store, &kernel::access::Scope::All, None, Some(name), 1, 0).await?;
+    let org = match found.into_iter().next() {
+        Some(o) => o.id,
+        None => {
+            let root = root_org(platform).await?;
+            kernel::orgs::create(
+                &st.store,
+                &st.orgs,
+                Actor::cli("sim provision"),
+                kernel::orgs::NewOrganisation {
+                    parent_id: Some(root),
+                    name: name.into(),
+                    name_en: "Load test enterprise".into(),
+                    kind: kernel::orgs::OrgKind::Enterprise,
+                    domain: "transport".into(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?
+            .id
+        }
+    };
+    let mut made = 0;
+    for i in 0..count {
+        let phone = format!("1370{i:07}");
+        let p = transport::model::TerminalPhone::parse(&phone).map_err(|e| anyhow::anyhow!(e))?;
+        if transport::registry::terminal_by_phone(&st.store, &p).await?.is_some() {
+            continue;
+        }
+        let v = insert_vehicle(
+            &st.store,
+            Actor::cli("sim provision"),
+            &org,
+            NewVehicle {
+                org_id: None,
+                plate: format!("津L{}{:04}", (b'A' + (i / 10_000 % 24) as u8) as char, i % 10_000),
+                plate_colour: transport::model::PlateColour::Yellow,
+                class: transport::model::VehicleClass::HeavyGoods,
+                vin: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let t = insert_terminal(
+            &st.store,
+            Actor::cli("sim provision"),
+            &org,
+            NewTerminal { org_id: None, phone, terminal_id: String::new(), maker: String::new(), model: String::new() },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        set_binding(&st.store, Actor::cli("sim provision"), &t, Some(&v.id)).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        made += 1;
+    }
+    println!("provisioned {made} vehicles with terminals 13700000000-1370{:07} in {name}", count.saturating_sub(1));
+    Ok(())
+}
+
+/// Parses `13900000001-13900000020` (or one number).
+fn phone_range(s: &str) -> anyhow::Result<Vec<String>> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (x, y): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
+    if y < x || y - x >= 200_000 {
+        bail!("--phones {s}: a range of at most 200000 numbers, low-high");
+    }
+    Ok((x..=y).map(|n| n.to_string()).collect())
+}
+
+struct SimOpts {
+    interval_ms: u64,
+    seconds: Option<u64>,
+    speed_factor: f64,
+    no_rest: bool,
+}
+
+/// `wuqing sim verify`: every acknowledged report must be in the store.
+async fn verify_acks(platform: &Platform, log: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    let st = &platform.state;
+    let mut vehicles: std::collections::HashMap<String, String> = Default::default();
+    let (mut checked, mut lost) = (0u64, 0u64);
+    for line in text.lines() {
+        let Some((phone, secs)) = line.split_once(' ') else { continue };
+        let secs: i64 = secs.trim().parse()?;
+        if !vehicles.contains_key(phone) {
+            let p = transport::model::TerminalPhone::parse(phone).map_err(|e| anyhow::anyhow!(e))?;
+            let t = transport::registry::terminal_by_phone(&st.store, &p).await?.with_context(|| format!("no terminal {phone}"))?;
+            vehicles.insert(phone.to_string(), t.vehicle_id.with_context(|| format!("terminal {phone} is not bound"))?);
+        }
+        let vid = &vehicles[phone];
+        let found = transport::positions::range(&st.store, vid, secs * 1000, secs * 1000 + 1, 1).await?;
+        checked += 1;
+        if found.is_empty() {
+            lost += 1;
+            if lost <= 10 {
+                println!("lost: {phone} at {}", kernel::store::ms_to_rfc3339(secs * 1000));
+            }
+        }
+    }
+    println!("acknowledged reports checked {checked}, lost {lost}");
+    if lost > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `wuqing sim run`: no store needed, only the gateway.
+async fn sim_run(gateway: std::net::SocketAddr, phones: &str, o: SimOpts, ack_log: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let SimOpts { interval_ms, seconds, speed_factor, no_rest } = o;
+    let phones = phone_range(phones)?;
+    let stats = Arc::new(if ack_log.is_some() { sim::Stats::with_ack_log() } else { sim::Stats::default() });
+    let stop = CancellationToken::new();
+    let behaviour = sim::Behaviour { speed_factor, no_rest, ..Default::default() };
+    let mut tasks = vec![];
+    let n = phones.len();
+    for (i, phone) in phones.into_iter().enumerate() {
+        let road = &sim::roads::ROADS[i % sim::roads::ROADS.len()];
+        let term = sim::SimTerminal {
+            phone,
+            v2019: i % 2 == 1,
+            driver: sim::Driver::new(road, (i as f64 * 0.137).fract(), behaviour),
+            interval: std::time::Duration::from_millis(interval_ms.max(10)),
+            plate: String::new(),
+        };
+        let (st, s) = (stats.clone(), stop.clone());
+        // Spread the starts over one interval so that reports do not arrive in lockstep.
+        let delay = std::time::Duration::from_millis(interval_ms.max(10) * i as u64 / n as u64);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            sim::run(gateway, term, st, s).await
+        }));
+    }
+    let started = std::time::Instant::now();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        s.cancel();
+    });
+    let mut last = (0u64, started);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+        let acked = stats.acked.load(Relaxed);
+        let rate = (acked - last.0) as f64 / last.1.elapsed().as_secs_f64();
+        last = (acked, std::time::Instant::now());
+        println!(
+            "{:>6.0}s  terminals {n}  connects {}  sent {}  acked {acked}  refused {}  batches {}  acked/s {rate:.0}",
+            started.elapsed().as_secs_f64(),
+            stats.connects.load(Relaxed),
+            stats.sent.load(Relaxed),
+            stats.refused.load(Relaxed),
+            stats.batches.load(Relaxed),
+        );
+        if seconds.is_some_and(|sec| started.elapsed().as_secs() >= sec) {
+            stop.cancel();
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    println!("acked {} of {} sent", stats.acked.load(Relaxed), stats.sent.load(Relaxed));
+    if let (Some(path), Some(log)) = (ack_log, &stats.ack_log) {
+        let lines: String = log.lock().map(|l| l.iter().map(|(p, t)| format!("{p} {t}\n")).collect()).unwrap_or_default();
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+        println!("ack log written to {}", path.display());
+    }
+    Ok(())
 }
 
 fn time_stamp() -> String {
