@@ -1,5 +1,6 @@
 //! `/api/transport`: vehicles, terminals, binding.
 
+use crate::gateway::{Command, Connection, Connections, Delivery};
 use crate::live::{LiveFilter, LiveMap, LiveVehicle};
 use crate::model::VehicleClass;
 use crate::positions::{self, Position, TrackSummary};
@@ -28,6 +29,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(live))
         .routes(routes!(track))
         .routes(routes!(crate::stream::stream))
+        .routes(routes!(connections))
+        .routes(routes!(command))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -312,4 +315,67 @@ async fn track(
         }
         _ => Err(ApiError::field(Code::InvalidQuery, "format", "json, csv or gpx")),
     }
+}
+
+/// The terminals online now (连接状态), in the caller's scope.
+#[utoipa::path(get, path = "/api/transport/connections", tag = "transport",
+    responses((status = 200, body = Vec<Connection>), (status = 403, body = Problem)), security(("session" = []), ("bearer" = [])))]
+async fn connections(
+    Extension(conns): Extension<Connections>,
+    Auth(c): Auth,
+) -> ApiResult<axum::Json<Vec<Connection>>> {
+    registry::require_read(&c)?;
+    Ok(axum::Json(conns.list().into_iter().filter(|x| c.scope.contains(&x.org_id)).collect()))
+}
+
+/// Sends a command to a vehicle's terminal (text/TTS, position query, temporary tracking) and
+/// reports whether the terminal answered. Audited.
+#[utoipa::path(post, path = "/api/transport/vehicles/{id}/commands", tag = "transport", params(("id" = String, Path)), request_body = Command,
+    responses((status = 200, body = Delivery), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn command(
+    State(st): State<AppState>,
+    Extension(conns): Extension<Connections>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Json(cmd): Json<Command>,
+) -> ApiResult<axum::Json<Delivery>> {
+    let v = registry::get_vehicle(&st.store, &c, &id).await?;
+    match &cmd {
+        Command::Text { text, .. }
+            if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) =>
+        {
+            return Err(ApiError::field(Code::InvalidField, "text", "1 to 200 printable characters"));
+        }
+        Command::Track { interval_s, .. } if *interval_s == 0 => {
+            return Err(ApiError::field(Code::InvalidField, "interval_s", "at least 1 second"));
+        }
+        _ => {}
+    }
+    let what = match &cmd {
+        Command::Text { tts, .. } => {
+            if *tts {
+                "text (TTS)"
+            } else {
+                "text"
+            }
+        }
+        Command::QueryLocation => "query location",
+        Command::Track { .. } => "temporary tracking",
+    };
+    let d = conns.command(&v.id, cmd.clone(), std::time::Duration::from_secs(15)).await;
+    let detail = match &cmd {
+        Command::Text { text, .. } => {
+            serde_json::json!({"command": what, "text": text, "delivered": d.delivered, "result": d.result})
+        }
+        _ => serde_json::json!({"command": what, "delivered": d.delivered, "result": d.result}),
+    };
+    let outcome = if d.delivered { kernel::audit::Outcome::Success } else { kernel::audit::Outcome::Failure };
+    kernel::audit::record(
+        &st.store,
+        kernel::audit::Event::new(kernel::audit::Actor::of(&c), "vehicle.command", "vehicle", Some(&v.id), outcome)
+            .detail(detail),
+    )
+    .await?;
+    Ok(axum::Json(d))
 }

@@ -83,10 +83,44 @@ pub struct Connection {
     pub protocol: String,
 }
 
+/// A command for a terminal (下发指令).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// 0x8300 text, shown on the terminal's display and, with `tts`, read aloud.
+    Text {
+        text: String,
+        #[serde(default)]
+        tts: bool,
+        #[serde(default)]
+        emergency: bool,
+    },
+    /// 0x8201 position query: the terminal answers with its current position (0x0201).
+    QueryLocation,
+    /// 0x8202 temporary tracking: report every `interval_s` for `validity_s`.
+    Track { interval_s: u16, validity_s: u32 },
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// The terminal answered.
+    pub delivered: bool,
+    /// The terminal's result (0 success, 1 failure, 2 malformed, 3 unsupported), when it answered.
+    pub result: Option<u8>,
+    pub detail: String,
+}
+
+struct Downlink {
+    cmd: Command,
+    reply: oneshot::Sender<Delivery>,
+}
+
 /// Who is online: shared by the gateway's connections and the API.
 #[derive(Clone, Default)]
 pub struct Connections {
     inner: Arc<Mutex<HashMap<String, Connection>>>,
+    senders: Arc<Mutex<HashMap<String, mpsc::Sender<Downlink>>>>,
 }
 
 impl Connections {
@@ -112,8 +146,36 @@ impl Connections {
             // A terminal that reconnected already replaced this entry: keep the new one.
             if m.get(phone).is_some_and(|c| c.peer == peer) {
                 m.remove(phone);
+                if let Ok(mut s) = self.senders.lock() {
+                    s.remove(phone);
+                }
             }
         }
+    }
+
+    /// Sends a command to the vehicle's online terminal and waits (at most `wait`) for its answer.
+    pub async fn command(&self, vehicle_id: &str, cmd: Command, wait: Duration) -> Delivery {
+        let phone = self.list().into_iter().find(|c| c.vehicle_id == vehicle_id).map(|c| c.phone);
+        let sender = phone.and_then(|p| self.senders.lock().ok().and_then(|s| s.get(&p).cloned()));
+        let Some(sender) = sender else {
+            return Delivery { delivered: false, result: None, detail: "the terminal is offline".into() };
+        };
+        let (reply, rx) = oneshot::channel();
+        if sender.send(Downlink { cmd, reply }).await.is_err() {
+            return Delivery { delivered: false, result: None, detail: "the terminal went offline".into() };
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(_)) => Delivery { delivered: false, result: None, detail: "the terminal went offline".into() },
+            Err(_) => Delivery { delivered: false, result: None, detail: "the terminal did not answer in time".into() },
+        }
+    }
+}
+
+async fn next_command(rx: &mut Option<mpsc::Receiver<Downlink>>) -> Option<Downlink> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -210,6 +272,14 @@ impl Gateway {
         let reason = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break "shutdown",
+                Some(d) = next_command(&mut conn.commands) => {
+                    out.clear();
+                    conn.downlink(d, &mut out);
+                    if !out.is_empty() && socket.write_all(&out).await.is_err() {
+                        break "write failed";
+                    }
+                    continue;
+                }
                 _ = housekeeping.tick() => {
                     out.clear();
                     conn.resend_requests(&mut out);
@@ -327,6 +397,13 @@ struct Conn<'g> {
     /// Set once the terminal authenticated.
     phone: Option<String>,
     terminal: Option<Terminal>,
+    /// Commands for this terminal, once it authenticated.
+    commands: Option<mpsc::Receiver<Downlink>>,
+    /// Commands sent and not yet answered, by our serial.
+    awaiting: HashMap<u16, oneshot::Sender<Delivery>>,
+    serial: u16,
+    /// The header of the terminal's last message (edition, phone) for our downlink.
+    last_header: Option<Header>,
 }
 
 impl<'g> Conn<'g> {
@@ -347,6 +424,61 @@ impl<'g> Conn<'g> {
             bad: 0,
             phone: None,
             terminal: None,
+            commands: None,
+            awaiting: HashMap::new(),
+            serial: 0,
+            last_header: None,
+        }
+    }
+
+    fn downlink(&mut self, d: Downlink, out: &mut Vec<u8>) {
+        let Some(last) = self.last_header else {
+            let _ = d.reply.send(Delivery {
+                delivered: false,
+                result: None,
+                detail: "the terminal has not spoken yet".into(),
+            });
+            return;
+        };
+        let v2019 = last.version == jt808::Version::V2019;
+        let m = match d.cmd {
+            Command::Text { text, tts, emergency } => {
+                // JT/T 808 table 37/38: bit 2 display, bit 3 TTS; emergency is bit 0 (2013) or
+                // the type bits 0-1 = 10 (2019).
+                let mut flags = 0x04 | if tts { 0x08 } else { 0 };
+                if emergency {
+                    flags |= if v2019 { 0x02 } else { 0x01 };
+                }
+                Message::TextMessage(jt808::message::TextMessage { flags, text_type: v2019.then_some(1), text })
+            }
+            Command::QueryLocation => Message::QueryLocation,
+            Command::Track { interval_s, validity_s } => Message::TemporaryTracking { interval_s, validity_s },
+        };
+        self.serial = self.serial.wrapping_add(1);
+        let mut h = Header::new(0, last.phone, self.serial);
+        h.version = last.version;
+        h.protocol_version = last.protocol_version;
+        match self.encoder.encode(&h, &m, out) {
+            Ok(()) => {
+                self.awaiting.insert(self.serial, d.reply);
+            }
+            Err(e) => {
+                let _ =
+                    d.reply.send(Delivery { delivered: false, result: None, detail: format!("cannot encode: {e}") });
+            }
+        }
+    }
+
+    fn answered(&mut self, serial: u16, result: u8) {
+        if let Some(reply) = self.awaiting.remove(&serial) {
+            let detail = match result {
+                0 => "done",
+                1 => "the terminal reports failure",
+                2 => "the terminal found the message malformed",
+                3 => "the terminal does not support it",
+                _ => "answered",
+            };
+            let _ = reply.send(Delivery { delivered: true, result: Some(result), detail: detail.into() });
         }
     }
 
@@ -381,6 +513,7 @@ impl<'g> Conn<'g> {
 
     /// Handles a message; replies answer `h` (for a sub-packaged message, its last packet).
     async fn handle(&mut self, p: Packet, h: Header, out: &mut Vec<u8>) -> Result<(), &'static str> {
+        self.last_header = Some(h);
         let phone = TerminalPhone::parse(&h.phone.to_string()).map(|t| t.as_str().to_string()).unwrap_or_default();
         if let Some(me) = &self.phone {
             if *me != phone {
@@ -407,8 +540,15 @@ impl<'g> Conn<'g> {
                 reply(&mut self.encoder, &h, h.msg_id, OK, out);
                 Err("terminal logged out")
             }
-            // Replies to our downlink commands: nothing to answer.
-            Message::TerminalResponse(_) => Ok(()),
+            // Replies to our downlink commands.
+            Message::TerminalResponse(r) => {
+                self.answered(r.reply_serial, r.result);
+                Ok(())
+            }
+            Message::LocationResponse { reply_serial, location } => {
+                self.answered(reply_serial, OK);
+                self.store(&h, vec![location], out).await
+            }
             Message::Raw { .. } => {
                 reply(&mut self.encoder, &h, h.msg_id, UNSUPPORTED, out);
                 Ok(())
@@ -525,6 +665,11 @@ impl<'g> Conn<'g> {
         publish_presence(&self.gw.state, &vid, phone, true).await;
         self.phone = Some(phone.to_string());
         self.terminal = Some(t);
+        let (tx, rx) = mpsc::channel(16);
+        if let Ok(mut s) = self.gw.connections.senders.lock() {
+            s.insert(phone.to_string(), tx);
+        }
+        self.commands = Some(rx);
         reply(&mut self.encoder, h, h.msg_id, OK, out);
         Ok(())
     }

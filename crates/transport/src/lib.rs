@@ -175,7 +175,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes().layer(axum::Extension(self.live.clone()))
+        api::routes().layer(axum::Extension(self.live.clone())).layer(axum::Extension(self.connections.clone()))
     }
 
     async fn start(

@@ -338,3 +338,95 @@ async fn simulated_terminals_drive_and_are_acknowledged() {
     assert_eq!(n, 3);
     assert_eq!(stats.refused.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
+
+#[tokio::test]
+async fn commands_reach_the_terminal_and_their_answers_come_back() {
+    let (app, _module, addr) = start().await;
+    let mut t = Term::connect(addr, "13900000006", true).await;
+    t.login().await;
+    let op = app.login("shunda.zhao").await;
+    let (_, v) = app.get("/api/transport/vehicles?limit=500", &op).await;
+    let vid = v["items"].as_array().unwrap().iter().find(|x| x["terminal_phone"] == "13900000006").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let offline = v["items"].as_array().unwrap().iter().find(|x| x["terminal_phone"] == "13900000007").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let call = |router: axum::Router, uri: String, token: String, body: serde_json::Value| async move {
+        use tower::ServiceExt;
+        let req = axum::http::Request::post(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let resp = router.oneshot(req).await.unwrap();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    // Text with TTS: the terminal sees it and answers; the API reports delivery.
+    let pending = tokio::spawn(call(
+        app.router.clone(),
+        format!("/api/transport/vehicles/{vid}/commands"),
+        op.clone(),
+        serde_json::json!({"kind": "text", "text": "您已连续驾驶3小时30分钟，请尽快休息", "tts": true}),
+    ));
+    let (h, m) = {
+        let p = t.recv().await;
+        (p.header, p.message)
+    };
+    match m {
+        Message::TextMessage(tm) => {
+            assert_eq!(tm.text, "您已连续驾驶3小时30分钟，请尽快休息");
+            assert_eq!(tm.flags & 0x0c, 0x0c, "display and TTS");
+        }
+        other => panic!("expected 0x8300, got {other:?}"),
+    }
+    t.send(&Message::TerminalResponse(jt808::message::GeneralResponse {
+        reply_serial: h.serial,
+        reply_id: h.msg_id,
+        result: 0,
+    }))
+    .await;
+    let d = pending.await.unwrap();
+    assert_eq!((d["delivered"].as_bool(), d["result"].as_u64()), (Some(true), Some(0)), "{d}");
+
+    // A position query is answered with a position, which is stored.
+    let pending = tokio::spawn(call(
+        app.router.clone(),
+        format!("/api/transport/vehicles/{vid}/commands"),
+        op.clone(),
+        serde_json::json!({"kind": "query_location"}),
+    ));
+    let p = t.recv().await;
+    assert_eq!(p.message, Message::QueryLocation);
+    let now = kernel::store::now_ms() / 1000;
+    t.send(&Message::LocationResponse { reply_serial: p.header.serial, location: loc(now, 39.39, 117.05, 0.0) }).await;
+    let d = pending.await.unwrap();
+    assert_eq!(d["delivered"], true, "{d}");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transport_positions")
+        .fetch_one(app.platform.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // An offline vehicle: not delivered, said so. Another enterprise: not found.
+    let d = call(
+        app.router.clone(),
+        format!("/api/transport/vehicles/{offline}/commands"),
+        op.clone(),
+        serde_json::json!({"kind": "text", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(d["delivered"], false);
+    let bus = app.login("bus.sun").await;
+    let (s, _) = app
+        .post(&format!("/api/transport/vehicles/{vid}/commands"), &bus, serde_json::json!({"kind": "query_location"}))
+        .await;
+    assert_eq!(s, axum::http::StatusCode::NOT_FOUND);
+    let aud = app.login("auditor").await;
+    let (_, v) = app.get("/api/audit?action=vehicle.command", &aud).await;
+    assert_eq!(v["total"], 3, "{v}");
+}

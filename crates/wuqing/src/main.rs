@@ -191,8 +191,11 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_tracing(&cfg);
-    if let Cmd::Sim { cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log } } = &cli.cmd {
-        let opts = SimOpts { interval_ms: *interval_ms, seconds: *seconds, speed_factor: *speed_factor, no_rest: *no_rest };
+    if let Cmd::Sim { cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log } } =
+        &cli.cmd
+    {
+        let opts =
+            SimOpts { interval_ms: *interval_ms, seconds: *seconds, speed_factor: *speed_factor, no_rest: *no_rest };
         return sim_run(*gateway, phones, opts, ack_log.as_deref()).await;
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
@@ -304,7 +307,9 @@ async fn provision(platform: &Platform, count: u32) -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        set_binding(&st.store, Actor::cli("sim provision"), &t, Some(&v.id)).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        set_binding(&st.store, Actor::cli("sim provision"), &t, Some(&v.id))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         made += 1;
     }
     println!("provisioned {made} vehicles with terminals 13700000000-1370{:07} in {name}", count.saturating_sub(1));
@@ -339,7 +344,9 @@ async fn verify_acks(platform: &Platform, log: &std::path::Path) -> anyhow::Resu
         let secs: i64 = secs.trim().parse()?;
         if !vehicles.contains_key(phone) {
             let p = transport::model::TerminalPhone::parse(phone).map_err(|e| anyhow::anyhow!(e))?;
-            let t = transport::registry::terminal_by_phone(&st.store, &p).await?.with_context(|| format!("no terminal {phone}"))?;
+            let t = transport::registry::terminal_by_phone(&st.store, &p)
+                .await?
+                .with_context(|| format!("no terminal {phone}"))?;
             vehicles.insert(phone.to_string(), t.vehicle_id.with_context(|| format!("terminal {phone} is not bound"))?);
         }
         let vid = &vehicles[phone];
@@ -360,7 +367,12 @@ async fn verify_acks(platform: &Platform, log: &std::path::Path) -> anyhow::Resu
 }
 
 /// `wuqing sim run`: no store needed, only the gateway.
-async fn sim_run(gateway: std::net::SocketAddr, phones: &str, o: SimOpts, ack_log: Option<&std::path::Path>) -> anyhow::Result<()> {
+async fn sim_run(
+    gateway: std::net::SocketAddr,
+    phones: &str,
+    o: SimOpts,
+    ack_log: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let SimOpts { interval_ms, seconds, speed_factor, no_rest } = o;
     let phones = phone_range(phones)?;
@@ -418,7 +430,8 @@ async fn sim_run(gateway: std::net::SocketAddr, phones: &str, o: SimOpts, ack_lo
     }
     println!("acked {} of {} sent", stats.acked.load(Relaxed), stats.sent.load(Relaxed));
     if let (Some(path), Some(log)) = (ack_log, &stats.ack_log) {
-        let lines: String = log.lock().map(|l| l.iter().map(|(p, t)| format!("{p} {t}\n")).collect()).unwrap_or_default();
+        let lines: String =
+            log.lock().map(|l| l.iter().map(|(p, t)| format!("{p} {t}\n")).collect()).unwrap_or_default();
         std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
         println!("ack log written to {}", path.display());
     }
