@@ -27,18 +27,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = r.expire(now);
             continue;
         }
-        let Ok(phone) = Phone::from_bcd(&[0, 0, 0, 0, 0, phone % 16]) else {
-            return;
-        };
-        let mut h = Header::new(
-            0x0800 | u16::from(id % 4),
-            phone,
-            u16::from_be_bytes([*s0, *s1]),
-        );
-        h.package = Some(Package {
-            total: u16::from(*total % 8),
-            index: u16::from(*index % 9),
-        });
+        let phone = Phone::from_bcd(&[0, 0, 0, 0, 0, phone % 16]);
+        let mut h = Header::new(0x0800 | u16::from(id % 4), phone, u16::from_be_bytes([*s0, *s1]));
+        h.package = Some(Package { total: u16::from(*total % 8), index: u16::from(*index % 9) });
         let body = vec![*len; usize::from(*len) * 8];
         match r.push(&h, &body, now) {
             Ok(Outcome::Complete(m)) => assert!(m.body.len() <= MAX_BYTES),
