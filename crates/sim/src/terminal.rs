@@ -232,6 +232,7 @@ async fn session(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         in_flight.push((s, times));
     }
+    let mut last_ack = std::time::Instant::now();
     let mut tick = tokio::time::interval(t.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -254,8 +255,9 @@ async fn session(
                 let s = link.send(&Message::Location(l)).await?;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
                 in_flight.push((s, vec![now]));
-                // Nothing acknowledged for long: the link is dead, whatever TCP thinks.
-                if in_flight.len() > 6 {
+                // Nothing acknowledged for 30 s: the link is dead, whatever TCP thinks. (A busy
+                // platform is slow, not dead: dropping sooner only adds a reconnection storm.)
+                if !in_flight.is_empty() && last_ack.elapsed() > Duration::from_secs(30) {
                     return Err(SimError::Timeout);
                 }
             }
@@ -264,6 +266,7 @@ async fn session(
                 match m {
                     Message::PlatformResponse(r) => {
                         if let Some(i) = in_flight.iter().position(|(s, _)| *s == r.reply_serial) {
+                            last_ack = std::time::Instant::now();
                             let (_, times) = in_flight.remove(i);
                             if r.result == 0 {
                                 stats.acked.fetch_add(times.len() as u64, Ordering::Relaxed);
@@ -272,7 +275,8 @@ async fn session(
                                         l.extend(times.iter().map(|t| (t_phone(&link), *t)));
                                     }
                                 }
-                                pending.retain(|(t, _)| !times.contains(t));
+                                let done: std::collections::HashSet<i64> = times.iter().copied().collect();
+                                pending.retain(|(t, _)| !done.contains(t));
                             } else {
                                 stats.refused.fetch_add(1, Ordering::Relaxed);
                             }
