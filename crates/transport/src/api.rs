@@ -214,9 +214,7 @@ async fn live(
 ) -> ApiResult<axum::Json<Vec<LiveVehicle>>> {
     registry::require_read(&c)?;
     if let Some(o) = &q.org_id {
-        if !c.scope.contains(o) {
-            return Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"));
-        }
+        c.require_org(o)?;
     }
     let bbox = q.bbox.as_deref().map(parse_bbox).transpose()?;
     let f = LiveFilter { org_id: q.org_id, class: q.class, online: q.online, bbox };

@@ -24,9 +24,7 @@ pub fn require_write(c: &Caller, org_id: &str) -> ApiResult<()> {
     if c.role != Role::Operator {
         return Err(ApiError::forbidden("vehicles and terminals are registered by their enterprise's operators"));
     }
-    if !c.scope.contains(org_id) {
-        return Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"));
-    }
+    c.require_org(org_id)?;
     Ok(())
 }
 
@@ -180,9 +178,7 @@ pub async fn list_vehicles(store: &Store, c: &Caller, f: &VehicleFilter) -> ApiR
     let mut w = Where::new();
     w.scope(&c.scope, "v.org_id");
     if let Some(o) = &f.org_id {
-        if !c.scope.contains(o) {
-            return Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"));
-        }
+        c.require_org(o)?;
         w.and("v.org_id = ?", Arg::S(o.clone()));
     }
     if let Some(k) = f.class {
@@ -358,9 +354,7 @@ pub async fn list_terminals(store: &Store, c: &Caller, f: &TerminalFilter) -> Ap
     let mut w = Where::new();
     w.scope(&c.scope, "org_id");
     if let Some(o) = &f.org_id {
-        if !c.scope.contains(o) {
-            return Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"));
-        }
+        c.require_org(o)?;
         w.and("org_id = ?", Arg::S(o.clone()));
     }
     if let Some(p) = &f.phone {

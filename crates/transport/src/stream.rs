@@ -59,9 +59,7 @@ pub async fn stream(
 ) -> ApiResult<Response> {
     registry::require_read(&c)?;
     if let Some(o) = &q.org_id {
-        if !c.scope.contains(o) {
-            return Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"));
-        }
+        c.require_org(o)?;
     }
     let bbox = q.bbox.as_deref().map(crate::api::parse_bbox).transpose()?;
     let interval = q.interval_ms.unwrap_or(1000);

@@ -222,6 +222,19 @@ impl Caller {
         }
     }
 
+    /// Fails unless `org_id` (an `org_id` filter or target) is inside the caller's scope.
+    pub fn require_org(&self, org_id: &str) -> crate::error::ApiResult<()> {
+        if self.scope.contains(org_id) {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::field(
+                crate::error::Code::Forbidden,
+                "org_id",
+                "that organisation is outside your scope",
+            ))
+        }
+    }
+
     /// Fails unless the caller's role grants `p`.
     pub fn require(&self, p: Permission) -> crate::error::ApiResult<()> {
         if self.can(p) {

@@ -162,8 +162,7 @@ async fn list_users(
     }
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
     if let Some(o) = &q.org_id {
-        if !c.scope.contains(o) {
-            let e = ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope");
+        if let Err(e) = c.require_org(o) {
             return Err(denied(&state, &c, "user.list", "organisation", Some(o), e).await);
         }
     }
