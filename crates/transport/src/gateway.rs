@@ -366,7 +366,7 @@ impl Gateway {
                 break v;
             }
         };
-        if reason != "closed by terminal" && reason != "shutdown" {
+        if !matches!(reason, "closed by terminal" | "shutdown" | "terminal logged out") {
             tracing::info!(%peer, phone = conn.phone.as_deref().unwrap_or("-"), reason, "jt808 connection dropped");
         }
         conn.offline();
