@@ -73,26 +73,10 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
     let mut tx = store.begin().await?;
     // Multi-row inserts, 100 rows (800 parameters) a statement: well inside both backends' limits.
     for chunk in batch.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES ",
+        let sql = format!(
+            "INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES {}",
+            crate::store::values_placeholders(chunk.len(), 8)
         );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
-        }
         let sql = store.sql(&sql).into_owned();
         let mut q = sqlx::query(&sql);
         for o in chunk {

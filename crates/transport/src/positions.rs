@@ -61,21 +61,10 @@ pub async fn store_batch(store: &Store, batch: &[Position]) -> StoreResult<u64> 
     let mut tx = store.begin().await?;
     let mut inserted = 0;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = format!("INSERT INTO transport_positions ({COLS}) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..NCOLS {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", i * NCOLS + c + 1));
-            }
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (vehicle_id, device_ms) DO NOTHING");
+        let sql = format!(
+            "INSERT INTO transport_positions ({COLS}) VALUES {} ON CONFLICT (vehicle_id, device_ms) DO NOTHING",
+            kernel::store::values_placeholders(chunk.len(), NCOLS)
+        );
         let sql = store.sql(&sql).into_owned();
         let mut q = sqlx::query(&sql);
         for p in chunk {

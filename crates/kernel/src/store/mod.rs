@@ -273,6 +273,23 @@ impl Arg {
     }
 }
 
+/// `($1, …, $cols), ($cols+1, …), …` for a multi-row `INSERT … VALUES` of `rows` rows.
+pub fn values_placeholders(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// The conditions of a filtered query and their bound arguments, built clause by clause.
 #[derive(Debug, Default, Clone)]
 pub struct Where {
@@ -378,6 +395,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()), 2).await.expect("open");
         assert_eq!(s.sql("SELECT $1, '$2', $10"), "SELECT ?1, '$2', ?10");
+    }
+
+    #[test]
+    fn multi_row_placeholders() {
+        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 
     #[test]
