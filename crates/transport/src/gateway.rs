@@ -134,6 +134,11 @@ impl Connections {
             m.insert(c.phone.clone(), c);
         }
     }
+    /// The phone of the vehicle's online terminal, without copying the registry.
+    fn phone_of(&self, vehicle_id: &str) -> Option<String> {
+        self.inner.lock().ok()?.values().find(|c| c.vehicle_id == vehicle_id).map(|c| c.phone.clone())
+    }
+
     fn touch(&self, phone: &str) {
         if let Ok(mut m) = self.inner.lock() {
             if let Some(c) = m.get_mut(phone) {
@@ -155,7 +160,7 @@ impl Connections {
 
     /// Sends a command to the vehicle's online terminal and waits (at most `wait`) for its answer.
     pub async fn command(&self, vehicle_id: &str, cmd: Command, wait: Duration) -> Delivery {
-        let phone = self.list().into_iter().find(|c| c.vehicle_id == vehicle_id).map(|c| c.phone);
+        let phone = self.phone_of(vehicle_id);
         let sender = phone.and_then(|p| self.senders.lock().ok().and_then(|s| s.get(&p).cloned()));
         let Some(sender) = sender else {
             return Delivery { delivered: false, result: None, detail: "the terminal is offline".into() };
@@ -707,8 +712,7 @@ impl<'g> Conn<'g> {
         if let (Some(phone), Some(t)) = (self.phone.take(), self.terminal.take()) {
             self.gw.connections.remove(&phone, &self.peer.to_string());
             if let Some(vid) = t.vehicle_id {
-                let still_connected = self.gw.connections.list().iter().any(|c| c.vehicle_id == vid);
-                if !still_connected {
+                if self.gw.connections.phone_of(&vid).is_none() {
                     self.gw.live.set_online(&vid, false, now_ms());
                     let st = self.gw.state.clone();
                     tokio::spawn(async move { publish_presence(&st, &vid, &phone, false).await });
