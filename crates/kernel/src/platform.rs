@@ -1,7 +1,6 @@
 //! Opening and running the platform: store, migrations, keys, bus, modules, HTTP server and
 //! graceful shutdown. The binary calls this; tests call it too.
 
-use crate::access::Role;
 use crate::auth::AuthSettings;
 use crate::bus::LocalBus;
 use crate::config::Config;
@@ -168,9 +167,4 @@ pub fn write_demo_accounts(path: &std::path::Path, accounts: &[DemoAccount]) -> 
         s.push_str(&format!("{} {} {}\n", a.role.as_str(), a.username, a.password));
     }
     crate::crypto::write_private(path, s.as_bytes())
-}
-
-/// Whether a role must enrol a second factor, for the demo's printed hints.
-pub fn role_needs_totp(role: Role, state: &AppState) -> bool {
-    crate::auth::needs_second_factor(role, &state.auth)
 }
