@@ -10,11 +10,11 @@
 //! A misbehaving terminal (garbage, oversize frames, floods, silence) is disconnected with a
 //! logged reason; nothing it does reaches another connection's task.
 
-use crate::ingest;
 use crate::live::LiveMap;
 use crate::model::TerminalPhone;
 use crate::positions::Position;
 use crate::registry::{self, Terminal};
+use crate::writer::PositionWriter;
 use jt808::framing::{FrameSplitter, Split};
 use jt808::message::{GeneralResponse, RegisterResponse};
 use jt808::reassembly::{Outcome, Reassembler, ReassemblyConfig};
@@ -22,7 +22,7 @@ use jt808::{ChecksumPolicy, Decoder, Encoder, Header, Location, Message, Packet}
 use kernel::audit::{Actor, Event, Outcome as AuditOutcome};
 use kernel::http::AppState;
 use kernel::platform::CancellationToken;
-use kernel::store::{StoreError, StoreResult, now_ms};
+use kernel::store::now_ms;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -181,47 +181,6 @@ async fn next_command(rx: &mut Option<mpsc::Receiver<Downlink>>) -> Option<Downl
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-type Job = (Vec<Position>, oneshot::Sender<StoreResult<u64>>);
-
-/// The group-commit writer of positions, shared by every connection.
-#[derive(Clone)]
-pub struct PositionWriter {
-    tx: mpsc::Sender<Job>,
-}
-
-impl PositionWriter {
-    /// Starts the writer; it ends when every handle is dropped.
-    pub fn start(state: AppState, live: LiveMap) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(async move {
-            let mut jobs = Vec::with_capacity(512);
-            while rx.recv_many(&mut jobs, 512).await > 0 {
-                let all: Vec<Position> = jobs.iter().flat_map(|(p, _)| p.iter().cloned()).collect();
-                let result = ingest::ingest(&state, &live, &all).await;
-                metrics::histogram!("wuqing_jt808_commit_positions").record(all.len() as f64);
-                for (_, reply) in jobs.drain(..) {
-                    let r = match &result {
-                        Ok(n) => Ok(*n),
-                        Err(e) => Err(StoreError::Unavailable(e.to_string())),
-                    };
-                    let _ = reply.send(r);
-                }
-            }
-        });
-        Self { tx }
-    }
-
-    /// Stores positions; returns once they are committed.
-    pub async fn write(&self, positions: Vec<Position>) -> StoreResult<u64> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((positions, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("position writer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("position writer stopped".into()))?
     }
 }
 

@@ -14,6 +14,7 @@ pub mod model;
 pub mod positions;
 pub mod registry;
 pub mod stream;
+pub mod writer;
 
 use async_trait::async_trait;
 use kernel::demo::DemoContext;
