@@ -75,7 +75,7 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
     for chunk in batch.chunks(100) {
         let sql = format!(
             "INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES {}",
-            crate::store::values_placeholders(chunk.len(), 8)
+            store.values_placeholders(chunk.len(), 8)
         );
         let sql = store.sql(&sql).into_owned();
         let mut q = sqlx::query(&sql);

@@ -184,7 +184,8 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
         state: &AppState,
         shutdown: kernel::platform::CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        // The live state starts from the registry and the newest stored positions.
+        // The live state starts from the registry and each vehicle's newest stored position: one
+        // index seek per vehicle, so start-up does not grow with months of stored positions.
         let mut offset = 0;
         loop {
             let (page, _) = registry::all_vehicles(&state.store, 500, offset).await?;
@@ -194,10 +195,10 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
             offset += page.len() as i64;
             for v in &page {
                 self.live.register(v);
+                if let Some(p) = positions::latest(&state.store, &v.id).await? {
+                    self.live.update_position(&p);
+                }
             }
-        }
-        for p in positions::latest_per_vehicle(&state.store).await? {
-            self.live.update_position(&p);
         }
         let mut tasks = vec![];
         if let Some(addr) = self.jt808 {

@@ -24,7 +24,7 @@ impl PositionWriter {
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(512);
             while rx.recv_many(&mut jobs, 512).await > 0 {
-                let all: Vec<Position> = jobs.iter().flat_map(|(p, _)| p.iter().cloned()).collect();
+                let all: Vec<&Position> = jobs.iter().flat_map(|(p, _)| p.iter()).collect();
                 let result = ingest::ingest(&state, &live, &all).await;
                 metrics::histogram!("wuqing_jt808_commit_positions").record(all.len() as f64);
                 for (_, reply) in jobs.drain(..) {

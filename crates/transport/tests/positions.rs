@@ -68,6 +68,12 @@ async fn scenario(backend: Backend) {
     let (s, v) = app.get("/api/transport/live?bbox=1,2,3", &shunda).await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("bbox")));
 
+    // After a restart the live state comes back from the store: the newest report, not the late one.
+    let restarted = TransportModule::new();
+    let _more = restarted.start(st, token.clone()).await.unwrap();
+    let back = restarted.live.get(&vid).expect("the vehicle is registered again");
+    assert_eq!(back.position.map(|p| p.device_ms), Some(t0 + 59 * 60_000));
+
     // Track playback.
     let from = kernel::store::ms_to_rfc3339(t0);
     let to = kernel::store::ms_to_rfc3339(t0 + 3_600_000);

@@ -6,9 +6,16 @@
 //! FULL`, so a committed write survives a crash) and a pool of readers; on PostgreSQL one pool
 //! serves both.
 //!
+//! Hot read paths that return thousands of rows (track playback) may read SQLite directly
+//! through [`Store::sqlite_read`]: rusqlite on a blocking thread, over the same file, read-only.
+//! sqlx hands every SQLite row from its worker thread to the async side one at a time and converts
+//! it for the `Any` driver, about 9 µs a row; the direct path costs well under one.
+//!
 //! **Architecture Invariant**: a write the kernel acknowledges has been committed first.
 
 mod migrate;
+
+pub use rusqlite;
 
 pub use migrate::{Migration, MigrationReport};
 
@@ -65,6 +72,8 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     url: String,
+    /// Direct read-only connections for hot read paths (SQLite files only).
+    direct: Option<Arc<DirectReaders>>,
     /// The audit log's group-commit queue, started on first use (see `audit::record`).
     pub(crate) audit_queue: Arc<OnceLock<tokio::sync::mpsc::Sender<crate::audit::Job>>>,
 }
@@ -92,7 +101,16 @@ impl Store {
             let full = format!("sqlite://{path}?mode=rwc");
             let write = sqlite_pool(&full, 1).await?;
             let read = sqlite_pool(&full, max_connections.max(1)).await?;
-            Ok(Store { backend: Backend::Sqlite, read, write, url: url.to_string(), audit_queue: Default::default() })
+            let direct = (path != ":memory:" && !path.is_empty())
+                .then(|| Arc::new(DirectReaders { path: path.into(), idle: Default::default() }));
+            Ok(Store {
+                backend: Backend::Sqlite,
+                read,
+                write,
+                url: url.to_string(),
+                direct,
+                audit_queue: Default::default(),
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(2))
@@ -105,6 +123,7 @@ impl Store {
                 read: pool.clone(),
                 write: pool,
                 url: url.to_string(),
+                direct: None,
                 audit_queue: Default::default(),
             })
         } else {
@@ -129,6 +148,33 @@ impl Store {
     /// Begins a write transaction (on SQLite, on the one writer connection).
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
         Ok(self.write.begin().await?)
+    }
+
+    /// The placeholders of a multi-row `INSERT … VALUES` of `rows` rows, in this backend's
+    /// dialect, bound in order (already portable: [`Store::sql`] leaves them alone). On SQLite they are
+    /// anonymous (`?`): sqlx looks up every numbered parameter's name, a linear scan in SQLite, so
+    /// binding a statement of n numbered parameters costs O(n²) (it was a quarter of the gateway's
+    /// CPU at 80 rows per statement).
+    pub fn values_placeholders(&self, rows: usize, cols: usize) -> String {
+        placeholders(rows, cols, self.backend == Backend::Postgres)
+    }
+
+    /// Runs `f` on a read-only direct connection to the SQLite file, on a blocking thread;
+    /// `None` when the store is not a SQLite file (the caller uses its sqlx query instead). For
+    /// reads of many rows on hot paths only: everything else goes through sqlx.
+    pub async fn sqlite_read<T, F>(&self, f: F) -> Option<StoreResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let direct = self.direct.clone()?;
+        let run = tokio::task::spawn_blocking(move || {
+            let conn = direct.take()?;
+            let out = f(&conn).map_err(|e| StoreError::Db(e.to_string()));
+            direct.give_back(conn);
+            out
+        });
+        Some(run.await.unwrap_or_else(|e| Err(StoreError::Unavailable(format!("direct read failed: {e}")))))
     }
 
     /// Translates a portable statement (`$1` parameters) into this backend's dialect.
@@ -225,6 +271,38 @@ async fn sqlite_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
+/// Idle read-only rusqlite connections to the store's file, opened on demand.
+#[derive(Debug)]
+struct DirectReaders {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Direct connections kept idle; more may be open while many reads run at once.
+const DIRECT_IDLE: usize = 8;
+
+impl DirectReaders {
+    fn take(&self) -> StoreResult<rusqlite::Connection> {
+        if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        use rusqlite::OpenFlags;
+        let unavailable = |e: rusqlite::Error| StoreError::Unavailable(format!("direct read connection: {e}"));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let c = rusqlite::Connection::open_with_flags(&self.path, flags).map_err(unavailable)?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: rusqlite::Connection) {
+        if let Ok(mut v) = self.idle.lock() {
+            if v.len() < DIRECT_IDLE {
+                v.push(c);
+            }
+        }
+    }
+}
+
 /// Reads a column, mapping decode errors to [`StoreError::Corrupt`].
 pub fn col<'r, T>(row: &'r AnyRow, name: &str) -> StoreResult<T>
 where
@@ -273,8 +351,13 @@ impl Arg {
     }
 }
 
-/// `($1, …, $cols), ($cols+1, …), …` for a multi-row `INSERT … VALUES` of `rows` rows.
+/// `($1, …, $cols), ($cols+1, …), …` for a multi-row `INSERT … VALUES` of `rows` rows, in
+/// PostgreSQL's numbered form.
 pub fn values_placeholders(rows: usize, cols: usize) -> String {
+    placeholders(rows, cols, true)
+}
+
+fn placeholders(rows: usize, cols: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -282,8 +365,12 @@ pub fn values_placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * cols + c + 1).to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(r * cols + c + 1).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
