@@ -206,6 +206,13 @@ impl Parameter {
     pub fn as_text(&self) -> String {
         crate::wire::gbk_decode(&self.value)
     }
+
+    /// A `STRING` parameter: `text` in GBK, at most 255 bytes (the length is a BYTE).
+    pub fn text(id: u32, text: &str) -> Result<Self> {
+        let bytes = crate::wire::gbk_encode(text, "parameters.value")?;
+        count_u8(bytes.len(), "parameters.value")?;
+        Ok(Self { id, value: bytes.into_owned() })
+    }
 }
 
 fn read_params(r: &mut Reader<'_>) -> Result<Vec<Parameter>> {

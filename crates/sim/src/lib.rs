@@ -2,12 +2,17 @@
 //! roads of Wuqing and talk to a gateway over real TCP exactly as field terminals do (register,
 //! authenticate, report, retransmit, reconnect, back-fill, answer commands).
 //!
-//! `drive` and `roads` are pure; `terminal` does the IO. Used by `wuqing sim`, by `serve --demo`
-//! (which drives a few hundred demo vehicles in-process) and by the benchmarks.
+//! `drive`, `roads` and `scenario` (scenario files) are pure; `terminal` and `hold` (connections
+//! that only heartbeat, for the connections benchmark) do the IO. Used by `wuqing sim`, by
+//! `serve --demo` (which drives a few hundred demo vehicles in-process) and by the benchmarks.
 
 pub mod drive;
+pub mod hold;
 pub mod roads;
+pub mod scenario;
 pub mod terminal;
 
 pub use drive::{Behaviour, Driver};
+pub use hold::{HoldConfig, HoldStats, hold_all};
+pub use scenario::{Plan, Scenario, ScenarioError};
 pub use terminal::{SimTerminal, Stats, run};

@@ -1,21 +1,22 @@
 //! One simulated terminal over real TCP: registers, authenticates, reports its driver's position
 //! every interval, retransmits what was not acknowledged, reconnects after a drop and then
-//! uploads what it could not send as a 0x0704 batch, answers downlink commands.
+//! uploads what it could not send as 0x0704 batches, answers downlink commands. A scenario's
+//! offline window closes the connection; the fixes recorded meanwhile go up the same way.
 
 use crate::drive::Driver;
 use jt808::framing::{FrameSplitter, Split};
 use jt808::location::{DeciKmh, Heading, MicroDegrees};
-use jt808::message::{AuthExtension, Authenticate, GeneralResponse, LocationBatch, Register};
+use jt808::message::{AuthExtension, Authenticate, GeneralResponse, LocationBatch, Parameter, Register};
 use jt808::{
     AdditionalItem, AlarmFlags, Decoder, Encoder, Header, Location, LocationFix, Message, Phone, StatusFlags, UtcTime,
 };
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// Counters over a fleet.
@@ -50,7 +51,7 @@ pub struct SimTerminal {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SimError {
+pub(crate) enum SimError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol: {0}")]
@@ -59,10 +60,13 @@ enum SimError {
     Refused(&'static str),
     #[error("no reply in time")]
     Timeout,
+    #[error("offline (scenario)")]
+    Offline,
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// Seconds since the Unix epoch, with fractions: drivers are stepped by the time that passed.
+fn now_secs_f64() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// A position report from the driver's state at `t`.
@@ -90,7 +94,8 @@ fn t_phone(link: &Link) -> String {
     link.phone.to_string().trim_start_matches('0').to_string()
 }
 
-struct Link {
+/// One connection to the gateway.
+pub(crate) struct Link {
     sock: TcpStream,
     split: FrameSplitter,
     dec: Decoder,
@@ -98,10 +103,121 @@ struct Link {
     phone: Phone,
     serial: u16,
     buf: Vec<u8>,
+    params: Parameters,
+}
+
+/// The terminal's parameters (JT/T 808-2019 table 12): what 0x8103 set, what 0x8104 and 0x8106
+/// read back (as 0x0104). Values are kept as the platform sent them.
+struct Parameters(std::collections::BTreeMap<u32, Vec<u8>>);
+
+impl Parameters {
+    /// A heartbeat interval of 60 s (0x0001) and the report interval (0x0029), whole seconds.
+    fn new(report_interval: Duration) -> Self {
+        let report = u32::try_from(report_interval.as_secs()).unwrap_or(u32::MAX).max(1);
+        Self([(0x0001, 60u32.to_be_bytes().to_vec()), (0x0029, report.to_be_bytes().to_vec())].into())
+    }
+
+    fn set(&mut self, ps: Vec<Parameter>) {
+        self.0.extend(ps.into_iter().map(|p| (p.id, p.value)));
+    }
+
+    /// The given parameters the terminal has, or all of them for no IDs.
+    fn get(&self, ids: &[u32]) -> Vec<Parameter> {
+        let all = self.0.iter().map(|(id, v)| Parameter { id: *id, value: v.clone() });
+        if ids.is_empty() { all.collect() } else { all.filter(|p| ids.contains(&p.id)).collect() }
+    }
+}
+
+/// Connects to `addr`, from `source` (with an ephemeral port) when given.
+async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else { return TcpStream::connect(addr).await };
+    let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    sock.bind(SocketAddr::new(ip, 0))?;
+    sock.connect(addr).await
 }
 
 impl Link {
-    async fn send(&mut self, m: &Message) -> Result<u16, SimError> {
+    /// Opens a connection for terminal `phone` that reports every `report_interval`, reading at
+    /// most `read_buf` bytes at a time.
+    pub(crate) async fn open(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        phone: &str,
+        v2019: bool,
+        report_interval: Duration,
+        read_buf: usize,
+    ) -> Result<Link, SimError> {
+        let phone = Phone::from_digits(phone, if v2019 { 10 } else { 6 })?;
+        let sock = connect_from(addr, source).await?;
+        let _ = sock.set_nodelay(true);
+        Ok(Link {
+            sock,
+            split: FrameSplitter::new(8192),
+            dec: Decoder::default(),
+            enc: Encoder::default(),
+            phone,
+            serial: 0,
+            buf: vec![0; read_buf.max(64)],
+            params: Parameters::new(report_interval),
+        })
+    }
+
+    /// Registers when there is no authentication code (or the platform refused it), then
+    /// authenticates; `auth_code` is kept across connections, as a terminal keeps it.
+    pub(crate) async fn handshake(
+        &mut self,
+        phone: &str,
+        v2019: bool,
+        plate: &str,
+        auth_code: &mut Option<String>,
+    ) -> Result<(), SimError> {
+        let wait = Duration::from_secs(10);
+        for _attempt in 0..2 {
+            if auth_code.is_none() {
+                let reg = Register {
+                    province: 12,
+                    city: 114,
+                    maker: "70111".into(),
+                    model: "WQ-SIM".into(),
+                    terminal_id: phone.chars().rev().take(7).collect(),
+                    plate_color: 2,
+                    plate: plate.to_string(),
+                };
+                self.send(&Message::Register(reg)).await?;
+                loop {
+                    match self.recv(wait).await? {
+                        (_, Message::RegisterResponse(r)) if r.result == 0 => {
+                            *auth_code = Some(r.auth_code);
+                            break;
+                        }
+                        (_, Message::RegisterResponse(_)) => return Err(SimError::Refused("registration")),
+                        _ => {}
+                    }
+                }
+            }
+            let code = auth_code.clone().unwrap_or_default();
+            let s = self
+                .send(&Message::Authenticate(Authenticate {
+                    auth_code: code,
+                    v2019: v2019
+                        .then(|| AuthExtension { imei: format!("86{phone:0>13}"), software_version: "sim-1".into() }),
+                }))
+                .await?;
+            let ok = loop {
+                match self.recv(wait).await? {
+                    (_, Message::PlatformResponse(r)) if r.reply_serial == s => break r.result == 0,
+                    _ => {}
+                }
+            };
+            if ok {
+                return Ok(());
+            }
+            *auth_code = None;
+        }
+        Err(SimError::Refused("authentication"))
+    }
+
+    pub(crate) async fn send(&mut self, m: &Message) -> Result<u16, SimError> {
         self.serial = self.serial.wrapping_add(1);
         let h = Header::new(0, self.phone, self.serial);
         let mut out = Vec::with_capacity(64);
@@ -111,7 +227,7 @@ impl Link {
     }
 
     /// The next message from the platform.
-    async fn recv(&mut self, wait: Duration) -> Result<(Header, Message), SimError> {
+    pub(crate) async fn recv(&mut self, wait: Duration) -> Result<(Header, Message), SimError> {
         loop {
             if let Some(split) = self.split.next_frame() {
                 if let Split::Frame(f) = split {
@@ -136,14 +252,20 @@ pub async fn run(addr: SocketAddr, mut t: SimTerminal, stats: Arc<Stats>, shutdo
     // Reports not yet acknowledged, oldest first (bounded: a terminal keeps a day or so).
     let mut pending: VecDeque<(i64, Location)> = VecDeque::new();
     let mut backoff = Duration::from_secs(1);
-    let mut last_step = now_secs();
+    let mut last_step = now_secs_f64();
     while !shutdown.is_cancelled() {
+        if t.driver.offline() {
+            stay_offline(&mut t, &mut pending, &mut last_step, &shutdown).await;
+            continue;
+        }
         let r = session(addr, &mut t, &mut auth_code, &mut pending, &mut last_step, &stats, &shutdown).await;
         if shutdown.is_cancelled() {
             break;
         }
-        if let Err(e) = r {
-            tracing::debug!(phone = %t.phone, error = %e, "simulated terminal disconnected");
+        match r {
+            Err(SimError::Offline) => continue,
+            Err(e) => tracing::debug!(phone = %t.phone, error = %e, "simulated terminal disconnected"),
+            Ok(()) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -153,82 +275,82 @@ pub async fn run(addr: SocketAddr, mut t: SimTerminal, stats: Arc<Stats>, shutdo
     }
 }
 
+/// A scenario's offline window: no connection, and no reconnection until the window ends; the
+/// driver drives on and its fixes are kept for the blind-area upload.
+async fn stay_offline(
+    t: &mut SimTerminal,
+    pending: &mut VecDeque<(i64, Location)>,
+    last_step: &mut f64,
+    shutdown: &CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + t.interval, t.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while t.driver.offline() {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                advance(t, last_step, pending);
+            }
+        }
+    }
+}
+
+/// Steps the driver to now and records its fix as pending; returns (device time, report).
+fn advance(t: &mut SimTerminal, last_step: &mut f64, pending: &mut VecDeque<(i64, Location)>) -> (i64, Location) {
+    let now = now_secs_f64();
+    let dt = (now - *last_step).clamp(0.0, 3600.0);
+    *last_step = now;
+    let jitter = rand::random::<f64>() * 2.0 - 1.0;
+    t.driver.step(dt, jitter);
+    let secs = now.floor() as i64;
+    let l = report(&t.driver, secs);
+    pending.push_back((secs, l.clone()));
+    while pending.len() > 10_000 {
+        pending.pop_front();
+    }
+    (secs, l)
+}
+
+/// Largest body of one packet (JT/T 808-2019 §4.4.3: 10-bit length).
+const MAX_BODY: usize = 1023;
+
+/// `pending` in 0x0704 batches (kind 1, blind-area) whose bodies fit one packet, oldest first:
+/// (device times, locations) of each.
+fn blind_area_batches(pending: &VecDeque<(i64, Location)>) -> Vec<(Vec<i64>, Vec<Location>)> {
+    let mut out: Vec<(Vec<i64>, Vec<Location>)> = vec![];
+    // Count (2) and kind (1), then per location its length (2), fix (28) and items.
+    let mut size = MAX_BODY;
+    for (t, l) in pending {
+        let cost = 2 + 28 + l.view().extras().len();
+        if out.is_empty() || size + cost > MAX_BODY {
+            out.push((vec![], vec![]));
+            size = 3;
+        }
+        size += cost;
+        if let Some((times, locs)) = out.last_mut() {
+            times.push(*t);
+            locs.push(l.clone());
+        }
+    }
+    out
+}
+
 async fn session(
     addr: SocketAddr,
     t: &mut SimTerminal,
     auth_code: &mut Option<String>,
     pending: &mut VecDeque<(i64, Location)>,
-    last_step: &mut i64,
+    last_step: &mut f64,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) -> Result<(), SimError> {
-    let sock = TcpStream::connect(addr).await?;
-    let _ = sock.set_nodelay(true);
+    let mut link = Link::open(addr, None, &t.phone, t.v2019, t.interval, 4096).await?;
     stats.connects.fetch_add(1, Ordering::Relaxed);
-    let phone = Phone::from_digits(&t.phone, if t.v2019 { 10 } else { 6 })?;
-    let mut link = Link {
-        sock,
-        split: FrameSplitter::new(8192),
-        dec: Decoder::default(),
-        enc: Encoder::default(),
-        phone,
-        serial: 0,
-        buf: vec![0; 4096],
-    };
-    let wait = Duration::from_secs(10);
-    // Register once, authenticate on every connection; a refused code means register again.
-    for _attempt in 0..2 {
-        if auth_code.is_none() {
-            let reg = Register {
-                province: 12,
-                city: 114,
-                maker: "70111".into(),
-                model: "WQ-SIM".into(),
-                terminal_id: t.phone.chars().rev().take(7).collect(),
-                plate_color: 2,
-                plate: t.plate.clone(),
-            };
-            link.send(&Message::Register(reg)).await?;
-            loop {
-                match link.recv(wait).await? {
-                    (_, Message::RegisterResponse(r)) if r.result == 0 => {
-                        *auth_code = Some(r.auth_code);
-                        break;
-                    }
-                    (_, Message::RegisterResponse(_)) => return Err(SimError::Refused("registration")),
-                    _ => {}
-                }
-            }
-        }
-        let code = auth_code.clone().unwrap_or_default();
-        let s = link
-            .send(&Message::Authenticate(Authenticate {
-                auth_code: code,
-                v2019: t
-                    .v2019
-                    .then(|| AuthExtension { imei: format!("86{:0>13}", t.phone), software_version: "sim-1".into() }),
-            }))
-            .await?;
-        let ok = loop {
-            match link.recv(wait).await? {
-                (_, Message::PlatformResponse(r)) if r.reply_serial == s => break r.result == 0,
-                _ => {}
-            }
-        };
-        if ok {
-            break;
-        }
-        *auth_code = None;
-    }
-    if auth_code.is_none() {
-        return Err(SimError::Refused("authentication"));
-    }
-    // What piled up while disconnected goes up as one blind-area batch (0x0704, kind 1).
+    link.handshake(&t.phone, t.v2019, &t.plate, auth_code).await?;
+    // What piled up while disconnected goes up as blind-area batches (0x0704, kind 1).
     let mut in_flight: Vec<(u16, Vec<i64>)> = vec![];
-    if !pending.is_empty() {
-        let locs: Vec<Location> = pending.iter().take(200).map(|(_, l)| l.clone()).collect();
-        let times: Vec<i64> = pending.iter().take(200).map(|(t, _)| *t).collect();
-        let s = link.send(&Message::LocationBatch(LocationBatch { kind: 1, locations: locs })).await?;
+    for (times, locations) in blind_area_batches(pending) {
+        let s = link.send(&Message::LocationBatch(LocationBatch { kind: 1, locations })).await?;
         stats.batches.fetch_add(1, Ordering::Relaxed);
         in_flight.push((s, times));
     }
@@ -242,15 +364,10 @@ async fn session(
                 return Ok(());
             }
             _ = tick.tick() => {
-                let now = now_secs();
-                let dt = (now - *last_step).clamp(0, 3600) as f64;
-                *last_step = now;
-                let jitter = rand::random::<f64>() * 2.0 - 1.0;
-                t.driver.step(dt.max(1.0), jitter);
-                let l = report(&t.driver, now);
-                pending.push_back((now, l.clone()));
-                while pending.len() > 10_000 {
-                    pending.pop_front();
+                let (now, l) = advance(t, last_step, pending);
+                if t.driver.offline() {
+                    // Silent from here, as a terminal that lost its signal: no logout.
+                    return Err(SimError::Offline);
                 }
                 let s = link.send(&Message::Location(l)).await?;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -282,9 +399,27 @@ async fn session(
                             }
                         }
                     }
-                    // Any command from the platform: acknowledge it (0x0001).
+                    // Parameter queries are answered with the parameters (0x0104).
+                    Message::QueryAllParameters | Message::QueryParameters(_) => {
+                        let ids = if let Message::QueryParameters(ids) = &m { ids.as_slice() } else { &[] };
+                        let parameters = link.params.get(ids);
+                        match link.send(&Message::ParametersResponse { reply_serial: h.serial, parameters }).await {
+                            // More than one packet holds: refuse rather than drop the connection.
+                            Err(SimError::Protocol(_)) => {
+                                let r = GeneralResponse { reply_serial: h.serial, reply_id: h.msg_id, result: 1 };
+                                link.send(&Message::TerminalResponse(r)).await?;
+                            }
+                            r => {
+                                r?;
+                            }
+                        }
+                    }
+                    // Any other command from the platform (text, tracking, areas and routes, …) is
+                    // acknowledged (0x0001); parameters are remembered first.
                     other if h.msg_id >= 0x8000 => {
-                        let _ = other;
+                        if let Message::SetParameters(ps) = other {
+                            link.params.set(ps);
+                        }
                         let reply = Message::TerminalResponse(GeneralResponse { reply_serial: h.serial, reply_id: h.msg_id, result: 0 });
                         link.send(&reply).await?;
                     }
@@ -292,5 +427,36 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::Behaviour;
+    use crate::roads::ROADS;
+
+    /// Before, the whole gap went up as one 0x0704 of up to 200 fixes; past 28 fixes its body
+    /// exceeds one packet's 1023 bytes, the encoder refuses it, and the terminal reconnected for
+    /// ever without sending anything.
+    #[test]
+    fn blind_area_batches_fit_one_packet_each_regression_gap_over_28_fixes() {
+        let d = Driver::new(&ROADS[0], 0.5, Behaviour::default());
+        let t0 = 1_800_000_000;
+        let pending: VecDeque<(i64, Location)> = (t0..t0 + 1000).map(|t| (t, report(&d, t))).collect();
+        let batches = blind_area_batches(&pending);
+        assert!(batches.len() >= 1000 / 28, "{}", batches.len());
+        let mut enc = Encoder::default();
+        let phone = Phone::from_digits("13800000001", 6).unwrap();
+        let mut all = vec![];
+        for (times, locations) in batches {
+            assert_eq!(times.len(), locations.len());
+            all.extend(times);
+            let mut out = vec![];
+            let m = Message::LocationBatch(LocationBatch { kind: 1, locations });
+            enc.encode(&Header::new(0, phone, 1), &m, &mut out).unwrap();
+        }
+        assert_eq!(all, (t0..t0 + 1000).collect::<Vec<i64>>(), "every fix once, oldest first");
+        assert!(blind_area_batches(&VecDeque::new()).is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! `/api/transport`: vehicles, terminals, binding.
 
-use crate::gateway::{Command, Connection, Connections, Delivery};
+use crate::command::{self as cmds, Command};
+use crate::gateway::{Connection, Connections, Delivery};
 use crate::live::{LiveFilter, LiveMap, LiveVehicle};
 use crate::model::VehicleClass;
 use crate::positions::{self, Position, TrackSummary};
@@ -326,8 +327,10 @@ async fn connections(
     Ok(axum::Json(conns.list().into_iter().filter(|x| c.scope.contains(&x.org_id)).collect()))
 }
 
-/// Sends a command to a vehicle's terminal (text/TTS, position query, temporary tracking) and
-/// reports whether the terminal answered. Audited.
+/// Sends a command to a vehicle's terminal (下发指令): text/TTS, position query, temporary
+/// tracking, terminal parameters (set, query), areas and routes (set, delete); reports whether the
+/// terminal answered and, for a parameter query, what it reported. The command is checked before
+/// anything is sent: a bad one is a 422 and never reaches the terminal. Audited.
 #[utoipa::path(post, path = "/api/transport/vehicles/{id}/commands", tag = "transport", params(("id" = String, Path)), request_body = Command,
     responses((status = 200, body = Delivery), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
@@ -339,35 +342,18 @@ async fn command(
     Json(cmd): Json<Command>,
 ) -> ApiResult<axum::Json<Delivery>> {
     let v = registry::get_vehicle(&st.store, &c, &id).await?;
-    match &cmd {
-        Command::Text { text, .. }
-            if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) =>
-        {
-            return Err(ApiError::field(Code::InvalidField, "text", "1 to 200 printable characters"));
-        }
-        Command::Track { interval_s, .. } if *interval_s == 0 => {
-            return Err(ApiError::field(Code::InvalidField, "interval_s", "at least 1 second"));
-        }
-        _ => {}
+    // A regulator may message a driver or locate a vehicle; reconfiguring a terminal (its server
+    // address, its speed limits, its fences) is for the enterprise that runs it.
+    if cmd.configures() {
+        registry::require_write(&c, &v.org_id)?;
     }
-    let what = match &cmd {
-        Command::Text { tts, .. } => {
-            if *tts {
-                "text (TTS)"
-            } else {
-                "text"
-            }
-        }
-        Command::QueryLocation => "query location",
-        Command::Track { .. } => "temporary tracking",
-    };
-    let d = conns.command(&v.id, cmd.clone(), std::time::Duration::from_secs(15)).await;
-    let detail = match &cmd {
-        Command::Text { text, .. } => {
-            serde_json::json!({"command": what, "text": text, "delivered": d.delivered, "result": d.result})
-        }
-        _ => serde_json::json!({"command": what, "delivered": d.delivered, "result": d.result}),
-    };
+    let cmd = cmds::prepare(cmd)?;
+    let mut detail = cmd.summary().clone();
+    let d = conns.command(&v.id, cmd, std::time::Duration::from_secs(15)).await;
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("delivered".into(), d.delivered.into());
+        o.insert("result".into(), d.result.into());
+    }
     let outcome = if d.delivered { kernel::audit::Outcome::Success } else { kernel::audit::Outcome::Failure };
     kernel::audit::record(
         &st.store,

@@ -9,7 +9,12 @@
 //!
 //! A misbehaving terminal (garbage, oversize frames, floods, silence) is disconnected with a
 //! logged reason; nothing it does reaches another connection's task.
+//!
+//! Downlink commands, checked by [`crate::command::prepare`], go out on the terminal's own
+//! connection in its edition's layout; its answer (0x0001, or 0x0104 to a parameter query, 0x0201
+//! to a position query) is matched to the command by our serial.
 
+use crate::command::{Answer, ParameterReading, Prepared, read_parameter};
 use crate::live::LiveMap;
 use crate::model::TerminalPhone;
 use crate::positions::Position;
@@ -25,11 +30,17 @@ use kernel::platform::CancellationToken;
 use kernel::store::now_ms;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+
+thread_local! {
+    /// The read buffer of the connections this worker thread runs (see `Gateway::connection`).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 8192]);
+}
 
 /// Limits and policy of the gateway.
 #[derive(Debug, Clone)]
@@ -83,24 +94,6 @@ pub struct Connection {
     pub protocol: String,
 }
 
-/// A command for a terminal (下发指令).
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
-    /// 0x8300 text, shown on the terminal's display and, with `tts`, read aloud.
-    Text {
-        text: String,
-        #[serde(default)]
-        tts: bool,
-        #[serde(default)]
-        emergency: bool,
-    },
-    /// 0x8201 position query: the terminal answers with its current position (0x0201).
-    QueryLocation,
-    /// 0x8202 temporary tracking: report every `interval_s` for `validity_s`.
-    Track { interval_s: u16, validity_s: u32 },
-}
-
 /// What became of a command.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Delivery {
@@ -109,47 +102,69 @@ pub struct Delivery {
     /// The terminal's result (0 success, 1 failure, 2 malformed, 3 unsupported), when it answered.
     pub result: Option<u8>,
     pub detail: String,
+    /// The parameters the terminal reported (0x0104), for `query_parameters`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<ParameterReading>>,
+}
+
+impl Delivery {
+    fn undelivered(detail: &str) -> Self {
+        Self { delivered: false, result: None, detail: detail.into(), parameters: None }
+    }
 }
 
 struct Downlink {
-    cmd: Command,
+    cmd: Prepared,
     reply: oneshot::Sender<Delivery>,
 }
+
+/// An online terminal's entry: the connection and the time of its last message (ms).
+type Online = (Connection, Arc<AtomicI64>);
 
 /// Who is online: shared by the gateway's connections and the API.
 #[derive(Clone, Default)]
 pub struct Connections {
-    inner: Arc<Mutex<HashMap<String, Connection>>>,
-    senders: Arc<Mutex<HashMap<String, mpsc::Sender<Downlink>>>>,
+    /// By phone: the connection and the time of its last message (ms), which its task updates
+    /// without taking this lock.
+    inner: Arc<Mutex<HashMap<String, Online>>>,
+    /// Boxed: a channel allocates a block of 32 slots up front, so a slot should be small.
+    senders: Arc<Mutex<HashMap<String, mpsc::Sender<Box<Downlink>>>>>,
 }
 
 impl Connections {
     pub fn list(&self) -> Vec<Connection> {
-        let mut v: Vec<Connection> = self.inner.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<Connection> = self
+            .inner
+            .lock()
+            .map(|m| {
+                m.values()
+                    .map(|(c, last)| Connection {
+                        last_message: kernel::store::ms_to_rfc3339(last.load(Ordering::Relaxed)),
+                        ..c.clone()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         v.sort_by(|a, b| a.phone.cmp(&b.phone));
         v
     }
-    fn put(&self, c: Connection) {
+    /// Registers a connection; returns the clock of its last message.
+    fn put(&self, c: Connection, now: i64) -> Arc<AtomicI64> {
+        let last = Arc::new(AtomicI64::new(now));
         if let Ok(mut m) = self.inner.lock() {
-            m.insert(c.phone.clone(), c);
+            m.insert(c.phone.clone(), (c, last.clone()));
         }
+        last
     }
     /// The phone of the vehicle's online terminal, without copying the registry.
     fn phone_of(&self, vehicle_id: &str) -> Option<String> {
-        self.inner.lock().ok()?.values().find(|c| c.vehicle_id == vehicle_id).map(|c| c.phone.clone())
+        self.inner.lock().ok()?.values().find(|(c, _)| c.vehicle_id == vehicle_id).map(|(c, _)| c.phone.clone())
     }
 
-    fn touch(&self, phone: &str) {
-        if let Ok(mut m) = self.inner.lock() {
-            if let Some(c) = m.get_mut(phone) {
-                c.last_message = kernel::store::ms_to_rfc3339(now_ms());
-            }
-        }
-    }
     fn remove(&self, phone: &str, peer: &str) {
         if let Ok(mut m) = self.inner.lock() {
             // A terminal that reconnected already replaced this entry: keep the new one.
-            if m.get(phone).is_some_and(|c| c.peer == peer) {
+            if m.get(phone).is_some_and(|(c, _)| c.peer == peer) {
                 m.remove(phone);
                 if let Ok(mut s) = self.senders.lock() {
                     s.remove(phone);
@@ -158,26 +173,27 @@ impl Connections {
         }
     }
 
-    /// Sends a command to the vehicle's online terminal and waits (at most `wait`) for its answer.
-    pub async fn command(&self, vehicle_id: &str, cmd: Command, wait: Duration) -> Delivery {
+    /// Sends a checked command to the vehicle's online terminal and waits (at most `wait`) for
+    /// its answer.
+    pub async fn command(&self, vehicle_id: &str, cmd: Prepared, wait: Duration) -> Delivery {
         let phone = self.phone_of(vehicle_id);
         let sender = phone.and_then(|p| self.senders.lock().ok().and_then(|s| s.get(&p).cloned()));
         let Some(sender) = sender else {
-            return Delivery { delivered: false, result: None, detail: "the terminal is offline".into() };
+            return Delivery::undelivered("the terminal is offline");
         };
         let (reply, rx) = oneshot::channel();
-        if sender.send(Downlink { cmd, reply }).await.is_err() {
-            return Delivery { delivered: false, result: None, detail: "the terminal went offline".into() };
+        if sender.send(Box::new(Downlink { cmd, reply })).await.is_err() {
+            return Delivery::undelivered("the terminal went offline");
         }
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(d)) => d,
-            Ok(Err(_)) => Delivery { delivered: false, result: None, detail: "the terminal went offline".into() },
-            Err(_) => Delivery { delivered: false, result: None, detail: "the terminal did not answer in time".into() },
+            Ok(Err(_)) => Delivery::undelivered("the terminal went offline"),
+            Err(_) => Delivery::undelivered("the terminal did not answer in time"),
         }
     }
 }
 
-async fn next_command(rx: &mut Option<mpsc::Receiver<Downlink>>) -> Option<Downlink> {
+async fn next_command(rx: &mut Option<mpsc::Receiver<Box<Downlink>>>) -> Option<Box<Downlink>> {
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
@@ -229,22 +245,23 @@ impl Gateway {
     async fn connection(&self, mut socket: TcpStream, peer: SocketAddr, shutdown: CancellationToken) -> &'static str {
         let _ = socket.set_nodelay(true);
         let mut conn = Conn::new(self, peer);
-        let mut buf = vec![0u8; 8192];
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::new();
         let mut window = (Instant::now(), 0u32);
+        // Only while a sub-packaged message is incomplete: asks for missing packets, expires
+        // stale ones. An idle connection has no timer but its idle time-out.
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
         let reason = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break "shutdown",
                 Some(d) = next_command(&mut conn.commands) => {
                     out.clear();
-                    conn.downlink(d, &mut out);
+                    conn.downlink(*d, &mut out);
                     if !out.is_empty() && socket.write_all(&out).await.is_err() {
                         break "write failed";
                     }
                     continue;
                 }
-                _ = housekeeping.tick() => {
+                _ = housekeeping.tick(), if conn.reassembler.buffered_bytes() > 0 => {
                     out.clear();
                     conn.resend_requests(&mut out);
                     if !out.is_empty() && socket.write_all(&out).await.is_err() {
@@ -252,11 +269,21 @@ impl Gateway {
                     }
                     continue;
                 }
-                r = tokio::time::timeout(self.config.idle_timeout, socket.read(&mut buf)) => match r {
+                r = tokio::time::timeout(self.config.idle_timeout, socket.readable()) => match r {
                     Err(_) => break "idle timeout",
                     Ok(Err(_)) => break "read failed",
-                    Ok(Ok(0)) => break "closed by terminal",
-                    Ok(Ok(n)) => conn.splitter.extend(&buf[..n]),
+                    // Read through this worker thread's buffer: a connection keeps no read buffer
+                    // of its own while it waits, which is most of its life.
+                    Ok(Ok(())) => match READ_BUF.with_borrow_mut(|buf| {
+                        let n = socket.try_read(buf)?;
+                        conn.splitter.extend(&buf[..n]);
+                        Ok::<_, std::io::Error>(n)
+                    }) {
+                        Ok(0) => break "closed by terminal",
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(_) => break "read failed",
+                    },
                 },
             }
             out.clear();
@@ -315,7 +342,9 @@ impl Gateway {
                 };
                 conn.bad = 0;
                 let ack_to = ack_to.unwrap_or(packet.header);
-                match conn.handle(packet, ack_to, &mut out).await {
+                // Boxed: registration, authentication and storage are large futures that would
+                // otherwise sit inline in every connection's task for its whole life.
+                match Box::pin(conn.handle(packet, ack_to, &mut out)).await {
                     Ok(()) => {}
                     Err(why) => {
                         verdict = Some(why);
@@ -361,10 +390,12 @@ struct Conn<'g> {
     /// Set once the terminal authenticated.
     phone: Option<String>,
     terminal: Option<Terminal>,
+    /// When this connection last heard from its terminal (shown by the registry), once authenticated.
+    last_message: Option<Arc<AtomicI64>>,
     /// Commands for this terminal, once it authenticated.
-    commands: Option<mpsc::Receiver<Downlink>>,
-    /// Commands sent and not yet answered, by our serial.
-    awaiting: HashMap<u16, oneshot::Sender<Delivery>>,
+    commands: Option<mpsc::Receiver<Box<Downlink>>>,
+    /// Commands sent and not yet answered, by our serial, with the answer each expects.
+    awaiting: HashMap<u16, (oneshot::Sender<Delivery>, Answer)>,
     serial: u16,
     /// The header of the terminal's last message (edition, phone) for our downlink.
     last_header: Option<Header>,
@@ -388,6 +419,7 @@ impl<'g> Conn<'g> {
             bad: 0,
             phone: None,
             terminal: None,
+            last_message: None,
             commands: None,
             awaiting: HashMap::new(),
             serial: 0,
@@ -397,52 +429,52 @@ impl<'g> Conn<'g> {
 
     fn downlink(&mut self, d: Downlink, out: &mut Vec<u8>) {
         let Some(last) = self.last_header else {
-            let _ = d.reply.send(Delivery {
-                delivered: false,
-                result: None,
-                detail: "the terminal has not spoken yet".into(),
-            });
+            let _ = d.reply.send(Delivery::undelivered("the terminal has not spoken yet"));
             return;
         };
-        let v2019 = last.version == jt808::Version::V2019;
-        let m = match d.cmd {
-            Command::Text { text, tts, emergency } => {
-                // JT/T 808 table 37/38: bit 2 display, bit 3 TTS; emergency is bit 0 (2013) or
-                // the type bits 0-1 = 10 (2019).
-                let mut flags = 0x04 | if tts { 0x08 } else { 0 };
-                if emergency {
-                    flags |= if v2019 { 0x02 } else { 0x01 };
-                }
-                Message::TextMessage(jt808::message::TextMessage { flags, text_type: v2019.then_some(1), text })
-            }
-            Command::QueryLocation => Message::QueryLocation,
-            Command::Track { interval_s, validity_s } => Message::TemporaryTracking { interval_s, validity_s },
-        };
+        // The body in the layout of the terminal's edition (2019 adds names and night limits).
+        let m = d.cmd.message(last.version);
         self.serial = self.serial.wrapping_add(1);
         let mut h = Header::new(0, last.phone, self.serial);
         h.version = last.version;
         h.protocol_version = last.protocol_version;
         match self.encoder.encode(&h, &m, out) {
             Ok(()) => {
-                self.awaiting.insert(self.serial, d.reply);
+                // Callers that gave up waiting leave their entry behind: drop those first.
+                self.awaiting.retain(|_, (reply, _)| !reply.is_closed());
+                self.awaiting.insert(self.serial, (d.reply, d.cmd.answer()));
             }
             Err(e) => {
-                let _ =
-                    d.reply.send(Delivery { delivered: false, result: None, detail: format!("cannot encode: {e}") });
+                let _ = d.reply.send(Delivery::undelivered(&format!("cannot encode: {e}")));
             }
         }
     }
 
+    /// A 0x0001 answering one of our commands.
     fn answered(&mut self, serial: u16, result: u8) {
-        if let Some(reply) = self.awaiting.remove(&serial) {
-            let detail = match result {
-                0 => "done",
-                1 => "the terminal reports failure",
-                2 => "the terminal found the message malformed",
-                3 => "the terminal does not support it",
+        if let Some((reply, answer)) = self.awaiting.remove(&serial) {
+            let detail = match (result, answer) {
+                (0, Answer::Parameters) => "acknowledged without reporting parameters",
+                (0, _) => "done",
+                (1, _) => "the terminal reports failure",
+                (2, _) => "the terminal found the message malformed",
+                (3, _) => "the terminal does not support it",
                 _ => "answered",
             };
-            let _ = reply.send(Delivery { delivered: true, result: Some(result), detail: detail.into() });
+            let _ =
+                reply.send(Delivery { delivered: true, result: Some(result), detail: detail.into(), parameters: None });
+        }
+    }
+
+    /// A 0x0104 answering one of our parameter queries.
+    fn parameters_reported(&mut self, serial: u16, parameters: &[jt808::message::Parameter]) {
+        if let Some((reply, _)) = self.awaiting.remove(&serial) {
+            let _ = reply.send(Delivery {
+                delivered: true,
+                result: Some(OK),
+                detail: "done".into(),
+                parameters: Some(parameters.iter().map(read_parameter).collect()),
+            });
         }
     }
 
@@ -484,7 +516,9 @@ impl<'g> Conn<'g> {
                 reply(&mut self.encoder, &h, h.msg_id, FAILURE, out);
                 return Err("phone number changed mid-connection");
             }
-            self.gw.connections.touch(me);
+            if let Some(last) = &self.last_message {
+                last.store(now_ms(), Ordering::Relaxed);
+            }
         }
         match p.message {
             Message::Register(r) => self.register(&h, &phone, r, out).await,
@@ -512,6 +546,11 @@ impl<'g> Conn<'g> {
             Message::LocationResponse { reply_serial, location } => {
                 self.answered(reply_serial, OK);
                 self.store(&h, vec![location], out).await
+            }
+            Message::ParametersResponse { reply_serial, parameters } => {
+                self.parameters_reported(reply_serial, &parameters);
+                reply(&mut self.encoder, &h, h.msg_id, OK, out);
+                Ok(())
             }
             Message::Raw { .. } => {
                 reply(&mut self.encoder, &h, h.msg_id, UNSUPPORTED, out);
@@ -611,20 +650,24 @@ impl<'g> Conn<'g> {
         let Some(t) = t else { return Ok(()) };
         let Some(vid) = t.vehicle_id.clone() else { return Ok(()) };
         let now = now_ms();
-        self.gw.connections.put(Connection {
-            phone: phone.to_string(),
-            vehicle_id: vid.clone(),
-            org_id: t.org_id.clone(),
-            peer: self.peer.to_string(),
-            since: kernel::store::ms_to_rfc3339(now),
-            last_message: kernel::store::ms_to_rfc3339(now),
-            protocol: match h.version {
-                jt808::Version::V2011 => "2011",
-                jt808::Version::V2013 => "2013",
-                jt808::Version::V2019 => "2019",
-            }
-            .into(),
-        });
+        let last = self.gw.connections.put(
+            Connection {
+                phone: phone.to_string(),
+                vehicle_id: vid.clone(),
+                org_id: t.org_id.clone(),
+                peer: self.peer.to_string(),
+                since: kernel::store::ms_to_rfc3339(now),
+                last_message: kernel::store::ms_to_rfc3339(now),
+                protocol: match h.version {
+                    jt808::Version::V2011 => "2011",
+                    jt808::Version::V2013 => "2013",
+                    jt808::Version::V2019 => "2019",
+                }
+                .into(),
+            },
+            now,
+        );
+        self.last_message = Some(last);
         self.gw.live.set_online(&vid, true, now);
         publish_presence(&self.gw.state, &vid, phone, true).await;
         self.phone = Some(phone.to_string());

@@ -6,6 +6,7 @@
 //! (routes), `demo` (what `serve --demo` seeds).
 
 pub mod api;
+pub mod command;
 pub mod demo;
 pub mod gateway;
 pub mod ingest;

@@ -430,3 +430,352 @@ async fn commands_reach_the_terminal_and_their_answers_come_back() {
     let (_, v) = app.get("/api/audit?action=vehicle.command", &aud).await;
     assert_eq!(v["total"], 3, "{v}");
 }
+
+impl Term {
+    /// The next downlink command, skipping the platform's 0x8001s.
+    async fn command(&mut self) -> Packet {
+        loop {
+            let p = self.recv().await;
+            if !matches!(p.message, Message::PlatformResponse(_)) {
+                return p;
+            }
+        }
+    }
+
+    /// Answers a command with 0x0001.
+    async fn answer(&mut self, to: &Packet, result: u8) {
+        let r = jt808::message::GeneralResponse { reply_serial: to.header.serial, reply_id: to.header.msg_id, result };
+        self.send(&Message::TerminalResponse(r)).await;
+    }
+
+    /// Whatever the platform sends within `wait`, other than 0x8001s.
+    async fn silence(&mut self, wait: Duration) -> Option<Packet> {
+        tokio::time::timeout(wait, self.command()).await.ok()
+    }
+}
+
+async fn vehicle_of(app: &TestApp, token: &str, phone: &str) -> String {
+    let (_, v) = app.get("/api/transport/vehicles?limit=500", token).await;
+    v["items"].as_array().unwrap().iter().find(|x| x["terminal_phone"] == phone).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A command through the API, in a task of its own so that the test can play the terminal.
+fn command(
+    app: &TestApp,
+    token: &str,
+    vid: &str,
+    body: serde_json::Value,
+) -> tokio::task::JoinHandle<serde_json::Value> {
+    use tower::ServiceExt;
+    let req = axum::http::Request::post(format!("/api/transport/vehicles/{vid}/commands"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let router = app.router.clone();
+    tokio::spawn(async move {
+        let resp = router.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), axum::http::StatusCode::OK);
+        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    })
+}
+
+async fn online(module: &TransportModule, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while module.connections.list().len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "terminals online in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn parameters_set_through_the_api_are_read_back_from_a_simulated_terminal() {
+    let (app, module, addr) = start().await;
+    let stop = kernel::platform::CancellationToken::new();
+    let term = sim::SimTerminal {
+        phone: "13900000010".into(),
+        v2019: true,
+        driver: sim::Driver::new(&sim::roads::ROADS[0], 0.3, sim::Behaviour::default()),
+        interval: Duration::from_secs(5),
+        plate: String::new(),
+    };
+    let task = tokio::spawn(sim::run(addr, term, Arc::new(sim::Stats::default()), stop.clone()));
+    online(&module, 1).await;
+    let op = app.login("shunda.zhao").await;
+    let vid = vehicle_of(&app, &op, "13900000010").await;
+    let uri = format!("/api/transport/vehicles/{vid}/commands");
+
+    let (s, d) = app
+        .post(
+            &uri,
+            &op,
+            serde_json::json!({"kind": "set_parameters", "parameters": [
+                {"id": 0x0001, "value": 30},
+                {"id": 0x0055, "value": 80},
+                {"id": 0x0031, "value": 500},
+                {"id": 0x0084, "value": 2},
+                {"id": 0x0013, "value": "jt808.wuqing.example:6808"},
+                {"id": 0x0012, "value": "dial-secret"},
+                {"id": 0xF001, "value": 7, "type": "word"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    assert_eq!((d["delivered"].as_bool(), d["result"].as_u64()), (Some(true), Some(0)), "{d}");
+    assert!(d.get("parameters").is_none(), "only a query reports parameters: {d}");
+
+    // All of them (0x8104): what was set, with the terminal's own report interval.
+    let (_, d) = app.post(&uri, &op, serde_json::json!({"kind": "query_parameters"})).await;
+    assert_eq!((d["delivered"].as_bool(), d["result"].as_u64()), (Some(true), Some(0)), "{d}");
+    let got: std::collections::HashMap<u64, serde_json::Value> =
+        d["parameters"].as_array().unwrap().iter().map(|p| (p["id"].as_u64().unwrap(), p.clone())).collect();
+    assert_eq!(got[&0x0001]["value"], 30, "{d}");
+    assert_eq!(got[&0x0001]["name"], "heartbeat_interval_s");
+    assert_eq!(got[&0x0001]["type"], "dword");
+    assert_eq!(got[&0x0029]["value"], 5, "the simulator's report interval: {d}");
+    assert_eq!(got[&0x0055]["value"], 80);
+    assert_eq!((got[&0x0031]["value"].clone(), got[&0x0031]["type"].clone()), (500.into(), "word".into()));
+    assert_eq!((got[&0x0084]["value"].clone(), got[&0x0084]["type"].clone()), (2.into(), "byte".into()));
+    assert_eq!(got[&0x0013]["value"], "jt808.wuqing.example:6808");
+    // Outside table 12: reported as the bytes it is.
+    assert_eq!((got[&0xF001]["value"].clone(), got[&0xF001]["type"].clone()), ("0007".into(), "bytes".into()));
+
+    // Some of them (0x8106).
+    let (_, d) = app.post(&uri, &op, serde_json::json!({"kind": "query_parameters", "ids": [0x0055, 0x0056]})).await;
+    assert_eq!(
+        d["parameters"],
+        serde_json::json!([{"id": 0x0055, "name": "max_speed_kmh", "type": "dword", "value": 80}]),
+        "{d}"
+    );
+
+    // Areas and routes are acknowledged by the simulator.
+    let (_, d) = app
+        .post(
+            &uri,
+            &op,
+            serde_json::json!({"kind": "set_circle_areas", "areas": [
+                {"id": 1, "center": {"lat": 39.381, "lon": 117.041}, "radius_m": 300, "name": "杨村站"}]}),
+        )
+        .await;
+    assert_eq!((d["delivered"].as_bool(), d["result"].as_u64()), (Some(true), Some(0)), "{d}");
+
+    // The audit log has the command, without the dial password.
+    let aud = app.login("auditor").await;
+    let (_, v) = app.get("/api/audit?action=vehicle.command", &aud).await;
+    assert_eq!(v["total"], 4, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("jt808.wuqing.example:6808") && !text.contains("dial-secret"), "{v}");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn areas_and_routes_reach_the_terminal_in_its_edition_and_a_refusal_is_reported() {
+    let (app, _module, addr) = start().await;
+    let mut t19 = Term::connect(addr, "13900000008", true).await;
+    t19.login().await;
+    let mut t13 = Term::connect(addr, "13900000009", false).await;
+    t13.login().await;
+    let op = app.login("shunda.zhao").await;
+    let (v19, v13) = (vehicle_of(&app, &op, "13900000008").await, vehicle_of(&app, &op, "13900000009").await);
+    let circle = serde_json::json!({"kind": "set_circle_areas", "mode": "replace", "areas": [{
+        "id": 11, "center": {"lat": 39.381234, "lon": 117.041234}, "radius_m": 250, "name": "危化品停车场",
+        "start": "2026-12-01T08:00:00+08:00", "end": "2026-12-31T18:00:00+08:00",
+        "speed_limit": {"max_kmh": 30, "overspeed_duration_s": 10, "night_max_kmh": 20},
+        "flags": ["enter_alarm_to_platform", "exit_alarm_to_platform"]}]});
+
+    // 2019: the name and the night limit go out.
+    let pending = command(&app, &op, &v19, circle.clone());
+    let p = t19.command().await;
+    let Message::SetCircleAreas(s) = &p.message else { panic!("expected 0x8600, got {:?}", p.message) };
+    assert_eq!(s.mode, 0);
+    let a = &s.areas[0];
+    assert_eq!((a.id, a.center.lat, a.center.lon, a.radius_m), (11, 39_381_234, 117_041_234, 250));
+    assert_eq!(a.attributes, 0b11 | 1 << 3 | 1 << 5, "time, speed, enter and exit alarms to the platform");
+    assert_eq!(a.name.as_deref(), Some("危化品停车场"));
+    assert_eq!(a.speed.unwrap().night_max_kmh, Some(20));
+    assert_eq!(a.window.unwrap().start.0, [0x26, 0x12, 0x01, 0x08, 0x00, 0x00], "GMT+8");
+    t19.answer(&p, 0).await;
+    let d = pending.await.unwrap();
+    assert_eq!((d["delivered"].as_bool(), d["result"].as_u64()), (Some(true), Some(0)), "{d}");
+
+    // 2013: the same command in the 2013 layout.
+    let pending = command(&app, &op, &v13, circle);
+    let p = t13.command().await;
+    let Message::SetCircleAreas(s) = &p.message else { panic!("expected 0x8600, got {:?}", p.message) };
+    assert_eq!((s.areas[0].center.lat, s.areas[0].name.clone()), (39_381_234, None));
+    assert_eq!(s.areas[0].speed.unwrap().night_max_kmh, None);
+    t13.answer(&p, 0).await;
+    assert_eq!(pending.await.unwrap()["result"], 0);
+
+    // A route the terminal does not support: reported as such.
+    let route = serde_json::json!({"kind": "set_route", "id": 3, "name": "G103", "points": [
+        {"lat": 39.38, "lon": 117.04, "width_m": 30, "speed_limit": {"max_kmh": 60, "overspeed_duration_s": 5}},
+        {"lat": 39.40, "lon": 117.06, "width_m": 30, "drive_time": {"too_long_s": 600, "too_short_s": 60}},
+        {"lat": 39.42, "lon": 117.06, "width_m": 30}]});
+    let pending = command(&app, &op, &v19, route);
+    let p = t19.command().await;
+    let Message::SetRoute(r) = &p.message else { panic!("expected 0x8606, got {:?}", p.message) };
+    assert_eq!((r.id, r.points.len(), r.name.as_deref()), (3, 3, Some("G103")));
+    assert_eq!((r.points[1].point_id, r.points[1].segment_id, r.points[1].drive_time), (2, 2, Some((600, 60))));
+    assert_eq!(r.points[0].point.lon, 117_040_000);
+    t19.answer(&p, 3).await;
+    let d = pending.await.unwrap();
+    assert_eq!((d["delivered"].as_bool(), d["result"].as_u64()), (Some(true), Some(3)), "{d}");
+    assert_eq!(d["detail"], "the terminal does not support it");
+
+    // Polygons, rectangles and deletes map to their messages.
+    let cases = [
+        (
+            serde_json::json!({"kind": "set_polygon_area", "id": 4, "vertices": [
+                {"lat": 39.3, "lon": 117.0}, {"lat": 39.4, "lon": 117.0}, {"lat": 39.4, "lon": 117.1}]}),
+            jt808::message::ids::SET_POLYGON_AREA,
+        ),
+        (
+            serde_json::json!({"kind": "set_rectangle_areas", "areas": [
+                {"id": 5, "top_left": {"lat": 39.4, "lon": 117.0}, "bottom_right": {"lat": 39.3, "lon": 117.1}}]}),
+            jt808::message::ids::SET_RECTANGLE_AREAS,
+        ),
+        (serde_json::json!({"kind": "delete_areas", "shape": "circle", "ids": [11]}), 0x8601),
+        (serde_json::json!({"kind": "delete_areas", "shape": "rectangle", "all": true}), 0x8603),
+        (serde_json::json!({"kind": "delete_areas", "shape": "polygon", "ids": [4]}), 0x8605),
+        (serde_json::json!({"kind": "delete_routes", "ids": [3]}), 0x8607),
+    ];
+    for (body, id) in cases {
+        let pending = command(&app, &op, &v19, body.clone());
+        let p = t19.command().await;
+        assert_eq!(p.header.msg_id, id, "{body}");
+        t19.answer(&p, 0).await;
+        assert_eq!(pending.await.unwrap()["result"], 0, "{body}");
+    }
+    let pending =
+        command(&app, &op, &v19, serde_json::json!({"kind": "delete_areas", "shape": "rectangle", "all": true}));
+    let p = t19.command().await;
+    assert_eq!(p.message, Message::DeleteRectangleAreas(vec![]), "0 ids: all");
+    t19.answer(&p, 0).await;
+    pending.await.unwrap();
+
+    // A parameter query answered by a hand-driven terminal's 0x0104.
+    let pending = command(&app, &op, &v19, serde_json::json!({"kind": "query_parameters", "ids": [1, 0x0083]}));
+    let p = t19.command().await;
+    assert_eq!(p.message, Message::QueryParameters(vec![1, 0x0083]));
+    let parameters = vec![
+        jt808::message::Parameter { id: 1, value: vec![0, 0, 0, 45] },
+        jt808::message::Parameter::text(0x0083, "津C80008").unwrap(),
+    ];
+    t19.send(&Message::ParametersResponse { reply_serial: p.header.serial, parameters }).await;
+    let d = pending.await.unwrap();
+    assert_eq!(d["parameters"][0]["value"], 45, "{d}");
+    assert_eq!(d["parameters"][1]["value"], "津C80008", "{d}");
+}
+
+#[tokio::test]
+async fn bad_commands_are_refused_before_anything_is_sent() {
+    let (app, _module, addr) = start().await;
+    let mut t = Term::connect(addr, "13900000008", true).await;
+    t.login().await;
+    let op = app.login("shunda.zhao").await;
+    let vid = vehicle_of(&app, &op, "13900000008").await;
+    let uri = format!("/api/transport/vehicles/{vid}/commands");
+    let many = |n: u32| (0..n).collect::<Vec<u32>>();
+    let circle = |c: serde_json::Value| serde_json::json!({"kind": "set_circle_areas", "areas": [c]});
+    let bad = [
+        serde_json::json!({"kind": "set_parameters", "parameters": []}),
+        serde_json::json!({"kind": "set_parameters"}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 0x0031, "value": 70000}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 0xF001, "value": 5}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 1, "value": -5}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 1, "value": 2.5}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 1, "value": "30"}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 1, "value": 30, "unit": "s"}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 1, "value": 30}, {"id": 1, "value": 31}]}),
+        serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 0x55, "value": 80, "type": "word"}]}),
+        serde_json::json!({"kind": "query_parameters", "ids": "all"}),
+        serde_json::json!({"kind": "query_parameters", "ids": many(256)}),
+        serde_json::json!({"kind": "query_parameters", "ids": [-1]}),
+        circle(serde_json::json!({"id": 1, "center": {"lat": 91.0, "lon": 117.0}, "radius_m": 100})),
+        circle(serde_json::json!({"id": 1, "center": {"lat": 39.0, "lon": 117.0}, "radius_m": 0})),
+        circle(serde_json::json!({"id": 1, "center": {"lat": 39.0}, "radius_m": 10})),
+        circle(serde_json::json!({"id": 1, "center": {"lat": 39.0, "lon": 117.0}, "radius_m": 10,
+                "start": "tomorrow", "end": "later"})),
+        circle(
+            serde_json::json!({"id": 1, "center": {"lat": 39.0, "lon": 117.0}, "radius_m": 10, "flags": ["explode"]}),
+        ),
+        serde_json::json!({"kind": "set_circle_areas", "areas": []}),
+        serde_json::json!({"kind": "set_rectangle_areas", "areas": [
+            {"id": 1, "top_left": {"lat": 39.3, "lon": 117.0}, "bottom_right": {"lat": 39.4, "lon": 117.1}}]}),
+        serde_json::json!({"kind": "set_polygon_area", "id": 1,
+            "vertices": [{"lat": 39.3, "lon": 117.0}, {"lat": 39.4, "lon": 117.0}]}),
+        serde_json::json!({"kind": "set_route", "id": 1, "points": [{"lat": 39.3, "lon": 117.0, "width_m": 20}]}),
+        serde_json::json!({"kind": "set_route", "id": 1, "points": [
+            {"lat": 39.3, "lon": 117.0, "width_m": 0}, {"lat": 39.4, "lon": 117.0, "width_m": 20}]}),
+        serde_json::json!({"kind": "set_route", "id": 1, "points": [
+            {"lat": 39.3, "lon": 117.0, "width_m": 300}, {"lat": 39.4, "lon": 117.0, "width_m": 20}]}),
+        serde_json::json!({"kind": "delete_areas", "shape": "triangle", "ids": [1]}),
+        serde_json::json!({"kind": "delete_areas", "shape": "circle"}),
+        serde_json::json!({"kind": "delete_routes", "ids": many(126)}),
+        serde_json::json!({"kind": "delete_routes", "ids": [1], "all": true}),
+    ];
+    for body in &bad {
+        let (s, p) = app.post(&uri, &op, body.clone()).await;
+        assert_eq!(s, axum::http::StatusCode::UNPROCESSABLE_ENTITY, "{body} → {p}");
+        assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body} → {p}");
+    }
+    // Not even JSON.
+    let (s, _) = app
+        .call_raw(
+            axum::http::Method::POST,
+            &uri,
+            Some(&op),
+            Some(br#"{"kind": "set_route", "#.to_vec()),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::BAD_REQUEST);
+    // A clear problem names the field.
+    let (s, p) = app
+        .post(&uri, &op, serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 49, "value": 70000}]}))
+        .await;
+    assert_eq!(s, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(p["field"], "parameters[0].value", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("WORD: 0 to 65535, not 70000"), "{p}");
+    // The terminal heard none of it.
+    assert_eq!(t.silence(Duration::from_millis(300)).await, None);
+}
+
+#[tokio::test]
+async fn new_commands_to_an_offline_or_foreign_vehicle() {
+    let (app, _module, _addr) = start().await;
+    let op = app.login("shunda.zhao").await;
+    let vid = vehicle_of(&app, &op, "13900000008").await;
+    let uri = format!("/api/transport/vehicles/{vid}/commands");
+    let set = serde_json::json!({"kind": "set_parameters", "parameters": [{"id": 0x0029, "value": 10}]});
+    let (s, d) = app.post(&uri, &op, set.clone()).await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    assert_eq!((d["delivered"].as_bool(), d["detail"].as_str()), (Some(false), Some("the terminal is offline")), "{d}");
+    // Another enterprise's operator: the vehicle does not exist for them.
+    let bus = app.login("bus.sun").await;
+    for body in [
+        set.clone(),
+        serde_json::json!({"kind": "query_parameters"}),
+        serde_json::json!({"kind": "delete_routes", "all": true}),
+    ] {
+        let (s, _) = app.post(&uri, &bus, body).await;
+        assert_eq!(s, axum::http::StatusCode::NOT_FOUND);
+    }
+    // The transport bureau's regulator may message the driver and ask, but not reconfigure the
+    // terminal (its server address, limits and fences belong to the enterprise that runs it).
+    let reg = app.login("jt.liu").await;
+    let (s, d) = app.post(&uri, &reg, serde_json::json!({"kind": "text", "text": "请靠边停车"})).await;
+    assert_eq!((s, d["delivered"].as_bool()), (axum::http::StatusCode::OK, Some(false)), "{d}");
+    let (s, _) = app.post(&uri, &reg, serde_json::json!({"kind": "query_parameters"})).await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    for body in [set, serde_json::json!({"kind": "delete_routes", "all": true})] {
+        let (s, p) = app.post(&uri, &reg, body).await;
+        assert_eq!(s, axum::http::StatusCode::FORBIDDEN, "{p}");
+    }
+}

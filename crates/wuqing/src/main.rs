@@ -136,6 +136,33 @@ enum SimCmd {
         /// Write every acknowledged report (`phone device_seconds`) to this file at the end.
         #[arg(long)]
         ack_log: Option<PathBuf>,
+        /// Scenario file (TOML): chosen vehicles speed, never rest, go offline or leave their
+        /// route at given times; see examples/scenarios/demo.toml.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Holds one authenticated connection per phone that only sends heartbeats and answers
+    /// commands: how many connections a gateway holds, and at what memory.
+    Hold {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:6808")]
+        gateway: std::net::SocketAddr,
+        /// A range of phone numbers, e.g. 13700000000-13700008999 (bound to vehicles).
+        #[arg(long)]
+        phones: String,
+        /// Local address to connect from, e.g. 127.0.0.2, so that several clients each have
+        /// their own ephemeral ports.
+        #[arg(long)]
+        source_ip: Option<std::net::IpAddr>,
+        /// Seconds between heartbeats (0x0002) of one terminal.
+        #[arg(long, default_value_t = 60)]
+        heartbeat_s: u64,
+        /// New connections per second at most.
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+        /// Stop after this many seconds (default: hold until Ctrl-C or SIGTERM).
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Checks that every report in an ack log (from `sim run --ack-log`) is in the store.
     Verify {
@@ -191,12 +218,31 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_tracing(&cfg);
-    if let Cmd::Sim { cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log } } =
-        &cli.cmd
+    if matches!(cli.cmd, Cmd::Serve { .. } | Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } }) {
+        raise_open_files_limit();
+    }
+    if let Cmd::Sim {
+        cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log, scenario },
+    } = &cli.cmd
     {
-        let opts =
-            SimOpts { interval_ms: *interval_ms, seconds: *seconds, speed_factor: *speed_factor, no_rest: *no_rest };
+        let opts = SimOpts {
+            interval_ms: *interval_ms,
+            seconds: *seconds,
+            speed_factor: *speed_factor,
+            no_rest: *no_rest,
+            scenario: scenario.clone(),
+        };
         return sim_run(*gateway, phones, opts, ack_log.as_deref()).await;
+    }
+    if let Cmd::Sim { cmd: SimCmd::Hold { gateway, phones, source_ip, heartbeat_s, rate, seconds } } = &cli.cmd {
+        let cfg = sim::HoldConfig {
+            gateway: *gateway,
+            source_ip: *source_ip,
+            heartbeat: std::time::Duration::from_secs(*heartbeat_s),
+            connects_per_sec: *rate,
+            handshakes: 256,
+        };
+        return sim_hold(cfg, phones, *seconds).await;
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (jt808, demo) = match &cli.cmd {
@@ -246,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Config { .. } => Ok(()),
         Cmd::Sim { cmd: SimCmd::Provision { count } } => provision(&platform, count).await,
-        Cmd::Sim { cmd: SimCmd::Run { .. } } => Ok(()),
+        Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } } => Ok(()),
         Cmd::Sim { cmd: SimCmd::Verify { ack_log } } => verify_acks(&platform, &ack_log).await,
     }
 }
@@ -331,6 +377,25 @@ struct SimOpts {
     seconds: Option<u64>,
     speed_factor: f64,
     no_rest: bool,
+    scenario: Option<PathBuf>,
+}
+
+/// Raises the soft limit on open files to the hard one: every terminal connection is a file.
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let lim = getrlimit(Resource::Nofile);
+        if lim.current == lim.maximum {
+            return;
+        }
+        // An unlimited hard limit is not accepted as a soft one everywhere (macOS): a million is plenty.
+        let target = Some(lim.maximum.unwrap_or(1 << 20));
+        match setrlimit(Resource::Nofile, Rlimit { current: target, maximum: lim.maximum }) {
+            Ok(()) => tracing::debug!(from = ?lim.current, to = ?target, "open files limit raised"),
+            Err(e) => tracing::warn!(error = %e, limit = ?lim.current, "open files limit not raised"),
+        }
+    }
 }
 
 /// `wuqing sim verify`: every acknowledged report must be in the store.
@@ -374,8 +439,12 @@ async fn sim_run(
     ack_log: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
-    let SimOpts { interval_ms, seconds, speed_factor, no_rest } = o;
+    let SimOpts { interval_ms, seconds, speed_factor, no_rest, scenario } = o;
     let phones = phone_range(phones)?;
+    let plans = match &scenario {
+        Some(path) => sim::Scenario::load(path)?.plans(&phones)?,
+        None => Default::default(),
+    };
     let stats = Arc::new(if ack_log.is_some() { sim::Stats::with_ack_log() } else { sim::Stats::default() });
     let stop = CancellationToken::new();
     let behaviour = sim::Behaviour { speed_factor, no_rest, ..Default::default() };
@@ -383,10 +452,14 @@ async fn sim_run(
     let n = phones.len();
     for (i, phone) in phones.into_iter().enumerate() {
         let road = &sim::roads::ROADS[i % sim::roads::ROADS.len()];
+        let mut driver = sim::Driver::new(road, (i as f64 * 0.137).fract(), behaviour);
+        if let Some(plan) = plans.get(&phone) {
+            driver = driver.with_plan(*plan);
+        }
         let term = sim::SimTerminal {
             phone,
             v2019: i % 2 == 1,
-            driver: sim::Driver::new(road, (i as f64 * 0.137).fract(), behaviour),
+            driver,
             interval: std::time::Duration::from_millis(interval_ms.max(10)),
             plate: String::new(),
         };
@@ -435,6 +508,49 @@ async fn sim_run(
         std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
         println!("ack log written to {}", path.display());
     }
+    Ok(())
+}
+
+/// `wuqing sim hold`: connections that only heartbeat, for the connections benchmark.
+async fn sim_hold(cfg: sim::HoldConfig, phones: &str, seconds: Option<u64>) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(ip) = cfg.source_ip {
+        if ip.is_ipv4() != cfg.gateway.is_ipv4() {
+            bail!("--source-ip {ip} and --gateway {} must both be IPv4 or both IPv6", cfg.gateway);
+        }
+    }
+    let phones = phone_range(phones)?;
+    let n = phones.len();
+    let stats = Arc::new(sim::HoldStats::default());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        s.cancel();
+    });
+    let task = tokio::spawn(sim::hold_all(cfg, phones, stats.clone(), stop.clone()));
+    let started = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+        println!(
+            "{:>6.0}s  established {} of {n}  connects {}  failures {}  drops {}  heartbeats {}  commands {}",
+            started.elapsed().as_secs_f64(),
+            stats.established.load(Relaxed),
+            stats.connects.load(Relaxed),
+            stats.failures.load(Relaxed),
+            stats.drops.load(Relaxed),
+            stats.heartbeats.load(Relaxed),
+            stats.commands.load(Relaxed),
+        );
+        if seconds.is_some_and(|sec| started.elapsed().as_secs() >= sec) {
+            stop.cancel();
+        }
+    }
+    let _ = task.await;
+    println!("held {n} terminals; {} connections made", stats.connects.load(Relaxed));
     Ok(())
 }
 
