@@ -15,4 +15,4 @@ pub mod terminal;
 pub use drive::{Behaviour, Driver};
 pub use hold::{HoldConfig, HoldStats, hold_all};
 pub use scenario::{Plan, Scenario, ScenarioError};
-pub use terminal::{SimTerminal, Stats, run};
+pub use terminal::{MAX_PENDING, SimTerminal, Stats, run, run_with_backlog};

@@ -168,7 +168,7 @@ async fn hold_keeps_connections_from_the_source_address_heartbeats_and_answers_c
     };
     let phones: Vec<String> = (13_700_000_000u64..13_700_000_050).map(|n| n.to_string()).collect();
     let task = tokio::spawn(sim::hold_all(cfg, phones, stats.clone(), stop.clone()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while stats.established.load(Relaxed) < 50 || stats.heartbeats.load(Relaxed) < 100 {
         assert!(tokio::time::Instant::now() < deadline, "{stats:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -196,4 +196,44 @@ async fn hold_keeps_connections_from_the_source_address_heartbeats_and_answers_c
     assert_eq!(count(0x0003), 50, "each logs out");
     assert!(count(0x0002) >= 100);
     assert_eq!(count(0x0200), 0, "no positions");
+}
+
+#[tokio::test]
+async fn a_backlog_goes_up_first_as_0704_batches_one_fix_a_second_each_acknowledged() {
+    let (addr, log) = gateway().await;
+    let term = SimTerminal {
+        phone: "13800000009".into(),
+        v2019: true,
+        driver: Driver::new(&ROADS[1], 0.3, Behaviour::default()),
+        interval: Duration::from_secs(10),
+        plate: String::new(),
+    };
+    let (stats, stop) = (Arc::new(Stats::default()), CancellationToken::new());
+    let t0 = now().floor() as i64;
+    let task = tokio::spawn(sim::run_with_backlog(addr, term, stats.clone(), stop.clone(), 300));
+    for _ in 0..100 {
+        if stats.acked.load(Relaxed) >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    let times: Vec<i64> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Frame { msg_id: 0x0704, kind: Some(1), times, .. } => Some(times.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(stats.connects.load(Relaxed), 1);
+    assert_eq!(times.len(), 300, "every fix of the backlog, once: {times:?}");
+    assert!(times.windows(2).all(|w| w[1] == w[0] + 1), "one a second, oldest first");
+    assert!((t0 - 301..=t0 - 299).contains(&times[0]), "the backlog ends now: {} vs {t0}", times[0]);
+    // The backlog and the live report sent at once beside it.
+    assert!(stats.acked.load(Relaxed) >= 300);
+    assert!(stats.batches.load(Relaxed) >= 300 / 28, "batches that fit one packet each");
 }

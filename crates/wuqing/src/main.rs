@@ -140,6 +140,11 @@ enum SimCmd {
         /// route at given times; see examples/scenarios/demo.toml.
         #[arg(long)]
         scenario: Option<PathBuf>,
+        /// Each terminal starts with this many seconds of fixes (one a second, at most 10 000) not
+        /// yet uploaded, as after a long blind area, and uploads them as 0x0704 batches first:
+        /// the ingest benchmark's heaviest load.
+        #[arg(long, default_value_t = 0)]
+        backlog_s: usize,
     },
     /// Holds one authenticated connection per phone that only sends heartbeats and answers
     /// commands: how many connections a gateway holds, and at what memory.
@@ -222,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
         raise_open_files_limit();
     }
     if let Cmd::Sim {
-        cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log, scenario },
+        cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log, scenario, backlog_s },
     } = &cli.cmd
     {
         let opts = SimOpts {
@@ -231,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
             speed_factor: *speed_factor,
             no_rest: *no_rest,
             scenario: scenario.clone(),
+            backlog_s: *backlog_s,
         };
         return sim_run(*gateway, phones, opts, ack_log.as_deref()).await;
     }
@@ -378,6 +384,7 @@ struct SimOpts {
     speed_factor: f64,
     no_rest: bool,
     scenario: Option<PathBuf>,
+    backlog_s: usize,
 }
 
 /// Raises the soft limit on open files to the hard one: every terminal connection is a file.
@@ -439,7 +446,7 @@ async fn sim_run(
     ack_log: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
-    let SimOpts { interval_ms, seconds, speed_factor, no_rest, scenario } = o;
+    let SimOpts { interval_ms, seconds, speed_factor, no_rest, scenario, backlog_s } = o;
     let phones = phone_range(phones)?;
     let plans = match &scenario {
         Some(path) => sim::Scenario::load(path)?.plans(&phones)?,
@@ -468,7 +475,7 @@ async fn sim_run(
         let delay = std::time::Duration::from_millis(interval_ms.max(10) * i as u64 / n as u64);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            sim::run(gateway, term, st, s).await
+            sim::run_with_backlog(gateway, term, st, s, backlog_s).await
         }));
     }
     let started = std::time::Instant::now();
