@@ -91,13 +91,37 @@ pub async fn maintain_positions(state: &AppState) -> anyhow::Result<()> {
             }
         }
     }
-    let mut tx = store.begin().await?;
-    let n = sqlx::query(&store.sql("DELETE FROM transport_positions WHERE device_ms < $1"))
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
+    let mut n = 0;
+    if store.backend() == Backend::Postgres {
+        // What is left past the dropped partitions (the default partition, today's): pruned by
+        // device time.
+        let mut tx = store.begin().await?;
+        n = sqlx::query("DELETE FROM transport_positions WHERE device_ms < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+    } else {
+        // SQLite has no index on device time alone (the table is clustered by vehicle): a plain
+        // DELETE by time scans every stored position while holding the one writer (11 s at
+        // 100 M positions, and every write waits). Per vehicle it is an index range, and a short
+        // transaction per page of vehicles lets the gateway's commits in between.
+        let sql = store.sql("DELETE FROM transport_positions WHERE vehicle_id = $1 AND device_ms < $2").into_owned();
+        let mut offset = 0;
+        loop {
+            let (page, _) = registry::all_vehicles(store, 200, offset).await?;
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len() as i64;
+            let mut tx = store.begin().await?;
+            for v in &page {
+                n += sqlx::query(&sql).bind(v.id.as_str()).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        }
+    }
     if n > 0 {
         tracing::info!(removed = n, retention_days = days, "position retention applied");
     }
