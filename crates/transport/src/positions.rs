@@ -59,6 +59,9 @@ pub async fn store_batch<P: std::borrow::Borrow<Position>>(store: &Store, batch:
     if batch.is_empty() {
         return Ok(0);
     }
+    if let Some(pg) = store.pg() {
+        return store_batch_pg(pg, batch).await;
+    }
     let mut tx = store.begin().await?;
     let mut inserted = 0;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
@@ -87,6 +90,54 @@ pub async fn store_batch<P: std::borrow::Borrow<Position>>(store: &Store, batch:
         inserted += q.execute(&mut *tx).await?.rows_affected();
     }
     tx.commit().await?;
+    metrics::counter!("wuqing_positions_stored_total").increment(inserted);
+    Ok(inserted)
+}
+
+/// PostgreSQL: the whole batch as one statement of twelve arrays (`UNNEST`), instead of a
+/// multi-row `VALUES` of 80 rows × 12 parameters per statement: one parse, one plan, one round
+/// trip per batch.
+async fn store_batch_pg<P: std::borrow::Borrow<Position>>(pg: &sqlx::PgPool, batch: &[P]) -> StoreResult<u64> {
+    let n = batch.len();
+    let (mut vid, mut dev, mut rec) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut lat, mut lon, mut alt) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut spd, mut hdg, mut alarm) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut status, mut mil, mut extras) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for p in batch {
+        let p: &Position = p.borrow();
+        vid.push(p.vehicle_id.as_str());
+        dev.push(p.device_ms);
+        rec.push(p.received_ms);
+        lat.push(p.lat);
+        lon.push(p.lon);
+        alt.push(i64::from(p.altitude_m));
+        spd.push((p.speed_kmh * 10.0).round() as i64);
+        hdg.push(i64::from(p.heading));
+        alarm.push(i64::from(p.alarm));
+        status.push(i64::from(p.status));
+        mil.push(p.mileage_km.map(|m| (m * 10.0).round() as i64));
+        extras.push(if p.extras.is_empty() { None } else { Some(p.extras.as_slice()) });
+    }
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO transport_positions ({COLS}) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], \
+         $4::float8[], $5::float8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], \
+         $12::bytea[]) ON CONFLICT (vehicle_id, device_ms) DO NOTHING"
+    ))
+    .bind(vid)
+    .bind(dev)
+    .bind(rec)
+    .bind(lat)
+    .bind(lon)
+    .bind(alt)
+    .bind(spd)
+    .bind(hdg)
+    .bind(alarm)
+    .bind(status)
+    .bind(mil)
+    .bind(extras)
+    .execute(pg)
+    .await?
+    .rows_affected();
     metrics::counter!("wuqing_positions_stored_total").increment(inserted);
     Ok(inserted)
 }

@@ -74,6 +74,9 @@ pub struct Store {
     url: String,
     /// Direct read-only connections for hot read paths (SQLite files only).
     direct: Option<Arc<DirectReaders>>,
+    /// A native pool beside the `Any` one (PostgreSQL only), for statements `Any` cannot bind:
+    /// arrays, for one-statement batch inserts.
+    pg: Option<sqlx::PgPool>,
     /// The audit log's group-commit queue, started on first use (see `audit::record`).
     pub(crate) audit_queue: Arc<OnceLock<tokio::sync::mpsc::Sender<crate::audit::Job>>>,
 }
@@ -109,6 +112,7 @@ impl Store {
                 write,
                 url: url.to_string(),
                 direct,
+                pg: None,
                 audit_queue: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -118,12 +122,18 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let pg = sqlx::postgres::PgPoolOptions::new()
+                .max_connections((max_connections / 2).max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy(url)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             Ok(Store {
                 backend: Backend::Postgres,
                 read: pool.clone(),
                 write: pool,
                 url: url.to_string(),
                 direct: None,
+                pg: Some(pg),
                 audit_queue: Default::default(),
             })
         } else {
@@ -175,6 +185,12 @@ impl Store {
             out
         });
         Some(run.await.unwrap_or_else(|e| Err(StoreError::Unavailable(format!("direct read failed: {e}")))))
+    }
+
+    /// The native PostgreSQL pool, for statements the portable `Any` driver cannot bind
+    /// (arrays); `None` on SQLite.
+    pub fn pg(&self) -> Option<&sqlx::PgPool> {
+        self.pg.as_ref()
     }
 
     /// Translates a portable statement (`$1` parameters) into this backend's dialect.
@@ -246,6 +262,9 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        if let Some(pg) = &self.pg {
+            pg.close().await;
+        }
     }
 }
 
