@@ -111,6 +111,22 @@ async fn fill(store: &Store, ids: &[String], per: i64, interval_s: i64) -> anyho
             odo_km: 10_000.0 + rng.unit() * 50_000.0,
         })
         .collect();
+    // On PostgreSQL every day within retention has its partition in production (the hourly
+    // maintenance creates them ahead of the data); create those of the filled range likewise,
+    // named as `maintain_positions` names them, rather than fill the default partition.
+    if store.backend() == kernel::store::Backend::Postgres {
+        const DAY: i64 = 86_400_000;
+        for d in start.div_euclid(DAY)..=end.div_euclid(DAY) {
+            sqlx::query(&format!(
+                "CREATE TABLE IF NOT EXISTS transport_positions_d{d} PARTITION OF transport_positions \
+                 FOR VALUES FROM ({}) TO ({})",
+                d * DAY,
+                (d + 1) * DAY
+            ))
+            .execute(store.reader())
+            .await?;
+        }
+    }
     let per_block = (3_600 / interval_s).max(1);
     let (began, mut written) = (Instant::now(), 0u64);
     let mut k = 0;
