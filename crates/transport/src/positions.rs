@@ -142,7 +142,8 @@ async fn store_batch_pg<P: std::borrow::Borrow<Position>>(pg: &sqlx::PgPool, bat
     Ok(inserted)
 }
 
-fn row_to_position(r: &sqlx::any::AnyRow) -> StoreResult<Position> {
+/// A position from a row of `COLS` (`with_extras`) or `TRACK_COLS`.
+fn row_to_position(r: &sqlx::any::AnyRow, with_extras: bool) -> StoreResult<Position> {
     let u32_of = |name: &str| -> StoreResult<u32> { Ok(col::<i64>(r, name)? as u32) };
     Ok(Position {
         vehicle_id: col(r, "vehicle_id")?,
@@ -156,11 +157,17 @@ fn row_to_position(r: &sqlx::any::AnyRow) -> StoreResult<Position> {
         alarm: u32_of("alarm")?,
         status: u32_of("status")?,
         mileage_km: col::<Option<i64>>(r, "mileage_hm")?.map(|m| m as f64 / 10.0),
-        extras: col::<Option<Vec<u8>>>(r, "extras")?.unwrap_or_default(),
+        extras: if with_extras { col::<Option<Vec<u8>>>(r, "extras")?.unwrap_or_default() } else { Vec::new() },
     })
 }
 
-/// Positions of a vehicle with device time in `[from, to)`, oldest first, at most `limit`.
+/// The columns a track needs: all but the raw additional items.
+const TRACK_COLS: &str =
+    "vehicle_id, device_ms, received_ms, lat, lon, altitude_m, speed_dkmh, heading, alarm, status, mileage_hm";
+
+/// Positions of a vehicle with device time in `[from, to)`, oldest first, at most `limit`, without
+/// their raw additional items (`extras` is empty): what a track needs, and on PostgreSQL exactly
+/// what the primary key's index carries, so the read never visits the table.
 pub async fn range(
     store: &Store,
     vehicle_id: &str,
@@ -169,9 +176,14 @@ pub async fn range(
     limit: i64,
 ) -> StoreResult<Vec<Position>> {
     let sql = format!(
-        "SELECT {COLS} FROM transport_positions WHERE vehicle_id = $1 AND device_ms >= $2 AND device_ms < $3 \
+        "SELECT {TRACK_COLS} FROM transport_positions WHERE vehicle_id = $1 AND device_ms >= $2 AND device_ms < $3 \
          ORDER BY device_ms LIMIT $4"
     );
+    if let Some(pg) = store.pg() {
+        // Native rows: sqlx's `Any` driver converts every value of every row on the way.
+        let rows = sqlx::query(&sql).bind(vehicle_id).bind(from_ms).bind(to_ms).bind(limit).fetch_all(pg).await?;
+        return Ok(rows.iter().map(pg_track_position).collect::<Result<_, _>>()?);
+    }
     // On SQLite, a day of one vehicle is thousands of rows: read them directly (see
     // `Store::sqlite_read`), a tenth of the cost of sqlx's row-by-row hand-over.
     let vid = vehicle_id.to_string();
@@ -192,7 +204,7 @@ pub async fn range(
                     alarm: r.get::<_, i64>(8)? as u32,
                     status: r.get::<_, i64>(9)? as u32,
                     mileage_km: r.get::<_, Option<i64>>(10)?.map(|m| m as f64 / 10.0),
-                    extras: r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
+                    extras: Vec::new(),
                 })
             })?;
             rows.collect::<Result<Vec<_>, _>>()
@@ -201,6 +213,7 @@ pub async fn range(
     if let Some(result) = direct {
         return result;
     }
+    // An in-memory SQLite store (tests) has no second connection to read through.
     let rows = sqlx::query(&store.sql(&sql))
         .bind(vehicle_id.to_string())
         .bind(from_ms)
@@ -208,7 +221,26 @@ pub async fn range(
         .bind(limit)
         .fetch_all(store.reader())
         .await?;
-    rows.iter().map(row_to_position).collect()
+    rows.iter().map(|r| row_to_position(r, false)).collect()
+}
+
+/// A track row (`TRACK_COLS`) as PostgreSQL sends it.
+fn pg_track_position(r: &sqlx::postgres::PgRow) -> Result<Position, sqlx::Error> {
+    use sqlx::Row;
+    Ok(Position {
+        vehicle_id: r.try_get(0)?,
+        device_ms: r.try_get(1)?,
+        received_ms: r.try_get(2)?,
+        lat: r.try_get(3)?,
+        lon: r.try_get(4)?,
+        altitude_m: r.try_get::<i64, _>(5)? as i32,
+        speed_kmh: r.try_get::<i64, _>(6)? as f64 / 10.0,
+        heading: r.try_get::<i64, _>(7)? as u16,
+        alarm: r.try_get::<i64, _>(8)? as u32,
+        status: r.try_get::<i64, _>(9)? as u32,
+        mileage_km: r.try_get::<Option<i64>, _>(10)?.map(|m| m as f64 / 10.0),
+        extras: Vec::new(),
+    })
 }
 
 /// The newest position of a vehicle, if it has any (an index seek, however long its history).
@@ -217,7 +249,7 @@ pub async fn latest(store: &Store, vehicle_id: &str) -> StoreResult<Option<Posit
         .sql(&format!("SELECT {COLS} FROM transport_positions WHERE vehicle_id = $1 ORDER BY device_ms DESC LIMIT 1"))
         .into_owned();
     let row = sqlx::query(&sql).bind(vehicle_id).fetch_optional(store.reader()).await?;
-    row.as_ref().map(row_to_position).transpose()
+    row.as_ref().map(|r| row_to_position(r, true)).transpose()
 }
 
 /// Great-circle distance in metres (haversine, mean Earth radius 6 371 008.8 m).
