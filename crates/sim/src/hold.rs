@@ -131,7 +131,7 @@ async fn open(
     auth_code: &mut Option<String>,
 ) -> Result<Link, SimError> {
     let _permit = gate.acquire().await.map_err(|_| SimError::Refused("shutting down"))?;
-    let mut link = Link::open(cfg.gateway, cfg.source_ip, phone, v2019, cfg.heartbeat, 512).await?;
+    let mut link = Link::open(cfg.gateway, cfg.source_ip, phone, v2019, 512).await?;
     link.handshake(phone, v2019, "", auth_code).await?;
     Ok(link)
 }

@@ -103,6 +103,11 @@ pub(crate) struct Link {
     phone: Phone,
     serial: u16,
     buf: Vec<u8>,
+}
+
+/// What a terminal keeps across connections: its authentication code and its parameters.
+struct Kept {
+    auth_code: Option<String>,
     params: Parameters,
 }
 
@@ -137,14 +142,12 @@ async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Resu
 }
 
 impl Link {
-    /// Opens a connection for terminal `phone` that reports every `report_interval`, reading at
-    /// most `read_buf` bytes at a time.
+    /// Opens a connection for terminal `phone`, reading at most `read_buf` bytes at a time.
     pub(crate) async fn open(
         addr: SocketAddr,
         source: Option<IpAddr>,
         phone: &str,
         v2019: bool,
-        report_interval: Duration,
         read_buf: usize,
     ) -> Result<Link, SimError> {
         let phone = Phone::from_digits(phone, if v2019 { 10 } else { 6 })?;
@@ -158,7 +161,6 @@ impl Link {
             phone,
             serial: 0,
             buf: vec![0; read_buf.max(64)],
-            params: Parameters::new(report_interval),
         })
     }
 
@@ -257,6 +259,9 @@ pub const MAX_PENDING: usize = 10_000;
 /// As [`run`], but the terminal starts with `backlog_s` fixes (one a second, ending now, at most
 /// [`MAX_PENDING`]) not yet uploaded, as after a long blind area: it uploads them as 0x0704
 /// batches as soon as it is authenticated. The ingest benchmark's heaviest load.
+/// A session at least this long resets the reconnection back-off.
+const STABLE_SESSION: Duration = Duration::from_secs(60);
+
 pub async fn run_with_backlog(
     addr: SocketAddr,
     mut t: SimTerminal,
@@ -264,7 +269,6 @@ pub async fn run_with_backlog(
     shutdown: CancellationToken,
     backlog_s: usize,
 ) {
-    let mut auth_code: Option<String> = None;
     // Reports not yet acknowledged, oldest first (bounded: a terminal keeps a day or so).
     let mut pending: VecDeque<(i64, Location)> = VecDeque::new();
     let now = now_secs_f64().floor() as i64;
@@ -274,14 +278,21 @@ pub async fn run_with_backlog(
     }
     let mut backoff = Duration::from_secs(1);
     let mut last_step = now_secs_f64();
+    let mut kept = Kept { auth_code: None, params: Parameters::new(t.interval) };
     while !shutdown.is_cancelled() {
         if t.driver.offline() {
             stay_offline(&mut t, &mut pending, &mut last_step, &shutdown).await;
             continue;
         }
-        let r = session(addr, &mut t, &mut auth_code, &mut pending, &mut last_step, &stats, &shutdown).await;
+        let began = tokio::time::Instant::now();
+        let r = session(addr, &mut t, &mut kept, &mut pending, &mut last_step, &stats, &shutdown).await;
         if shutdown.is_cancelled() {
             break;
+        }
+        // A session that lasted is a recovered link: the next drop starts from a short wait
+        // again instead of the longest one reached during an earlier outage.
+        if began.elapsed() >= STABLE_SESSION {
+            backoff = Duration::from_secs(1);
         }
         match r {
             Err(SimError::Offline) => continue,
@@ -359,15 +370,15 @@ fn blind_area_batches(pending: &VecDeque<(i64, Location)>) -> Vec<(Vec<i64>, Vec
 async fn session(
     addr: SocketAddr,
     t: &mut SimTerminal,
-    auth_code: &mut Option<String>,
+    kept: &mut Kept,
     pending: &mut VecDeque<(i64, Location)>,
     last_step: &mut f64,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) -> Result<(), SimError> {
-    let mut link = Link::open(addr, None, &t.phone, t.v2019, t.interval, 4096).await?;
+    let mut link = Link::open(addr, None, &t.phone, t.v2019, 4096).await?;
     stats.connects.fetch_add(1, Ordering::Relaxed);
-    link.handshake(&t.phone, t.v2019, &t.plate, auth_code).await?;
+    link.handshake(&t.phone, t.v2019, &t.plate, &mut kept.auth_code).await?;
     // What piled up while disconnected goes up as blind-area batches (0x0704, kind 1).
     let mut in_flight: Vec<(u16, Vec<i64>)> = vec![];
     for (times, locations) in blind_area_batches(pending) {
@@ -431,7 +442,7 @@ async fn session(
                     // Parameter queries are answered with the parameters (0x0104).
                     Message::QueryAllParameters | Message::QueryParameters(_) => {
                         let ids = if let Message::QueryParameters(ids) = &m { ids.as_slice() } else { &[] };
-                        let parameters = link.params.get(ids);
+                        let parameters = kept.params.get(ids);
                         match link.send(&Message::ParametersResponse { reply_serial: h.serial, parameters }).await {
                             // More than one packet holds: refuse rather than drop the connection.
                             Err(SimError::Protocol(_)) => {
@@ -447,7 +458,7 @@ async fn session(
                     // acknowledged (0x0001); parameters are remembered first.
                     other if h.msg_id >= 0x8000 => {
                         if let Message::SetParameters(ps) = other {
-                            link.params.set(ps);
+                            kept.params.set(ps);
                         }
                         let reply = Message::TerminalResponse(GeneralResponse { reply_serial: h.serial, reply_id: h.msg_id, result: 0 });
                         link.send(&reply).await?;

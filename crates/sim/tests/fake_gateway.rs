@@ -237,3 +237,93 @@ async fn a_backlog_goes_up_first_as_0704_batches_one_fix_a_second_each_acknowled
     assert!(stats.acked.load(Relaxed) >= 300);
     assert!(stats.batches.load(Relaxed) >= 300 / 28, "batches that fit one packet each");
 }
+
+/// A gateway that, on the first connection, sets the heartbeat interval (0x8103) and closes the
+/// connection once the terminal has acknowledged it; on the next, asks for every parameter
+/// (0x8104) and hands the terminal's answer (0x0104) back.
+async fn parameter_gateway() -> (SocketAddr, tokio::sync::mpsc::Receiver<Vec<jt808::message::Parameter>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (answers, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        for conn in 0.. {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let answers = answers.clone();
+            tokio::spawn(async move {
+                let (mut split, mut dec, mut enc) = (FrameSplitter::new(4096), Decoder::default(), Encoder::default());
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    split.extend(&buf[..n]);
+                    let mut out = vec![];
+                    while let Some(s) = split.next_frame() {
+                        let Split::Frame(f) = s else { continue };
+                        let p = dec.packet(f).unwrap();
+                        let h = p.header;
+                        let mut rh = Header::new(0, h.phone, h.serial);
+                        rh.version = h.version;
+                        rh.protocol_version = h.protocol_version;
+                        let reply = match &p.message {
+                            Message::Register(_) => Message::RegisterResponse(RegisterResponse {
+                                reply_serial: h.serial,
+                                result: 0,
+                                auth_code: "code".into(),
+                            }),
+                            Message::TerminalResponse(_) if conn == 0 => return, // set: drop the link
+                            Message::TerminalResponse(_) => continue,
+                            Message::ParametersResponse { parameters, .. } => {
+                                answers.send(parameters.clone()).await.unwrap();
+                                continue;
+                            }
+                            _ => Message::PlatformResponse(GeneralResponse {
+                                reply_serial: h.serial,
+                                reply_id: h.msg_id,
+                                result: 0,
+                            }),
+                        };
+                        enc.encode(&rh, &reply, &mut out).unwrap();
+                        if matches!(p.message, Message::Authenticate(_)) {
+                            rh.serial = 1;
+                            let command = if conn == 0 {
+                                let value = 30u32.to_be_bytes().to_vec();
+                                Message::SetParameters(vec![jt808::message::Parameter { id: 0x0001, value }])
+                            } else {
+                                Message::QueryAllParameters
+                            };
+                            enc.encode(&rh, &command, &mut out).unwrap();
+                        }
+                    }
+                    if sock.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn parameters_set_before_a_reconnection_are_still_there_after_it() {
+    let (addr, mut answers) = parameter_gateway().await;
+    let term = SimTerminal {
+        phone: "13800000010".into(),
+        v2019: false,
+        driver: Driver::new(&ROADS[0], 0.3, Behaviour::default()),
+        interval: Duration::from_secs(10),
+        plate: String::new(),
+    };
+    let (stats, stop) = (Arc::new(Stats::default()), CancellationToken::new());
+    let task = tokio::spawn(sim::run_with_backlog(addr, term, stats.clone(), stop.clone(), 0));
+    let got = tokio::time::timeout(Duration::from_secs(20), answers.recv()).await.expect("no 0x0104 in 20 s");
+    stop.cancel();
+    task.await.unwrap();
+    let got = got.unwrap();
+    let heartbeat = got.iter().find(|p| p.id == 0x0001).expect("the heartbeat interval is answered");
+    assert_eq!(heartbeat.value, 30u32.to_be_bytes().to_vec(), "the value set on the first connection");
+    assert!(got.iter().any(|p| p.id == 0x0029), "and the report interval: {got:?}");
+    assert_eq!(stats.connects.load(Relaxed), 2);
+}
