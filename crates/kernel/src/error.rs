@@ -137,6 +137,7 @@ impl From<crate::store::StoreError> for ApiError {
                 tracing::warn!(error = %m, "store unavailable");
                 ApiError::new(Code::StoreUnavailable, "the store is unavailable, retry later")
             }
+            crate::store::StoreError::InvalidText(m) => ApiError::bad_request(m),
             other => ApiError::internal(other),
         }
     }

@@ -48,8 +48,17 @@ impl Store {
         .await?;
         tx.commit().await?;
         let mut report = MigrationReport::default();
+        // Modules in the order given (the kernel first: others reference its tables), each
+        // module's migrations in version order.
+        let mut first_seen: Vec<&str> = vec![];
+        for m in migrations {
+            if !first_seen.contains(&m.module) {
+                first_seen.push(m.module);
+            }
+        }
+        let rank = |module: &str| first_seen.iter().position(|x| *x == module).unwrap_or(usize::MAX);
         let mut sorted: Vec<&Migration> = migrations.iter().collect();
-        sorted.sort_by_key(|m| (m.module, m.version));
+        sorted.sort_by_key(|m| (rank(m.module), m.version));
         for m in sorted {
             if m.only.is_some_and(|b| b != self.backend()) {
                 continue;

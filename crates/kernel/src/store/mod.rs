@@ -44,6 +44,10 @@ pub enum StoreError {
     Migration { module: String, version: i64, reason: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database refused a value as text (PostgreSQL: a NUL character, SQLSTATE 22021): bad
+    /// input, not a fault.
+    #[error("invalid text: {0}")]
+    InvalidText(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -54,6 +58,9 @@ impl From<sqlx::Error> for StoreError {
             }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                StoreError::InvalidText("text may not hold NUL characters".into())
             }
             sqlx::Error::Database(db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(e.to_string())
