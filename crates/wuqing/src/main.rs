@@ -19,7 +19,7 @@ fn modules(jt808: Option<std::net::SocketAddr>, demo: bool) -> Vec<Arc<dyn Modul
         None => transport::TransportModule::new(),
     };
     transport.simulate = demo;
-    vec![Arc::new(transport)]
+    vec![Arc::new(transport), Arc::new(alarms::AlarmsModule)]
 }
 
 /// `--jt808 ADDR` or `--jt808 off`.

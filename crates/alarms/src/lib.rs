@@ -1,0 +1,82 @@
+//! Alarms (报警) of every domain and their handling (处置), the monitoring desk's work list.
+//!
+//! Rule engines (the transport rules now; cold chain, farms, pollution sources and wearables
+//! later) raise alarms through [`service::raise`]: one alarm per episode of a condition on a
+//! subject, updated rather than repeated while the condition lasts. The owning enterprise's
+//! operators acknowledge, handle (with the action taken) and close them; regulators see every
+//! alarm of their domain and supervise (督办) an enterprise's handling. Every step is stored with
+//! who and when, audited, and published on the bus (`alarms.<domain>.<kind>`) for the desk's
+//! WebSocket and the notification sinks.
+//!
+//! A vertical slice: `model`, `service` (no HTTP), `api` (`/api/alarms`).
+
+pub mod api;
+pub mod model;
+pub mod service;
+
+use async_trait::async_trait;
+use kernel::module::Module;
+use kernel::store::Migration;
+use utoipa_axum::router::OpenApiRouter;
+
+/// The alarms module.
+#[derive(Clone, Default)]
+pub struct AlarmsModule;
+
+#[async_trait]
+impl Module for AlarmsModule {
+    fn name(&self) -> &'static str {
+        "alarms"
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![Migration {
+            module: "alarms",
+            version: 1,
+            name: "alarms and their handling steps",
+            only: None,
+            sql: "CREATE TABLE alarms (
+    id TEXT PRIMARY KEY,
+    episode_key TEXT NOT NULL UNIQUE,
+    domain TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity BIGINT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    subject_label TEXT NOT NULL,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    status TEXT NOT NULL,
+    started_ms BIGINT NOT NULL,
+    last_ms BIGINT NOT NULL,
+    ended_ms BIGINT NULL,
+    triggers BIGINT NOT NULL,
+    rule_version BIGINT NOT NULL,
+    details TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    action TEXT NULL,
+    supervised BIGINT NOT NULL,
+    acknowledged_ms BIGINT NULL,
+    handled_ms BIGINT NULL,
+    closed_ms BIGINT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX alarms_org_started ON alarms(org_id, started_ms);
+CREATE INDEX alarms_status_severity ON alarms(status, severity, started_ms);
+CREATE INDEX alarms_subject ON alarms(subject_id, started_ms);
+CREATE TABLE alarm_steps (
+    alarm_id TEXT NOT NULL REFERENCES alarms(id),
+    seq BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    step TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (alarm_id, seq)
+)",
+        }]
+    }
+
+    fn routes(&self) -> OpenApiRouter<kernel::http::AppState> {
+        api::routes()
+    }
+}
