@@ -150,6 +150,38 @@ async fn scenario(backend: Backend) {
         .unwrap();
         let plan = plan.join("\n");
         assert!(plan.contains("Index Only Scan"), "{plan}");
+        tx.rollback().await.unwrap();
+
+        // A closed day's partition has its index rebuilt once, an hour after the day ends; its
+        // positions stay readable.
+        let day = (kernel::store::now_ms() - 3_600_000) / 86_400_000 - 1;
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS transport_positions_d{day} PARTITION OF transport_positions \
+             FOR VALUES FROM ({}) TO ({})",
+            day * 86_400_000,
+            (day + 1) * 86_400_000
+        ))
+        .execute(pg)
+        .await
+        .unwrap();
+        let noon = day * 86_400_000 + 43_200_000;
+        transport::ingest::ingest(st, &module.live, &[pos(&vid, noon, 39.4, 117.1, 30.0)]).await.unwrap();
+        transport::maintain_positions(st).await.unwrap();
+        let done: Vec<i64> =
+            sqlx::query_scalar("SELECT day FROM transport_compacted_days").fetch_all(pg).await.unwrap();
+        assert_eq!(done, [day]);
+        let valid: bool = sqlx::query_scalar(&format!(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'transport_positions_d{day}_pkey'::regclass"
+        ))
+        .fetch_one(pg)
+        .await
+        .unwrap();
+        assert!(valid);
+        let back = transport::positions::range(&st.store, &vid, noon, noon + 1, 10).await.unwrap();
+        assert_eq!(back.len(), 1);
+        transport::maintain_positions(st).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transport_compacted_days").fetch_one(pg).await.unwrap();
+        assert_eq!(n, 1, "once");
     }
     token.cancel();
 }
