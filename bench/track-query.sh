@@ -33,7 +33,7 @@ if [ ! -f "$data/demo-accounts.txt" ]; then
   kill $pid; wait $pid || true
 fi
 $bin --data-dir "$data" sim provision --count "$vehicles" >/dev/null
-/usr/bin/time -f "fill: %e s wall, %M KB max RSS" $tb fill "$url" "$per" 30 | awk 'NR==1 || /filled/ || NR%20==0'
+/usr/bin/time -f "fill: %e s wall, %M KB max RSS" $tb fill "$url" "$per" 30 | awk 'NR==1 || /filled|vacuumed|rebuilt/ || NR%20==0'
 if [ -z "$store" ]; then du -h "$data"/wuqing.db* | sed 's/^/disk: /'; fi
 
 echo "== below HTTP: range read + summary, $queries queries"

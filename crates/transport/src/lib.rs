@@ -64,39 +64,45 @@ const COMPACT_AFTER_MS: i64 = 3_600_000;
 /// pages. Each day is done once (`transport_compacted_days`); a rebuild that a crash
 /// interrupted leaves an invalid index behind, which is dropped first.
 async fn compact_closed_days(store: &kernel::store::Store, now: i64) -> anyhow::Result<()> {
-    let Some(pg) = store.pg() else { return Ok(()) };
     let last_closed = (now - COMPACT_AFTER_MS).div_euclid(DAY_MS) - 1;
     for d in [last_closed - 1, last_closed] {
-        let name = format!("transport_positions_d{d}");
-        let exists: bool =
-            sqlx::query_scalar(&format!("SELECT to_regclass('{name}') IS NOT NULL")).fetch_one(pg).await?;
-        let done: Option<i64> = sqlx::query_scalar("SELECT done_ms FROM transport_compacted_days WHERE day = $1")
-            .bind(d)
-            .fetch_optional(pg)
-            .await?;
-        if !exists || done.is_some() {
-            continue;
-        }
-        let leftovers: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = '{name}'::regclass AND NOT indisvalid"
-        ))
-        .fetch_all(pg)
-        .await?;
-        for index in leftovers {
-            tracing::warn!(index = %index, "dropping an index a broken rebuild left behind");
-            sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")).execute(pg).await?;
-        }
-        let began = std::time::Instant::now();
-        sqlx::raw_sql(&format!("REINDEX INDEX CONCURRENTLY {name}_pkey")).execute(pg).await?;
-        sqlx::raw_sql(&format!("VACUUM (ANALYZE) {name}")).execute(pg).await?;
-        sqlx::query("INSERT INTO transport_compacted_days (day, done_ms) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
-            .bind(d)
-            .bind(kernel::store::now_ms())
-            .execute(pg)
-            .await?;
-        tracing::info!(partition = %name, seconds = began.elapsed().as_secs_f64(), "position partition compacted");
+        compact_day(store, d).await?;
     }
     Ok(())
+}
+
+/// Rebuilds the primary key of the partition of UTC day `day` (days since the epoch) unless it
+/// was done before; `false` when there is nothing to do (SQLite, no such partition, done).
+pub async fn compact_day(store: &kernel::store::Store, day: i64) -> anyhow::Result<bool> {
+    let Some(pg) = store.pg() else { return Ok(false) };
+    let name = format!("transport_positions_d{day}");
+    let exists: bool = sqlx::query_scalar(&format!("SELECT to_regclass('{name}') IS NOT NULL")).fetch_one(pg).await?;
+    let done: Option<i64> = sqlx::query_scalar("SELECT done_ms FROM transport_compacted_days WHERE day = $1")
+        .bind(day)
+        .fetch_optional(pg)
+        .await?;
+    if !exists || done.is_some() {
+        return Ok(false);
+    }
+    let leftovers: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = '{name}'::regclass AND NOT indisvalid"
+    ))
+    .fetch_all(pg)
+    .await?;
+    for index in leftovers {
+        tracing::warn!(index = %index, "dropping an index a broken rebuild left behind");
+        sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")).execute(pg).await?;
+    }
+    let began = std::time::Instant::now();
+    sqlx::raw_sql(&format!("REINDEX INDEX CONCURRENTLY {name}_pkey")).execute(pg).await?;
+    sqlx::raw_sql(&format!("VACUUM (ANALYZE) {name}")).execute(pg).await?;
+    sqlx::query("INSERT INTO transport_compacted_days (day, done_ms) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+        .bind(day)
+        .bind(kernel::store::now_ms())
+        .execute(pg)
+        .await?;
+    tracing::info!(partition = %name, seconds = began.elapsed().as_secs_f64(), "position partition compacted");
+    Ok(true)
 }
 
 /// Retention: positions older than the kernel's telemetry retention (≥ 6 months by default, as
