@@ -11,6 +11,8 @@ pub enum Severity {
     Notice,
     /// 一般
     Minor,
+    /// 较重
+    Moderate,
     /// 严重
     Major,
     /// 特别严重: handle at once.
@@ -18,14 +20,15 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [Self::Notice, Self::Minor, Self::Major, Self::Critical];
-    /// Stored as 1–4, so that the desk can order and filter by it.
+    pub const ALL: [Severity; 5] = [Self::Notice, Self::Minor, Self::Moderate, Self::Major, Self::Critical];
+    /// Stored as 1–5, so that the desk can order and filter by it.
     pub fn level(self) -> i64 {
         match self {
             Self::Notice => 1,
             Self::Minor => 2,
-            Self::Major => 3,
-            Self::Critical => 4,
+            Self::Moderate => 3,
+            Self::Major => 4,
+            Self::Critical => 5,
         }
     }
     pub fn from_level(l: i64) -> Option<Self> {

@@ -234,6 +234,15 @@ pub async fn alarm_by_id(store: &Store, id: &str) -> StoreResult<Option<Alarm>> 
     r.as_ref().map(row_to_alarm).transpose()
 }
 
+/// Appends a step taken by the platform itself (a message sent to the driver and whether it was
+/// delivered, say) to an alarm's history.
+pub async fn system_step(store: &Store, id: &str, step: &str, note: &str) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    add_step(store, &mut tx, id, now_ms(), step, "platform", note).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Who may see alarms: regulators (their domain's organisations) and enterprise operators (their
 /// own organisation).
 pub fn require_read(c: &Caller) -> ApiResult<()> {

@@ -5,6 +5,7 @@
 //! A vertical slice: `model` (types built by parsing), `registry` (service and queries), `api`
 //! (routes), `demo` (what `serve --demo` seeds).
 
+pub mod alerting;
 pub mod api;
 pub mod command;
 pub mod demo;
@@ -34,6 +35,8 @@ pub struct TransportModule {
     pub gateway: gateway::GatewayConfig,
     /// Drive the demo's simulated terminals against the gateway (`serve --demo`).
     pub simulate: bool,
+    /// Run the transport rules and raise their alarms (needs the alarms module beside it).
+    pub alerting: bool,
     /// The address the gateway actually bound (port 0 in tests picks one).
     pub bound: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
@@ -289,6 +292,14 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                 only: Some(Backend::Postgres),
                 sql: "CREATE TABLE transport_compacted_days (day BIGINT PRIMARY KEY, done_ms BIGINT NOT NULL)",
             },
+            // The rules engine's state (`alerting`), so that a restart keeps the driving clocks.
+            Migration {
+                module: "transport",
+                version: 6,
+                name: "rules engine state",
+                only: None,
+                sql: "CREATE TABLE transport_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, saved_ms BIGINT NOT NULL)",
+            },
         ]
     }
 
@@ -345,6 +356,9 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                 }
                 Err(e) => tracing::error!(%addr, error = %e, "jt808 gateway disabled: cannot listen"),
             }
+        }
+        if self.alerting {
+            tasks.push(tokio::spawn(alerting::run(state.clone(), self.connections.clone(), shutdown.clone())));
         }
         let st = state.clone();
         tasks.push(tokio::spawn(async move {

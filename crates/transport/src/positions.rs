@@ -5,7 +5,7 @@
 //! never heard the acknowledgement) is deduplicated on (vehicle, device time).
 
 use kernel::store::{Store, StoreResult, col, ms_to_rfc3339, rusqlite};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// JT/T 808-2019 table 24, status bit 0: ACC (ignition) on.
@@ -14,7 +14,7 @@ pub const STATUS_ACC: u32 = 1 << 0;
 pub const STATUS_FIXED: u32 = 1 << 1;
 
 /// One position report of one vehicle.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Position {
     #[serde(skip)]
     pub vehicle_id: String,

@@ -19,6 +19,7 @@ fn modules(jt808: Option<std::net::SocketAddr>, demo: bool) -> Vec<Arc<dyn Modul
         None => transport::TransportModule::new(),
     };
     transport.simulate = demo;
+    transport.alerting = true;
     vec![Arc::new(transport), Arc::new(alarms::AlarmsModule)]
 }
 

@@ -1,0 +1,237 @@
+//! Transport rules at work (运输监管报警): every stored position goes through the alarm engine
+//! (crate `rules`) in device-time order; its events become alarms on the desk (crate `alarms`),
+//! and a fatigue pre-warning is also read aloud to the driver (0x8300 with the TTS flag), its
+//! delivery recorded in the alarm's steps.
+//!
+//! The task reads positions from the bus (`transport.position.>`), which the ingest path
+//! publishes after the commit, so the engine sees only stored positions and the gateway's
+//! acknowledgements never wait for rules. The engine's state is saved every minute and at
+//! shutdown (`transport_rules_state`) and restored at start, so a restart keeps the driving
+//! clocks.
+
+use crate::gateway::Connections;
+use crate::positions::{Position, STATUS_ACC, STATUS_FIXED};
+use crate::registry;
+use alarms::model::{NewAlarm, Severity};
+use kernel::http::AppState;
+use kernel::platform::CancellationToken;
+use kernel::store::{Store, StoreResult, col, now_ms};
+use rules::{Engine, EngineSnapshot, Event, Fix, Phase, Profile, RuleSet};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The domain name under which transport alarms are raised.
+pub const DOMAIN: &str = "transport";
+/// How often time-outs (offline) are evaluated.
+const TICK: Duration = Duration::from_secs(30);
+/// How often the engine's state is saved.
+const SAVE: Duration = Duration::from_secs(60);
+/// How long a TTS message waits for the terminal's 0x0001.
+const TTS_WAIT: Duration = Duration::from_secs(15);
+
+/// What the ingest path publishes for each stored position.
+#[derive(Deserialize)]
+struct Published {
+    vehicle_id: String,
+    position: Position,
+}
+
+/// What the alarms need to know of a vehicle.
+#[derive(Clone)]
+struct VehicleInfo {
+    org_id: String,
+    plate: String,
+}
+
+/// A JT/T 808 position as the engine takes it.
+pub fn fix_of(p: &Position) -> Fix {
+    Fix {
+        device_ms: p.device_ms,
+        lat: p.lat,
+        lon: p.lon,
+        speed_kmh: p.speed_kmh,
+        heading: p.heading,
+        acc_on: p.status & STATUS_ACC != 0,
+        valid: p.status & STATUS_FIXED != 0,
+        alarm_bits: p.alarm,
+    }
+}
+
+fn severity(s: rules::Severity) -> Severity {
+    match s {
+        rules::Severity::Info => Severity::Notice,
+        rules::Severity::Low => Severity::Minor,
+        rules::Severity::Medium => Severity::Moderate,
+        rules::Severity::High => Severity::Major,
+        rules::Severity::Critical => Severity::Critical,
+    }
+}
+
+/// The alarm kind's code on the desk: the engine's name; a pre-warning is its own kind.
+fn kind_code(e: &Event) -> String {
+    let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    if e.phase == Phase::PreWarning { format!("{kind}_pre_warning") } else { kind }
+}
+
+/// The driver's message of a fatigue pre-warning, if the event carries one.
+fn driver_message(e: &Event) -> Option<String> {
+    match &e.details {
+        rules::Details::Fatigue { message, .. } => message.clone(),
+        _ => None,
+    }
+}
+
+async fn load_snapshot(store: &Store) -> StoreResult<Option<EngineSnapshot>> {
+    let row = sqlx::query(&store.sql("SELECT snapshot FROM transport_rules_state WHERE id = 1"))
+        .fetch_optional(store.reader())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = col(&row, "snapshot")?;
+    match serde_json::from_str(&text) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            // A snapshot of an older engine: start afresh rather than not at all.
+            tracing::warn!(error = %e, "rules state not restored: starting with empty state");
+            Ok(None)
+        }
+    }
+}
+
+async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
+    let text = serde_json::to_string(&engine.snapshot())?;
+    let mut tx = store.begin().await?;
+    sqlx::query(&store.sql(
+        "INSERT INTO transport_rules_state (id, snapshot, saved_ms) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, saved_ms = excluded.saved_ms",
+    ))
+    .bind(text)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The rules task: runs until `shutdown`, then saves the engine's state.
+pub async fn run(state: AppState, connections: Connections, shutdown: CancellationToken) {
+    let mut sub = match state.bus.subscribe("transport.position.>") {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "transport rules not started: no bus subscription");
+            return;
+        }
+    };
+    let rules = RuleSet::default();
+    let mut engine = match load_snapshot(&state.store).await {
+        Ok(Some(s)) => Engine::restore(rules, s),
+        Ok(None) => Engine::new(rules),
+        Err(e) => {
+            tracing::warn!(error = %e, "rules state not read: starting with empty state");
+            Engine::new(RuleSet::default())
+        }
+    };
+    let mut vehicles: HashMap<String, Option<VehicleInfo>> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut save = tokio::time::interval(SAVE);
+    save.tick().await;
+    loop {
+        let events = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = sub.next() => {
+                let Some(m) = m else { break };
+                let p: Published = match serde_json::from_slice(&m.payload) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "position on the bus not understood");
+                        continue;
+                    }
+                };
+                if !vehicles.contains_key(&p.vehicle_id) {
+                    let info = match registry::vehicle_by_id(&state.store, &p.vehicle_id).await {
+                        Ok(v) => v.map(|v| {
+                            engine.set_profile(&v.id, Profile::new(v.class.as_str(), &v.org_id));
+                            VehicleInfo { org_id: v.org_id, plate: v.plate }
+                        }),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "vehicle not read for the rules");
+                            continue;
+                        }
+                    };
+                    vehicles.insert(p.vehicle_id.clone(), info);
+                }
+                engine.observe_fix(&p.vehicle_id, fix_of(&p.position))
+            }
+            _ = tick.tick() => engine.tick(now_ms()),
+            _ = save.tick() => {
+                if let Err(e) = save_snapshot(&state.store, &engine).await {
+                    tracing::warn!(error = %e, "rules state not saved");
+                }
+                continue;
+            }
+        };
+        for e in events {
+            let vehicle = e.key.subject.clone();
+            let Some(Some(info)) = vehicles.get(&vehicle).cloned() else { continue };
+            if let Err(err) = handle(&state, &connections, &vehicle, &info, e).await {
+                tracing::warn!(error = %err, "alarm not recorded");
+            }
+        }
+    }
+    if let Err(e) = save_snapshot(&state.store, &engine).await {
+        tracing::warn!(error = %e, "rules state not saved at shutdown");
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    connections: &Connections,
+    vehicle: &str,
+    info: &VehicleInfo,
+    e: Event,
+) -> anyhow::Result<()> {
+    let kind = kind_code(&e);
+    metrics::counter!("wuqing_transport_rule_events_total", "kind" => kind.clone()).increment(1);
+    if e.phase == Phase::Ended {
+        alarms::service::end(&state.store, &state.bus, DOMAIN, &kind, vehicle, e.start_ms, e.at_ms).await?;
+        return Ok(());
+    }
+    let message = (e.phase == Phase::PreWarning).then(|| driver_message(&e)).flatten();
+    let new = NewAlarm {
+        domain: DOMAIN.into(),
+        kind,
+        severity: severity(e.severity),
+        subject_type: "vehicle".into(),
+        subject_id: vehicle.into(),
+        subject_label: info.plate.clone(),
+        org_id: info.org_id.clone(),
+        started_ms: e.start_ms,
+        at_ms: e.at_ms,
+        rule_version: i64::from(e.rule_version),
+        details: serde_json::to_value(&e.details)?,
+        evidence: serde_json::to_value(&e.evidence)?,
+    };
+    let (alarm, how) = alarms::service::raise(&state.store, &state.bus, &new).await?;
+    if let (Some(text), alarms::service::Raised::New) = (message, how) {
+        // Read aloud to the driver, without holding up the rules; the outcome joins the alarm.
+        let (store, connections, vehicle) = (state.store.clone(), connections.clone(), vehicle.to_string());
+        tokio::spawn(async move {
+            let note =
+                match crate::command::prepare(crate::command::Command::Text { text, tts: true, emergency: false }) {
+                    Ok(cmd) => {
+                        let d = connections.command(&vehicle, cmd, TTS_WAIT).await;
+                        if d.delivered {
+                            format!("TTS delivered: {}", d.detail)
+                        } else {
+                            format!("TTS not delivered: {}", d.detail)
+                        }
+                    }
+                    Err(e) => format!("TTS not sent: {}", e.problem().detail),
+                };
+            if let Err(e) = alarms::service::system_step(&store, &alarm.id, "notified", &note).await {
+                tracing::warn!(error = %e, "notification not recorded");
+            }
+        });
+    }
+    Ok(())
+}

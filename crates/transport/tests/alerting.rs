@@ -1,0 +1,123 @@
+//! The transport rules at work: stored positions go through the alarm engine, its alarms reach
+//! the desk scoped to the owning enterprise, a fatigue pre-warning is sent to the driver's
+//! terminal with its delivery recorded, and the engine's state is saved at shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kernel::module::Module;
+use kernel::testing::{Backend, TestApp};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use transport::TransportModule;
+use transport::positions::{Position, STATUS_ACC, STATUS_FIXED};
+
+fn at(vehicle: &str, t_ms: i64, lon: f64, speed: f64) -> Position {
+    Position {
+        vehicle_id: vehicle.into(),
+        device_ms: t_ms,
+        received_ms: t_ms + 500,
+        lat: 39.38,
+        lon,
+        altitude_m: 8,
+        speed_kmh: speed,
+        heading: 90,
+        alarm: 0,
+        status: STATUS_FIXED | STATUS_ACC,
+        mileage_km: None,
+        extras: vec![],
+    }
+}
+
+/// Waits (at most 20 s) until the desk lists an alarm of `kind` for `vehicle`.
+async fn alarm_of(app: &TestApp, token: &str, vehicle: &str, kind: &str) -> Value {
+    for _ in 0..200 {
+        let (_, v) = app.get(&format!("/api/alarms?subject_id={vehicle}&kind={kind}"), token).await;
+        if v["total"].as_i64().unwrap_or(0) > 0 {
+            return v["items"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {kind} alarm for {vehicle}");
+}
+
+async fn scenario(backend: Backend) {
+    let module = TransportModule { alerting: true, ..TransportModule::new() };
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule)];
+    let Some(app) = TestApp::spawn_with(backend, modules, |_| {}).await else { return };
+    let st = &app.platform.state;
+    let token = kernel::platform::CancellationToken::new();
+    let tasks = module.start(st, token.clone()).await.unwrap();
+
+    let shunda = app.login("shunda.zhao").await;
+    let (_, v) = app.get("/api/transport/vehicles?limit=2", &shunda).await;
+    let speeder = v["items"][0]["id"].as_str().unwrap().to_string();
+    let plate = v["items"][0]["plate"].as_str().unwrap().to_string();
+    let tired = v["items"][1]["id"].as_str().unwrap().to_string();
+
+    // Three minutes at 120 km/h, a report every 10 s, then slowing down: one overspeed alarm.
+    let t0 = kernel::store::now_ms() - 5 * 3_600_000;
+    let mut batch = vec![];
+    for k in 0..18 {
+        batch.push(at(&speeder, t0 + k * 10_000, 117.0 + k as f64 * 0.004, 120.0));
+    }
+    for k in 18..30 {
+        batch.push(at(&speeder, t0 + k * 10_000, 117.072 + (k - 18) as f64 * 0.002, 50.0));
+    }
+    transport::ingest::ingest(st, &module.live, &batch).await.unwrap();
+    let a = alarm_of(&app, &shunda, &speeder, "overspeed").await;
+    assert_eq!(a["subject"]["label"], plate.as_str());
+    assert_eq!(a["status"], "raised");
+    assert_eq!(a["details"]["limit_kmh"], 80.0, "{a}");
+    // Its end is recorded once the speed is back under the limit.
+    for _ in 0..100 {
+        let (_, v) = app.get(&format!("/api/alarms/{}", a["id"].as_str().unwrap()), &shunda).await;
+        if !v["ended_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, v) = app.get(&format!("/api/alarms/{}", a["id"].as_str().unwrap()), &shunda).await;
+    assert!(!v["ended_at"].is_null(), "{v}");
+    // Another enterprise does not see it.
+    let bus = app.login("bus.sun").await;
+    let (_, v) = app.get(&format!("/api/alarms?subject_id={speeder}"), &bus).await;
+    assert_eq!(v["total"], 0);
+
+    // 3 h 40 min of driving without rest, a report a minute: the pre-warning at 3 h 30 is sent
+    // to the terminal (offline here), and the attempt is recorded in the alarm's steps.
+    let batch: Vec<Position> = (0..220).map(|m| at(&tired, t0 + m * 60_000, 117.0 + m as f64 * 0.01, 60.0)).collect();
+    transport::ingest::ingest(st, &module.live, &batch).await.unwrap();
+    let pre = alarm_of(&app, &shunda, &tired, "fatigue_continuous_pre_warning").await;
+    assert_eq!(pre["severity"], "notice");
+    let id = pre["id"].as_str().unwrap().to_string();
+    let mut steps = Value::Null;
+    for _ in 0..200 {
+        let (_, v) = app.get(&format!("/api/alarms/{id}"), &shunda).await;
+        steps = v["steps"].clone();
+        if steps.as_array().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(steps[1]["step"], "notified", "{steps}");
+    assert!(steps[1]["note"].as_str().unwrap().contains("not delivered"), "{steps}");
+
+    // Shutdown saves the engine's state.
+    token.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let saved: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM transport_rules_state").fetch_one(st.store.reader()).await.unwrap();
+    assert_eq!(saved, 1);
+}
+
+#[tokio::test]
+async fn sqlite_positions_raise_alarms() {
+    scenario(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_positions_raise_alarms() {
+    scenario(Backend::Postgres).await;
+}
