@@ -651,7 +651,8 @@ impl RuleState {
         let details = |s: &Speed, areas: &[CompiledArea]| Details::Speed {
             max_speed_kmh: s.peak.speed,
             limit_kmh: s.limit,
-            percent_over: s.peak_pct,
+            // One decimal: what a person reads (66.5 %, not 66.49999999999999 %).
+            percent_over: (s.peak_pct * 10.0).round() / 10.0,
             source: match s.src {
                 Src::Class => LimitSource::Class,
                 Src::Terminal => LimitSource::Terminal,
