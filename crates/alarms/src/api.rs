@@ -20,6 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handle))
         .routes(routes!(close))
         .routes(routes!(supervise))
+        .routes(routes!(crate::stream::stream))
 }
 
 fn time(name: &str, s: &str) -> ApiResult<i64> {

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod model;
 pub mod service;
+pub mod stream;
 
 use async_trait::async_trait;
 use kernel::module::Module;
@@ -21,7 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// The alarms module.
 #[derive(Clone, Default)]
-pub struct AlarmsModule;
+pub struct AlarmsModule {
+    /// The fan-out of changes to the desk's WebSocket.
+    pub hub: stream::Hub,
+}
 
 #[async_trait]
 impl Module for AlarmsModule {
@@ -77,6 +81,14 @@ CREATE TABLE alarm_steps (
     }
 
     fn routes(&self) -> OpenApiRouter<kernel::http::AppState> {
-        api::routes()
+        api::routes().layer(axum::Extension(self.hub.clone()))
+    }
+
+    async fn start(
+        &self,
+        state: &kernel::http::AppState,
+        shutdown: kernel::platform::CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        Ok(vec![tokio::spawn(self.hub.clone().run(state.bus.clone(), shutdown))])
     }
 }

@@ -29,7 +29,7 @@ fn overspeed(org_id: &str, vehicle: &str, started_ms: i64, at_ms: i64, severity:
 }
 
 async fn scenario(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, vec![Arc::new(AlarmsModule)], |_| {}).await else { return };
+    let Some(app) = TestApp::spawn_with(backend, vec![Arc::new(AlarmsModule::default())], |_| {}).await else { return };
     let st = &app.platform.state;
     let shunda = app.login("shunda.zhao").await;
     let (_, me) = app.get("/api/auth/me", &shunda).await;
@@ -177,4 +177,79 @@ async fn sqlite_alarm_desk() {
 #[tokio::test]
 async fn postgres_alarm_desk() {
     scenario(Backend::Postgres).await;
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: std::net::SocketAddr, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/api/alarms/stream").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.expect("upgrade").0
+}
+
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures::StreamExt;
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// The desk's WebSocket over a real socket: each caller hears the changes of its own scope.
+#[tokio::test]
+async fn the_stream_pushes_each_change_to_those_who_may_see_it() {
+    use kernel::module::Module;
+    let module = AlarmsModule::default();
+    let app = TestApp::spawn_with(Backend::Sqlite, vec![Arc::new(module.clone())], |_| {}).await.unwrap();
+    let st = app.platform.state.clone();
+    let stop = kernel::platform::CancellationToken::new();
+    let _tasks = module.start(&st, stop.clone()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    });
+    let shunda = app.login("shunda.zhao").await;
+    let (_, me) = app.get("/api/auth/me", &shunda).await;
+    let shunda_org = me["user"]["org_id"].as_str().unwrap().to_string();
+    let bus_op = app.login("bus.sun").await;
+    let (_, me) = app.get("/api/auth/me", &bus_op).await;
+    let bus_org = me["user"]["org_id"].as_str().unwrap().to_string();
+    let mut mine = connect(addr, &shunda).await;
+    let mut theirs = connect(addr, &bus_op).await;
+    let mut regulator = connect(addr, &app.login("jt.liu").await).await;
+    // A plain GET is told to upgrade; a clinician may not listen.
+    let (s, _) = app.get("/api/alarms/stream", &shunda).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let t0 = 1_795_000_000_000i64;
+    let (a, _) =
+        service::raise(&st.store, &st.bus, &overspeed(&shunda_org, "v1", t0, t0, Severity::Minor, 88.0)).await.unwrap();
+    let (b, _) =
+        service::raise(&st.store, &st.bus, &overspeed(&bus_org, "v2", t0, t0, Severity::Minor, 85.0)).await.unwrap();
+    let got = next_json(&mut mine).await;
+    assert_eq!((got["type"].as_str(), got["alarm"]["id"].as_str()), (Some("alarm"), Some(a.id.as_str())));
+    // The other enterprise hears only its own: its first message is its own alarm.
+    let got = next_json(&mut theirs).await;
+    assert_eq!(got["alarm"]["id"], b.id.as_str());
+    // The regulator hears both, in order.
+    assert_eq!(next_json(&mut regulator).await["alarm"]["id"], a.id.as_str());
+    assert_eq!(next_json(&mut regulator).await["alarm"]["id"], b.id.as_str());
+    // A handling step is a change too.
+    let (s, _) = app.post(&format!("/api/alarms/{}/acknowledge", a.id), &shunda, json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let got = next_json(&mut mine).await;
+    assert_eq!(
+        (got["alarm"]["id"].as_str(), got["alarm"]["status"].as_str()),
+        (Some(a.id.as_str()), Some("acknowledged"))
+    );
+    stop.cancel();
 }

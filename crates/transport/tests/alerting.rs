@@ -42,7 +42,7 @@ async fn alarm_of(app: &TestApp, token: &str, vehicle: &str, kind: &str) -> Valu
 
 async fn scenario(backend: Backend) {
     let module = TransportModule { alerting: true, ..TransportModule::new() };
-    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule)];
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule::default())];
     let Some(app) = TestApp::spawn_with(backend, modules, |_| {}).await else { return };
     let st = &app.platform.state;
     let token = kernel::platform::CancellationToken::new();

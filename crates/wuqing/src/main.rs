@@ -20,7 +20,7 @@ fn modules(jt808: Option<std::net::SocketAddr>, demo: bool) -> Vec<Arc<dyn Modul
     };
     transport.simulate = demo;
     transport.alerting = true;
-    vec![Arc::new(transport), Arc::new(alarms::AlarmsModule)]
+    vec![Arc::new(transport), Arc::new(alarms::AlarmsModule::default())]
 }
 
 /// `--jt808 ADDR` or `--jt808 off`.
