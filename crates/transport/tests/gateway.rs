@@ -779,3 +779,96 @@ async fn new_commands_to_an_offline_or_foreign_vehicle() {
         assert_eq!(s, axum::http::StatusCode::FORBIDDEN, "{p}");
     }
 }
+
+/// The end-to-end path for fatigue: a terminal uploads 4 h 10 min of driving without a
+/// rest (blind-area batches), the rules raise a pre-warning at 3 h 30 min that the terminal
+/// receives as TTS text and acknowledges (its delivery joins the alarm), then the fatigue alarm
+/// at 4 h that the enterprise's operator acknowledges, handles and closes on the desk.
+#[tokio::test]
+async fn driving_without_rest_reaches_the_driver_as_tts_and_the_desk_as_an_alarm() {
+    let mut module = TransportModule::with_gateway("127.0.0.1:0".parse().unwrap());
+    module.alerting = true;
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule::default())];
+    let app = TestApp::spawn_with(Backend::Sqlite, modules.clone(), |_| {}).await.unwrap();
+    let stop = kernel::platform::CancellationToken::new();
+    for m in &modules {
+        let _ = m.start(&app.platform.state, stop.clone()).await.unwrap();
+    }
+    let addr = *module.bound.get().expect("gateway bound");
+    let op = app.login("shunda.zhao").await;
+    let vid = vehicle_of(&app, &op, "13900000001").await;
+
+    let mut t = Term::connect(addr, "13900000001", true).await;
+    t.login().await;
+    // By day (10:00 local, 02:00 UTC), so that the 4 h limit applies whenever the test runs.
+    let latest = kernel::store::now_ms() / 1000 - 5 * 3600;
+    let mut start = latest - latest.rem_euclid(86_400) + 2 * 3600;
+    if start > latest {
+        start -= 86_400;
+    }
+    let fixes: Vec<Location> = (0..250).map(|m| loc(start + m * 60, 39.38, 117.0 + m as f64 * 0.01, 60.0)).collect();
+    let mut downlinks = std::collections::VecDeque::new();
+    for chunk in fixes.chunks(25) {
+        let s = t.send(&Message::LocationBatch(LocationBatch { kind: 1, locations: chunk.to_vec() })).await;
+        // Commands may come between the acknowledgements: keep them for later.
+        loop {
+            let p = t.recv().await;
+            match p.message {
+                Message::PlatformResponse(r) if r.reply_serial == s => {
+                    assert_eq!(r.result, 0);
+                    break;
+                }
+                _ => downlinks.push_back(p),
+            }
+        }
+    }
+    // The pre-warning, read aloud.
+    let p = match downlinks.pop_front() {
+        Some(p) => p,
+        None => t.command().await,
+    };
+    let Message::TextMessage(text) = &p.message else { panic!("expected 0x8300, got {:?}", p.message) };
+    assert!(text.flags & 0x08 != 0, "the TTS flag: {:#04x}", text.flags);
+    // At the first report past 3 h 30 min (one a minute here).
+    assert!(text.text.starts_with("您已连续驾驶3小时3"), "{}", text.text);
+    assert!(text.text.contains("休息"), "{}", text.text);
+    t.answer(&p, 0).await;
+
+    // On the desk: the pre-warning with its delivery, and the fatigue alarm.
+    let find = |kind: &'static str| {
+        let (app, op, vid) = (&app, &op, &vid);
+        async move {
+            for _ in 0..100 {
+                let (_, v) = app.get(&format!("/api/alarms?subject_id={vid}&kind={kind}"), op).await;
+                if v["total"] == 1 {
+                    return v["items"][0]["id"].as_str().unwrap().to_string();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no {kind} alarm");
+        }
+    };
+    let pre = find("fatigue_continuous_pre_warning").await;
+    let mut note = String::new();
+    for _ in 0..100 {
+        let (_, v) = app.get(&format!("/api/alarms/{pre}"), &op).await;
+        if let Some(n) = v["steps"].as_array().unwrap().iter().find(|s| s["step"] == "notified") {
+            note = n["note"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(note.starts_with("TTS delivered"), "{note:?}");
+    let fatigue = find("fatigue_continuous").await;
+    for (step, body) in [
+        ("acknowledge", serde_json::json!({})),
+        ("handle", serde_json::json!({"action": "phoned_driver", "note": "已电话要求驾驶员就近休息"})),
+        ("close", serde_json::json!({})),
+    ] {
+        let (s, v) = app.post(&format!("/api/alarms/{fatigue}/{step}"), &op, body).await;
+        assert_eq!(s, axum::http::StatusCode::OK, "{step}: {v}");
+    }
+    let (_, v) = app.get(&format!("/api/alarms/{fatigue}"), &op).await;
+    assert_eq!(v["status"], "closed");
+    stop.cancel();
+}
