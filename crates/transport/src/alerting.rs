@@ -23,10 +23,21 @@ use std::time::Duration;
 
 /// The domain name under which transport alarms are raised.
 pub const DOMAIN: &str = "transport";
-/// How often time-outs (offline) are evaluated.
-const TICK: Duration = Duration::from_secs(30);
-/// How often the engine's state is saved.
-const SAVE: Duration = Duration::from_secs(60);
+/// How often the task evaluates time-outs, and saves the engine's state and re-reads the
+/// vehicles' profiles.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Time-outs (offline): 30 s.
+    pub tick: Duration,
+    /// State saved and profiles re-read (a vehicle's class or enterprise changed): 60 s.
+    pub save: Duration,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self { tick: Duration::from_secs(30), save: Duration::from_secs(60) }
+    }
+}
 /// How long a TTS message waits for the terminal's 0x0001.
 const TTS_WAIT: Duration = Duration::from_secs(15);
 
@@ -37,11 +48,44 @@ struct Published {
     position: Position,
 }
 
-/// What the alarms need to know of a vehicle.
+/// What the alarms need to know of a vehicle, and the class its profile was set with.
 #[derive(Clone)]
 struct VehicleInfo {
     org_id: String,
     plate: String,
+    class: &'static str,
+}
+
+impl VehicleInfo {
+    fn of(v: &registry::Vehicle) -> Self {
+        Self { org_id: v.org_id.clone(), plate: v.plate.clone(), class: v.class.as_str() }
+    }
+}
+
+/// Re-reads the registry: a vehicle the engine knows whose class, enterprise or plate changed
+/// gets its new profile (its driving clocks stay).
+async fn refresh(
+    store: &Store,
+    engine: &mut Engine,
+    vehicles: &mut HashMap<String, Option<VehicleInfo>>,
+) -> StoreResult<()> {
+    let mut offset = 0;
+    loop {
+        let (page, _) = registry::all_vehicles(store, 500, offset).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        offset += page.len() as i64;
+        for v in &page {
+            if let Some(Some(known)) = vehicles.get_mut(&v.id) {
+                let now = VehicleInfo::of(v);
+                if known.class != now.class || known.org_id != now.org_id {
+                    engine.set_profile(&v.id, Profile::new(now.class, &now.org_id));
+                }
+                *known = now;
+            }
+        }
+    }
 }
 
 /// A JT/T 808 position as the engine takes it.
@@ -114,7 +158,7 @@ async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
 }
 
 /// The rules task: runs until `shutdown`, then saves the engine's state.
-pub async fn run(state: AppState, connections: Connections, shutdown: CancellationToken) {
+pub async fn run(state: AppState, connections: Connections, every: Intervals, shutdown: CancellationToken) {
     let mut sub = match state.bus.subscribe("transport.position.>") {
         Ok(s) => s,
         Err(e) => {
@@ -132,8 +176,8 @@ pub async fn run(state: AppState, connections: Connections, shutdown: Cancellati
         }
     };
     let mut vehicles: HashMap<String, Option<VehicleInfo>> = HashMap::new();
-    let mut tick = tokio::time::interval(TICK);
-    let mut save = tokio::time::interval(SAVE);
+    let mut tick = tokio::time::interval(every.tick);
+    let mut save = tokio::time::interval(every.save);
     save.tick().await;
     loop {
         let events = tokio::select! {
@@ -151,7 +195,7 @@ pub async fn run(state: AppState, connections: Connections, shutdown: Cancellati
                     let info = match registry::vehicle_by_id(&state.store, &p.vehicle_id).await {
                         Ok(v) => v.map(|v| {
                             engine.set_profile(&v.id, Profile::new(v.class.as_str(), &v.org_id));
-                            VehicleInfo { org_id: v.org_id, plate: v.plate }
+                            VehicleInfo::of(&v)
                         }),
                         Err(e) => {
                             tracing::warn!(error = %e, "vehicle not read for the rules");
@@ -166,6 +210,9 @@ pub async fn run(state: AppState, connections: Connections, shutdown: Cancellati
             _ = save.tick() => {
                 if let Err(e) = save_snapshot(&state.store, &engine).await {
                     tracing::warn!(error = %e, "rules state not saved");
+                }
+                if let Err(e) = refresh(&state.store, &mut engine, &mut vehicles).await {
+                    tracing::warn!(error = %e, "vehicle profiles not re-read");
                 }
                 continue;
             }

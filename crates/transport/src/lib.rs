@@ -37,6 +37,8 @@ pub struct TransportModule {
     pub simulate: bool,
     /// Run the transport rules and raise their alarms (needs the alarms module beside it).
     pub alerting: bool,
+    /// How often the rules task ticks, saves and re-reads profiles (shorter in tests).
+    pub alerting_intervals: alerting::Intervals,
     /// The address the gateway actually bound (port 0 in tests picks one).
     pub bound: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
@@ -358,7 +360,8 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
             }
         }
         if self.alerting {
-            tasks.push(tokio::spawn(alerting::run(state.clone(), self.connections.clone(), shutdown.clone())));
+            let every = self.alerting_intervals;
+            tasks.push(tokio::spawn(alerting::run(state.clone(), self.connections.clone(), every, shutdown.clone())));
         }
         let st = state.clone();
         tasks.push(tokio::spawn(async move {

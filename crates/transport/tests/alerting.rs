@@ -121,3 +121,52 @@ async fn sqlite_positions_raise_alarms() {
 async fn postgres_positions_raise_alarms() {
     scenario(Backend::Postgres).await;
 }
+
+/// A vehicle whose class changes gets the new class's limits without a restart: a dangerous-goods
+/// truck (80 km/h) re-registered as a school bus (60 km/h) is over the limit at 70 km/h.
+#[tokio::test]
+async fn a_changed_class_reaches_the_running_rules() {
+    let module = TransportModule {
+        alerting: true,
+        alerting_intervals: transport::alerting::Intervals {
+            tick: Duration::from_secs(30),
+            save: Duration::from_millis(200),
+        },
+        ..TransportModule::new()
+    };
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule::default())];
+    let app = TestApp::spawn_with(Backend::Sqlite, modules, |_| {}).await.unwrap();
+    let st = &app.platform.state;
+    let token = kernel::platform::CancellationToken::new();
+    let _tasks = module.start(st, token.clone()).await.unwrap();
+    let shunda = app.login("shunda.zhao").await;
+    let (_, v) = app.get("/api/transport/vehicles?limit=1", &shunda).await;
+    let vid = v["items"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["items"][0]["class"], "dangerous_goods");
+
+    // The engine learns the vehicle as a dangerous-goods truck. By day (10:00 local), where a
+    // school bus's limit is 60 km/h (at night it is 80 % of that).
+    let latest = kernel::store::now_ms() - 3_600_000;
+    let mut t0 = latest - latest.rem_euclid(86_400_000) + 2 * 3_600_000;
+    if t0 > latest {
+        t0 -= 86_400_000;
+    }
+    transport::ingest::ingest(st, &module.live, &[at(&vid, t0, 117.0, 30.0)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, v) = app
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/api/transport/vehicles/{vid}"),
+            Some(&shunda),
+            Some(serde_json::json!({"class": "school_bus"})),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Two minutes at 70 km/h: over a school bus's 60, under a dangerous-goods truck's 80.
+    let batch: Vec<Position> = (1..=13).map(|k| at(&vid, t0 + k * 10_000, 117.0 + k as f64 * 0.002, 70.0)).collect();
+    transport::ingest::ingest(st, &module.live, &batch).await.unwrap();
+    let a = alarm_of(&app, &shunda, &vid, "overspeed").await;
+    assert_eq!(a["details"]["limit_kmh"], 60.0, "{a}");
+    token.cancel();
+}
