@@ -142,23 +142,58 @@ async fn store_batch_pg<P: std::borrow::Borrow<Position>>(pg: &sqlx::PgPool, bat
     Ok(inserted)
 }
 
+/// A position in the units it is stored in (speed in 0.1 km/h, odometer in 0.1 km, flags and
+/// small numbers as BIGINT): every reader fills one, and the conversion lives here once.
+struct Stored {
+    vehicle_id: String,
+    device_ms: i64,
+    received_ms: i64,
+    lat: f64,
+    lon: f64,
+    altitude_m: i64,
+    speed_dkmh: i64,
+    heading: i64,
+    alarm: i64,
+    status: i64,
+    mileage_hm: Option<i64>,
+}
+
+impl Stored {
+    fn into_position(self, extras: Vec<u8>) -> Position {
+        Position {
+            vehicle_id: self.vehicle_id,
+            device_ms: self.device_ms,
+            received_ms: self.received_ms,
+            lat: self.lat,
+            lon: self.lon,
+            altitude_m: self.altitude_m as i32,
+            speed_kmh: self.speed_dkmh as f64 / 10.0,
+            heading: self.heading as u16,
+            alarm: self.alarm as u32,
+            status: self.status as u32,
+            mileage_km: self.mileage_hm.map(|m| m as f64 / 10.0),
+            extras,
+        }
+    }
+}
+
 /// A position from a row of `COLS` (`with_extras`) or `TRACK_COLS`.
 fn row_to_position(r: &sqlx::any::AnyRow, with_extras: bool) -> StoreResult<Position> {
-    let u32_of = |name: &str| -> StoreResult<u32> { Ok(col::<i64>(r, name)? as u32) };
-    Ok(Position {
+    let stored = Stored {
         vehicle_id: col(r, "vehicle_id")?,
         device_ms: col(r, "device_ms")?,
         received_ms: col(r, "received_ms")?,
         lat: col(r, "lat")?,
         lon: col(r, "lon")?,
-        altitude_m: col::<i64>(r, "altitude_m")? as i32,
-        speed_kmh: col::<i64>(r, "speed_dkmh")? as f64 / 10.0,
-        heading: col::<i64>(r, "heading")? as u16,
-        alarm: u32_of("alarm")?,
-        status: u32_of("status")?,
-        mileage_km: col::<Option<i64>>(r, "mileage_hm")?.map(|m| m as f64 / 10.0),
-        extras: if with_extras { col::<Option<Vec<u8>>>(r, "extras")?.unwrap_or_default() } else { Vec::new() },
-    })
+        altitude_m: col(r, "altitude_m")?,
+        speed_dkmh: col(r, "speed_dkmh")?,
+        heading: col(r, "heading")?,
+        alarm: col(r, "alarm")?,
+        status: col(r, "status")?,
+        mileage_hm: col(r, "mileage_hm")?,
+    };
+    let extras = if with_extras { col::<Option<Vec<u8>>>(r, "extras")?.unwrap_or_default() } else { Vec::new() };
+    Ok(stored.into_position(extras))
 }
 
 /// The columns a track needs: all but the raw additional items.
@@ -192,20 +227,20 @@ pub async fn range(
         .sqlite_read(move |c| {
             let mut stmt = c.prepare_cached(&direct_sql)?;
             let rows = stmt.query_map(rusqlite::params![vid, from_ms, to_ms, limit], |r| {
-                Ok(Position {
+                let stored = Stored {
                     vehicle_id: r.get(0)?,
                     device_ms: r.get(1)?,
                     received_ms: r.get(2)?,
                     lat: r.get(3)?,
                     lon: r.get(4)?,
-                    altitude_m: r.get::<_, i64>(5)? as i32,
-                    speed_kmh: r.get::<_, i64>(6)? as f64 / 10.0,
-                    heading: r.get::<_, i64>(7)? as u16,
-                    alarm: r.get::<_, i64>(8)? as u32,
-                    status: r.get::<_, i64>(9)? as u32,
-                    mileage_km: r.get::<_, Option<i64>>(10)?.map(|m| m as f64 / 10.0),
-                    extras: Vec::new(),
-                })
+                    altitude_m: r.get(5)?,
+                    speed_dkmh: r.get(6)?,
+                    heading: r.get(7)?,
+                    alarm: r.get(8)?,
+                    status: r.get(9)?,
+                    mileage_hm: r.get(10)?,
+                };
+                Ok(stored.into_position(Vec::new()))
             })?;
             rows.collect::<Result<Vec<_>, _>>()
         })
@@ -227,20 +262,20 @@ pub async fn range(
 /// A track row (`TRACK_COLS`) as PostgreSQL sends it.
 fn pg_track_position(r: &sqlx::postgres::PgRow) -> Result<Position, sqlx::Error> {
     use sqlx::Row;
-    Ok(Position {
+    let stored = Stored {
         vehicle_id: r.try_get(0)?,
         device_ms: r.try_get(1)?,
         received_ms: r.try_get(2)?,
         lat: r.try_get(3)?,
         lon: r.try_get(4)?,
-        altitude_m: r.try_get::<i64, _>(5)? as i32,
-        speed_kmh: r.try_get::<i64, _>(6)? as f64 / 10.0,
-        heading: r.try_get::<i64, _>(7)? as u16,
-        alarm: r.try_get::<i64, _>(8)? as u32,
-        status: r.try_get::<i64, _>(9)? as u32,
-        mileage_km: r.try_get::<Option<i64>, _>(10)?.map(|m| m as f64 / 10.0),
-        extras: Vec::new(),
-    })
+        altitude_m: r.try_get(5)?,
+        speed_dkmh: r.try_get(6)?,
+        heading: r.try_get(7)?,
+        alarm: r.try_get(8)?,
+        status: r.try_get(9)?,
+        mileage_hm: r.try_get(10)?,
+    };
+    Ok(stored.into_position(Vec::new()))
 }
 
 /// The newest position of a vehicle, if it has any (an index seek, however long its history).
