@@ -20,6 +20,29 @@ pub struct RawConfig {
     pub telemetry: TelemetryConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    pub mqtt: MqttConfig,
+}
+
+/// MQTT: the platform's own device endpoint (devices connect with their registered credentials;
+/// a PUBACK means the reading is stored) and, optionally, an external broker (Mosquitto, EMQX)
+/// whose device topics the platform subscribes to and where alarm changes are published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// The device endpoint's listen address, or `off`. If the port is taken the platform still
+    /// starts, logs a warning and runs without it.
+    pub listen: String,
+    /// External broker, `mqtt://host:port` (empty: none).
+    pub broker: String,
+    /// User name and password at the external broker (empty: anonymous).
+    pub broker_username: String,
+    pub broker_password: String,
+    /// Client id at the external broker; its session is persistent, so readings published while
+    /// the platform was down are delivered when it returns.
+    pub client_id: String,
+    /// First topic level: devices publish to `<prefix>/<device>/telemetry`; alarm changes go to
+    /// `<prefix>/alarms/<domain>/<kind>` at the external broker.
+    pub topic_prefix: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +119,19 @@ impl Default for RawConfig {
             telemetry: TelemetryConfig::default(),
             bus: BusConfig::default(),
             log: LogConfig::default(),
+            mqtt: MqttConfig::default(),
+        }
+    }
+}
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:1883".into(),
+            broker: String::new(),
+            broker_username: String::new(),
+            broker_password: String::new(),
+            client_id: "wuqing-platform".into(),
+            topic_prefix: "wuqing".into(),
         }
     }
 }
@@ -256,6 +292,29 @@ impl RawConfig {
         if self.bus.capacity == 0 {
             return Err(ConfigError::Invalid { key: "bus.capacity", reason: "must be > 0".into() });
         }
+        let m = &self.mqtt;
+        if m.listen != "off" && m.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid { key: "mqtt.listen", reason: format!("{:?}: an address or off", m.listen) });
+        }
+        if !m.broker.is_empty() {
+            let ok = m.broker.strip_prefix("mqtt://").is_some_and(|hp| {
+                hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            });
+            if !ok {
+                return Err(ConfigError::Invalid { key: "mqtt.broker", reason: "must be mqtt://host:port".into() });
+            }
+        }
+        if m.client_id.is_empty() || m.client_id.len() > 23 {
+            return Err(ConfigError::Invalid { key: "mqtt.client_id", reason: "1 to 23 characters".into() });
+        }
+        let prefix_ok = !m.topic_prefix.is_empty()
+            && m.topic_prefix.len() <= 64
+            && m.topic_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'/')
+            && !m.topic_prefix.starts_with('/')
+            && !m.topic_prefix.ends_with('/');
+        if !prefix_ok {
+            return Err(ConfigError::Invalid { key: "mqtt.topic_prefix", reason: "1 to 64 of a-z A-Z 0-9 _ - /".into() });
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", reason: "must be text or json".into() });
         }
@@ -281,6 +340,9 @@ impl Config {
             raw.security.field_key = Some("********".into());
         }
         raw.store.url = mask_url_password(&self.store_url);
+        if !raw.mqtt.broker_password.is_empty() {
+            raw.mqtt.broker_password = "********".into();
+        }
         toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 
@@ -291,7 +353,9 @@ impl Config {
 
     /// A configuration for tests: everything default under `data_dir`.
     pub fn for_tests(data_dir: &Path) -> Config {
-        let raw = RawConfig { data_dir: data_dir.to_path_buf(), ..RawConfig::default() };
+        let mut raw = RawConfig { data_dir: data_dir.to_path_buf(), ..RawConfig::default() };
+        // Tests that want the device endpoint give it a port-0 address themselves.
+        raw.mqtt.listen = "off".into();
         #[allow(clippy::expect_used)]
         raw.check(&Overrides::default()).expect("default config is valid")
     }
