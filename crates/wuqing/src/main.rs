@@ -13,14 +13,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The domain modules of this build. Adding a domain is one line here.
-fn modules(jt808: Option<std::net::SocketAddr>, demo: bool) -> Vec<Arc<dyn Module>> {
+fn modules(jt808: Option<std::net::SocketAddr>, mqtt: Option<String>, demo: bool) -> Vec<Arc<dyn Module>> {
     let mut transport = match jt808 {
         Some(addr) => transport::TransportModule::with_gateway(addr),
         None => transport::TransportModule::new(),
     };
     transport.simulate = demo;
     transport.alerting = true;
-    vec![Arc::new(transport), Arc::new(alarms::AlarmsModule::default())]
+    let iot = iot::IotModule { simulate: demo, listen: mqtt, ..iot::IotModule::default() };
+    vec![Arc::new(transport), Arc::new(alarms::AlarmsModule::default()), Arc::new(iot)]
 }
 
 /// `--jt808 ADDR` or `--jt808 off`.
@@ -57,6 +58,10 @@ enum Cmd {
         /// JT/T 808 terminal gateway address, or `off`.
         #[arg(long, default_value = "0.0.0.0:6808")]
         jt808: String,
+        /// MQTT device endpoint address, or `off` (default: [mqtt] listen, 0.0.0.0:1883). A busy
+        /// port is logged and the platform runs without the endpoint.
+        #[arg(long)]
+        mqtt: Option<String>,
     },
     /// Applies migrations and exits.
     Migrate,
@@ -252,11 +257,17 @@ async fn main() -> anyhow::Result<()> {
         return sim_hold(cfg, phones, *seconds).await;
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let (jt808, demo) = match &cli.cmd {
-        Cmd::Serve { jt808, demo, .. } => (parse_jt808(jt808)?, *demo),
-        _ => (None, false),
+    let (jt808, mqtt, demo) = match &cli.cmd {
+        Cmd::Serve { jt808, mqtt, demo, .. } => {
+            if let Some(m) = mqtt.as_deref().filter(|m| *m != "off") {
+                m.parse::<std::net::SocketAddr>()
+                    .map_err(|e| anyhow::anyhow!("--mqtt {m:?}: an address such as 0.0.0.0:1883, or off ({e})"))?;
+            }
+            (parse_jt808(jt808)?, mqtt.clone(), *demo)
+        }
+        _ => (None, None, false),
     };
-    let platform = Platform::open(cfg, modules(jt808, demo)).await?;
+    let platform = Platform::open(cfg, modules(jt808, mqtt, demo)).await?;
     match cli.cmd {
         Cmd::Serve { demo, .. } => serve(platform, demo).await,
         Cmd::Migrate => {
@@ -581,6 +592,10 @@ async fn serve(platform: Platform, demo: bool) -> anyhow::Result<()> {
                     println!("  {line}");
                 }
                 println!("Administrators enrol a TOTP second factor at first login (POST /api/auth/totp/setup).");
+                let devices = platform.state.config.data_dir.join("demo-devices.txt");
+                if devices.exists() {
+                    println!("Demo sensors' MQTT/HTTP credentials: {}", devices.display());
+                }
             }
             Err(_) => println!("demo already seeded; its logins were in {} (missing now)", path.display()),
         }

@@ -36,17 +36,22 @@ struct Server {
 impl Server {
     fn start(data: &Path, demo: bool) -> Server {
         let port = free_port();
+        // The MQTT endpoint's port is taken (as Mosquitto takes 1883 on many servers): the
+        // platform must start anyway, without the endpoint.
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wuqing"));
         cmd.arg("--data-dir")
             .arg(data)
             .arg("serve")
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"))
-            .args(["--jt808", "127.0.0.1:0"]);
+            .args(["--jt808", "127.0.0.1:0"])
+            .args(["--mqtt", &busy.local_addr().unwrap().to_string()]);
         if demo {
             cmd.arg("--demo");
         }
         let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let _busy = busy;
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut stdout = String::new();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -225,7 +230,7 @@ fn a_busy_port_is_a_clear_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_wuqing"))
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["serve", "--jt808", "off", "--http", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--jt808", "off", "--mqtt", "off", "--http", &format!("127.0.0.1:{port}")])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -255,7 +260,7 @@ fn serves_https_when_a_certificate_is_configured() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wuqing"))
         .arg("--data-dir")
         .arg(d)
-        .args(["serve", "--jt808", "off", "--http", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--jt808", "off", "--mqtt", "off", "--http", &format!("127.0.0.1:{port}")])
         .env("WUQING__SERVER__TLS_CERT", &cert)
         .env("WUQING__SERVER__TLS_KEY", &key)
         .stdout(Stdio::null())

@@ -1,0 +1,217 @@
+//! Sensor rules at work: every stored reading goes through the alarm engine (crate `rules`,
+//! its generic sensor thresholds with hysteresis and minimum duration), the profile being the
+//! device's kind and organisation; its events become alarms on the desk (crate `alarms`,
+//! domain `iot`, kind = the rule's id, subject = the device).
+//!
+//! Like the transport rules, the task reads from the bus (`iot.reading.>`, published after the
+//! commit) so acknowledgements never wait for rules, and the engine's state is saved every
+//! minute and at shutdown (`iot_rules_state`) so a restart keeps an episode in progress.
+
+use crate::ingest::Published;
+use alarms::model::{NewAlarm, Severity};
+use kernel::http::AppState;
+use kernel::store::{Store, StoreResult, col, now_ms};
+use rules::{Direction, Engine, EngineSnapshot, Event, Phase, Profile, Reading, RuleSet, SensorRule};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The domain of sensor alarms on the desk.
+pub const DOMAIN: &str = "iot";
+
+/// The built-in sensor rules, by device kind. Thresholds with their sources:
+/// - `cold_store_probe` / `reefer_probe` (冷藏): above 8 °C for 5 min. Chilled storage and
+///   transport of vaccines and medicines is 2–8 °C (疫苗储存和运输管理规范 2017, art. 10); the
+///   same band is common for chilled food (GB 31605-2020 leaves the range to the product).
+///   Below 2 °C for 5 min: freezing damages vaccines and chilled produce.
+/// - `freezer_probe` (冷冻): above −18 °C for 10 min (GB 31605-2020 §3: frozen food at or below
+///   −18 °C).
+/// - `bp_monitor` (血压): systolic ≥ 180 or diastolic ≥ 110 mmHg, at once (national basic public
+///   health service: urgent referral at ≥ 180/110).
+/// - `pm_monitor` (颗粒物): PM2.5 above 75 µg/m³ for 1 h (GB 3095-2012 grade II, 24-hour mean
+///   limit; a point threshold is stricter than the mean and is meant as an early warning).
+/// - `water_level_gauge` (水位): above 5.0 m for 10 min: a placeholder warning level, to be set
+///   per station by the water authority.
+pub fn builtin_rules() -> RuleSet {
+    let rule = |id: &str, kind: &str, metric: &str, dir: Direction, th: f64, hyst: f64, min_s: i64, sev| SensorRule {
+        id: id.into(),
+        metric: metric.into(),
+        direction: dir,
+        threshold: th,
+        hysteresis: hyst,
+        min_duration_s: min_s,
+        severity: sev,
+        classes: vec![kind.into()],
+    };
+    use rules::Severity::*;
+    let sensors = vec![
+        rule("cold_store_temp_high", "cold_store_probe", "temperature", Direction::Above, 8.0, 0.5, 300, High),
+        rule("cold_store_temp_low", "cold_store_probe", "temperature", Direction::Below, 2.0, 0.5, 300, Medium),
+        rule("reefer_temp_high", "reefer_probe", "temperature", Direction::Above, 8.0, 0.5, 300, High),
+        rule("reefer_temp_low", "reefer_probe", "temperature", Direction::Below, 2.0, 0.5, 300, Medium),
+        rule("freezer_temp_high", "freezer_probe", "temperature", Direction::Above, -18.0, 1.0, 600, High),
+        rule("bp_systolic_urgent", "bp_monitor", "bp_systolic", Direction::Above, 179.5, 10.0, 0, Critical),
+        rule("bp_diastolic_urgent", "bp_monitor", "bp_diastolic", Direction::Above, 109.5, 10.0, 0, Critical),
+        rule("pm25_high", "pm_monitor", "pm25", Direction::Above, 75.0, 5.0, 3600, Medium),
+        rule("water_level_high", "water_level_gauge", "water_level", Direction::Above, 5.0, 0.1, 600, High),
+    ];
+    RuleSet { sensors, ..RuleSet::default() }
+}
+
+fn severity(s: rules::Severity) -> Severity {
+    match s {
+        rules::Severity::Info => Severity::Notice,
+        rules::Severity::Low => Severity::Minor,
+        rules::Severity::Medium => Severity::Moderate,
+        rules::Severity::High => Severity::Major,
+        rules::Severity::Critical => Severity::Critical,
+    }
+}
+
+/// What the alarms need of a device.
+#[derive(Clone)]
+struct DeviceInfo {
+    org_id: String,
+    kind: String,
+    label: String,
+}
+
+async fn load_snapshot(store: &Store) -> StoreResult<Option<EngineSnapshot>> {
+    let row = sqlx::query(&store.sql("SELECT snapshot FROM iot_rules_state WHERE id = 1"))
+        .fetch_optional(store.reader())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = col(&row, "snapshot")?;
+    match serde_json::from_str(&text) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "sensor rules state not restored: starting with empty state");
+            Ok(None)
+        }
+    }
+}
+
+async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
+    let text = serde_json::to_string(&engine.snapshot())?;
+    let mut tx = store.begin().await?;
+    sqlx::query(&store.sql(
+        "INSERT INTO iot_rules_state (id, snapshot, saved_ms) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, saved_ms = excluded.saved_ms",
+    ))
+    .bind(text)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The sensor rules task: runs until `shutdown`, then saves the engine's state.
+pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown: CancellationToken) {
+    let mut sub = match state.bus.subscribe("iot.reading.>") {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "sensor rules not started: no bus subscription");
+            return;
+        }
+    };
+    let mut engine = match load_snapshot(&state.store).await {
+        Ok(Some(s)) => Engine::restore(rules, s),
+        Ok(None) => Engine::new(rules),
+        Err(e) => {
+            tracing::warn!(error = %e, "sensor rules state not read: starting with empty state");
+            Engine::new(rules)
+        }
+    };
+    let mut devices: HashMap<String, DeviceInfo> = HashMap::new();
+    let mut save = tokio::time::interval(save_every);
+    save.tick().await;
+    loop {
+        let (device_id, events) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = save.tick() => {
+                if let Err(e) = save_snapshot(&state.store, &engine).await {
+                    tracing::warn!(error = %e, "sensor rules state not saved");
+                }
+                continue;
+            }
+            m = sub.next() => {
+                let Some(m) = m else { break };
+                let p: Published = match serde_json::from_slice(&m.payload) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading on the bus not understood");
+                        continue;
+                    }
+                };
+                let label = if p.subject_label.is_empty() { p.name.clone() } else { format!("{} ({})", p.name, p.subject_label) };
+                let info = DeviceInfo { org_id: p.org_id.clone(), kind: p.kind.clone(), label };
+                let changed = devices.get(&p.device_id).is_none_or(|d| d.kind != info.kind || d.org_id != info.org_id);
+                if changed {
+                    engine.set_profile(&p.device_id, Profile::new(&info.kind, &info.org_id));
+                }
+                devices.insert(p.device_id.clone(), info);
+                let mut samples = p.samples;
+                samples.sort_by_key(|s| s.device_ms);
+                let mut events = Vec::new();
+                for s in samples {
+                    let r = Reading { device_ms: s.device_ms, metric: s.metric, value: s.value };
+                    events.extend(engine.observe_reading(&p.device_id, &r));
+                }
+                (p.device_id, events)
+            }
+        };
+        let Some(info) = devices.get(&device_id).cloned() else { continue };
+        for e in events {
+            if let Err(err) = handle(&state, &device_id, &info, e).await {
+                tracing::warn!(error = %err, "sensor alarm not recorded");
+            }
+        }
+    }
+    if let Err(e) = save_snapshot(&state.store, &engine).await {
+        tracing::warn!(error = %e, "sensor rules state not saved at shutdown");
+    }
+}
+
+async fn handle(state: &AppState, device_id: &str, info: &DeviceInfo, e: Event) -> anyhow::Result<()> {
+    let kind = e.key.scope.clone();
+    metrics::counter!("wuqing_iot_rule_events_total", "rule" => kind.clone()).increment(1);
+    if e.phase == Phase::Ended {
+        alarms::service::end(&state.store, &state.bus, DOMAIN, &kind, device_id, e.start_ms, e.at_ms).await?;
+        return Ok(());
+    }
+    let mut details = serde_json::to_value(&e.details)?;
+    if let Some(o) = details.as_object_mut() {
+        o.insert("device_kind".into(), serde_json::Value::from(info.kind.clone()));
+    }
+    let new = NewAlarm {
+        domain: DOMAIN.into(),
+        kind,
+        severity: severity(e.severity),
+        subject_type: "device".into(),
+        subject_id: device_id.into(),
+        subject_label: info.label.clone(),
+        org_id: info.org_id.clone(),
+        started_ms: e.start_ms,
+        at_ms: e.at_ms,
+        rule_version: i64::from(e.rule_version),
+        details,
+        evidence: serde_json::to_value(&e.evidence)?,
+    };
+    alarms::service::raise(&state.store, &state.bus, &new).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_are_valid() {
+        let r = builtin_rules();
+        assert_eq!(r.check(), Ok(()));
+        assert!(
+            r.sensors.iter().all(|s| s.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()))
+        );
+    }
+}
