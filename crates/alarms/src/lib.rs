@@ -8,11 +8,13 @@
 //! who and when, audited, and published on the bus (`alarms.<domain>.<kind>`) for the desk's
 //! WebSocket and the notification sinks.
 //!
-//! A vertical slice: `model`, `service` (no HTTP), `api` (`/api/alarms`).
+//! A vertical slice: `model`, `service` (no HTTP), `api` (`/api/alarms`), `stream` (the desk's
+//! WebSocket), `sinks` (signed webhooks per organisation and the MQTT publication).
 
 pub mod api;
 pub mod model;
 pub mod service;
+pub mod sinks;
 pub mod stream;
 
 use async_trait::async_trait;
@@ -25,6 +27,15 @@ use utoipa_axum::router::OpenApiRouter;
 pub struct AlarmsModule {
     /// The fan-out of changes to the desk's WebSocket.
     pub hub: stream::Hub,
+    /// The notification sinks (webhooks, MQTT): their settings and shared parts.
+    pub sinks: sinks::Sinks,
+}
+
+impl AlarmsModule {
+    /// The module with other sink settings (tests shorten the webhook back-off).
+    pub fn with_sink_settings(settings: sinks::SinkSettings) -> Self {
+        Self { sinks: sinks::Sinks::new(settings), ..Self::default() }
+    }
 }
 
 #[async_trait]
@@ -34,12 +45,13 @@ impl Module for AlarmsModule {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![Migration {
-            module: "alarms",
-            version: 1,
-            name: "alarms and their handling steps",
-            only: None,
-            sql: "CREATE TABLE alarms (
+        vec![
+            Migration {
+                module: "alarms",
+                version: 1,
+                name: "alarms and their handling steps",
+                only: None,
+                sql: "CREATE TABLE alarms (
     id TEXT PRIMARY KEY,
     episode_key TEXT NOT NULL UNIQUE,
     domain TEXT NOT NULL,
@@ -77,11 +89,54 @@ CREATE TABLE alarm_steps (
     note TEXT NOT NULL,
     PRIMARY KEY (alarm_id, seq)
 )",
-        }]
+            },
+            Migration {
+                module: "alarms",
+                version: 2,
+                name: "alarm webhooks and their deliveries",
+                only: None,
+                // `alarm_id` has no foreign key: deliveries are a log purged after 30 days, and
+                // a test event has no alarm.
+                sql: "CREATE TABLE alarm_webhooks (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    scope_role TEXT NOT NULL,
+    description TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret_enc BLOB NOT NULL,
+    min_severity BIGINT NOT NULL,
+    domains TEXT NOT NULL,
+    kinds TEXT NOT NULL,
+    enabled BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX alarm_webhooks_org ON alarm_webhooks(org_id, created_ms);
+CREATE TABLE alarm_webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL REFERENCES alarm_webhooks(id),
+    alarm_id TEXT NULL,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    last_status_code BIGINT NULL,
+    last_error TEXT NULL,
+    created_ms BIGINT NOT NULL,
+    delivered_ms BIGINT NULL
+);
+CREATE INDEX alarm_webhook_deliveries_due ON alarm_webhook_deliveries(status, next_attempt_ms);
+CREATE INDEX alarm_webhook_deliveries_hook ON alarm_webhook_deliveries(webhook_id, created_ms)",
+            },
+        ]
     }
 
     fn routes(&self) -> OpenApiRouter<kernel::http::AppState> {
-        api::routes().layer(axum::Extension(self.hub.clone()))
+        api::routes()
+            .merge(sinks::api::routes())
+            .layer(axum::Extension(self.hub.clone()))
+            .layer(axum::Extension(self.sinks.clone()))
     }
 
     async fn start(
@@ -89,6 +144,13 @@ CREATE TABLE alarm_steps (
         state: &kernel::http::AppState,
         shutdown: kernel::platform::CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        Ok(vec![tokio::spawn(self.hub.clone().run(state.bus.clone(), shutdown))])
+        let changes = state.bus.subscribe("alarms.>")?;
+        let mut tasks = vec![
+            tokio::spawn(self.hub.clone().run(state.bus.clone(), shutdown.clone())),
+            tokio::spawn(sinks::delivery::intake(state.clone(), self.sinks.clone(), changes, shutdown.clone())),
+            tokio::spawn(sinks::delivery::sender(state.clone(), self.sinks.clone(), shutdown.clone())),
+        ];
+        tasks.extend(sinks::mqtt::spawn(&state.config.raw.mqtt, state.bus.clone(), &self.sinks, shutdown));
+        Ok(tasks)
     }
 }
