@@ -6,6 +6,7 @@
 //! - [`audit`]: the SM3 hash-chained audit log;
 //! - [`crypto`]: SM3/SM4 field encryption, blind indexes, masking;
 //! - [`bus`], [`telemetry`]: the event bus and the observation time series;
+//! - [`versioned`]: versioned configuration documents (optimistic publication, audited);
 //! - [`http`], [`module`], [`platform`]: the HTTP scaffolding, the module seam, start-up.
 //!
 //! **API Boundary**: domain crates use this crate's public items; they never touch another
@@ -29,5 +30,6 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;
+pub mod versioned;
 
 pub use error::{ApiError, ApiResult};

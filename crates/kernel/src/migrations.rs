@@ -113,5 +113,15 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
             sql: "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$ LANGUAGE plpgsql;\n\
                   CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
         },
+        // Versioned configuration documents (`versioned`): every published version is kept.
+        Migration {
+            module: "kernel",
+            version: 3,
+            name: "versioned configuration documents",
+            only: None,
+            sql: "CREATE TABLE config_documents (name TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL, \
+                  author_id TEXT NULL, author TEXT NOT NULL, note TEXT NOT NULL, created_ms BIGINT NOT NULL, \
+                  PRIMARY KEY (name, version))",
+        },
     ]
 }

@@ -225,6 +225,12 @@ impl OrgTree {
     pub async fn exists(&self, store: &Store, id: &str) -> StoreResult<bool> {
         Ok(self.data(store).await?.parent.contains_key(id))
     }
+
+    /// The domain of organisation `id` (from the cache): `None` when there is no such
+    /// organisation, `Some("")` when it has no domain.
+    pub async fn domain_of(&self, store: &Store, id: &str) -> StoreResult<Option<String>> {
+        Ok(self.data(store).await?.domain.get(id).cloned())
+    }
 }
 
 /// Organisations the caller may see, optionally under `parent` and of `kind`.

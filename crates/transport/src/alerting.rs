@@ -8,14 +8,24 @@
 //! acknowledgements never wait for rules. The engine's state is saved every minute and at
 //! shutdown (`transport_rules_state`) and restored at start, so a restart keeps the driving
 //! clocks.
+//!
+//! The rule set is the newest stored version of `transport.rules` ([`crate::rules_api`]), or the
+//! built-in set while none is stored. A publication is heard on the bus
+//! (`config.transport.rules`) and applied at once (`Engine::set_rules`: open episodes keep the
+//! version that raised them, new ones carry the new version into their alarms); the stored
+//! version is also re-checked at every save, in case a message was missed. A stored version this
+//! release cannot use (an older format) is logged once and the rules in force are kept.
 
 use crate::gateway::Connections;
 use crate::positions::{Position, STATUS_ACC, STATUS_FIXED};
 use crate::registry;
+use crate::rules_api::{self, DOCUMENT};
 use alarms::model::{NewAlarm, Severity};
+use kernel::bus::{Message, Subscription};
 use kernel::http::AppState;
 use kernel::platform::CancellationToken;
-use kernel::store::{Store, StoreResult, col, now_ms};
+use kernel::store::{Store, StoreError, StoreResult, col, now_ms};
+use kernel::versioned;
 use rules::{Engine, EngineSnapshot, Event, Fix, Phase, Profile, RuleSet};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -157,6 +167,56 @@ async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The stored rule set, when its newest version is not `seen` (the version last taken or
+/// refused, which it becomes); `None`: nothing new to apply. A version that cannot be used is
+/// reported here once, and the caller keeps the rules in force.
+async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
+    match versioned::current_version(store, DOCUMENT).await {
+        Ok(Some(v)) if Some(v) != *seen => {}
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored rules version not read");
+            return None;
+        }
+    }
+    let doc = match versioned::current(store, DOCUMENT).await {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return None,
+        Err(StoreError::Corrupt(e)) => {
+            // Not JSON at all: no retry will help; the newer version will.
+            *seen = versioned::current_version(store, DOCUMENT).await.ok().flatten();
+            tracing::error!(error = %e, "stored rules not applied: keeping the rules in force");
+            metrics::counter!("wuqing_transport_rules_loaded_total", "outcome" => "refused").increment(1);
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stored rules not read");
+            return None;
+        }
+    };
+    *seen = Some(doc.info.version);
+    match rules_api::rules_of(&doc) {
+        Ok(rules) => {
+            tracing::info!(version = doc.info.version, "transport rules version in force");
+            metrics::counter!("wuqing_transport_rules_loaded_total", "outcome" => "applied").increment(1);
+            Some(rules)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stored rules not applied: keeping the rules in force");
+            metrics::counter!("wuqing_transport_rules_loaded_total", "outcome" => "refused").increment(1);
+            None
+        }
+    }
+}
+
+/// The next announcement of a subscription, or never when there is none.
+async fn next_or_never(sub: &mut Option<Subscription>) -> Option<Message> {
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The rules task: runs until `shutdown`, then saves the engine's state.
 pub async fn run(state: AppState, connections: Connections, every: Intervals, shutdown: CancellationToken) {
     let mut sub = match state.bus.subscribe("transport.position.>") {
@@ -166,13 +226,22 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
             return;
         }
     };
-    let rules = RuleSet::default();
+    // Subscribed before the first read: a publication in between is heard, not lost.
+    let mut published = match state.bus.subscribe(&versioned::subject(DOCUMENT)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "rules publications not heard: re-read at every save only");
+            None
+        }
+    };
+    let mut seen = None;
+    let rules = newer_rules(&state.store, &mut seen).await.unwrap_or_default();
     let mut engine = match load_snapshot(&state.store).await {
         Ok(Some(s)) => Engine::restore(rules, s),
         Ok(None) => Engine::new(rules),
         Err(e) => {
             tracing::warn!(error = %e, "rules state not read: starting with empty state");
-            Engine::new(RuleSet::default())
+            Engine::new(rules)
         }
     };
     let mut vehicles: HashMap<String, Option<VehicleInfo>> = HashMap::new();
@@ -207,7 +276,20 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
                 engine.observe_fix(&p.vehicle_id, fix_of(&p.position))
             }
             _ = tick.tick() => engine.tick(now_ms()),
+            m = next_or_never(&mut published) => {
+                if m.is_none() {
+                    tracing::warn!("rules publications no longer heard: re-read at every save only");
+                    published = None;
+                }
+                if let Some(rules) = newer_rules(&state.store, &mut seen).await {
+                    engine.set_rules(rules);
+                }
+                continue;
+            }
             _ = save.tick() => {
+                if let Some(rules) = newer_rules(&state.store, &mut seen).await {
+                    engine.set_rules(rules);
+                }
                 if let Err(e) = save_snapshot(&state.store, &engine).await {
                     tracing::warn!(error = %e, "rules state not saved");
                 }

@@ -15,6 +15,7 @@ pub mod live;
 pub mod model;
 pub mod positions;
 pub mod registry;
+pub mod rules_api;
 pub mod stream;
 pub mod writer;
 
@@ -306,7 +307,10 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes().layer(axum::Extension(self.live.clone())).layer(axum::Extension(self.connections.clone()))
+        api::routes()
+            .merge(rules_api::routes())
+            .layer(axum::Extension(self.live.clone()))
+            .layer(axum::Extension(self.connections.clone()))
     }
 
     async fn start(
