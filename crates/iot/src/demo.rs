@@ -70,21 +70,9 @@ pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()
         lines.push(format!("{} {}", d.device.code, d.secret));
     }
     let path = state.config.data_dir.join("demo-devices.txt");
-    write_private(&path, &(lines.join("\n") + "\n"))?;
+    kernel::crypto::write_private(&path, (lines.join("\n") + "\n").as_bytes())?;
     mark_seeded(state, "iot", "1").await?;
     Ok(())
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)?.write_all(text.as_bytes())
 }
 
 /// The readings of the demo devices at `ms` (pure, for the tests).

@@ -8,6 +8,7 @@
 
 pub mod drive;
 pub mod hold;
+pub mod probe;
 pub mod roads;
 pub mod scenario;
 pub mod terminal;
@@ -15,4 +16,4 @@ pub mod terminal;
 pub use drive::{Behaviour, Driver};
 pub use hold::{HoldConfig, HoldStats, hold_all};
 pub use scenario::{Plan, Scenario, ScenarioError};
-pub use terminal::{MAX_PENDING, SimTerminal, Stats, run, run_with_backlog};
+pub use terminal::{MAX_PENDING, SimError, SimTerminal, Stats, run, run_with_backlog};

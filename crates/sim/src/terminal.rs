@@ -50,8 +50,9 @@ pub struct SimTerminal {
     pub plate: String,
 }
 
+/// Why a simulated terminal's exchange with the gateway failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SimError {
+pub enum SimError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol: {0}")]

@@ -872,3 +872,84 @@ async fn driving_without_rest_reaches_the_driver_as_tts_and_the_desk_as_an_alarm
     assert_eq!(v["status"], "closed");
     stop.cancel();
 }
+
+/// The demo scenario file end to end: its speeders (13900000001 at 1.4 × the road speed from
+/// the start, 13900000005 with a 1.5 × episode after 30 s) drive ten minutes that they upload as
+/// blind-area batches; the rules raise an overspeed alarm for each vehicle, and the owning
+/// enterprise's operator acknowledges, handles and closes one on the desk.
+#[tokio::test]
+async fn the_demo_scenario_files_speeders_raise_overspeed_alarms_handled_on_the_desk() {
+    let mut module = TransportModule::with_gateway("127.0.0.1:0".parse().unwrap());
+    module.alerting = true;
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule::default())];
+    let app = TestApp::spawn_with(Backend::Sqlite, modules.clone(), |_| {}).await.unwrap();
+    let stop = kernel::platform::CancellationToken::new();
+    for m in &modules {
+        let _ = m.start(&app.platform.state, stop.clone()).await.unwrap();
+    }
+    let addr = *module.bound.get().expect("gateway bound");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scenarios/demo.toml");
+    let phones: Vec<String> = (1..=20).map(|i| format!("139000000{i:02}")).collect();
+    let plans = sim::Scenario::load(&path).unwrap().plans(&phones).unwrap();
+    let stats = Arc::new(sim::Stats::default());
+    let sims = kernel::platform::CancellationToken::new();
+    for (i, phone) in ["13900000001", "13900000005"].iter().enumerate() {
+        let driver = sim::Driver::new(&sim::roads::ROADS[i], 0.2, sim::Behaviour::default()).with_plan(plans[*phone]);
+        let term = sim::SimTerminal {
+            phone: phone.to_string(),
+            v2019: i == 1,
+            driver,
+            interval: Duration::from_secs(5),
+            plate: String::new(),
+        };
+        tokio::spawn(sim::run_with_backlog(addr, term, stats.clone(), sims.clone(), 600));
+    }
+    let mut tokens = std::collections::HashMap::new();
+    for phone in ["13900000001", "13900000005"] {
+        // Whoever owns the vehicle handles its alarms: find the enterprise's operator.
+        let regulator = app.login("jt.liu").await;
+        let vid = vehicle_of(&app, &regulator, phone).await;
+        let mut alarm = serde_json::Value::Null;
+        for _ in 0..300 {
+            let (_, v) = app.get(&format!("/api/alarms?subject_id={vid}"), &regulator).await;
+            if let Some(a) = v["items"].as_array().and_then(|a| a.iter().find(|a| a["kind"] == "overspeed")) {
+                alarm = a.clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(alarm.is_object(), "no overspeed alarm for {phone} ({vid}); sim {stats:?}");
+        assert!(
+            alarm["details"]["max_speed_kmh"].as_f64().unwrap_or(0.0) > alarm["details"]["limit_kmh"].as_f64().unwrap(),
+            "{alarm}"
+        );
+        tokens.insert(
+            phone,
+            (vid, alarm["id"].as_str().unwrap().to_string(), alarm["org_id"].as_str().unwrap().to_string()),
+        );
+    }
+    sims.cancel();
+    // The owning enterprise's operator works the first one through the desk.
+    let (_, id, org) = &tokens["13900000001"];
+    let mut operator = None;
+    for (user, key) in [("shunda.zhao", "shunda"), ("bus.sun", "wuqing_bus"), ("coach.zhou", "jingjin_coach")] {
+        if app.org_id(key).await == *org {
+            operator = Some(user);
+        }
+    }
+    let operator = operator.expect("an operator of the owning enterprise");
+    let op = app.login(operator).await;
+    let (s, v) = app.post(&format!("/api/alarms/{id}/acknowledge"), &op, serde_json::json!({})).await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(
+            &format!("/api/alarms/{id}/handle"),
+            &op,
+            serde_json::json!({"action": "phoned_driver", "note": "已电话提醒驾驶员减速"}),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+    let (s, v) = app.post(&format!("/api/alarms/{id}/close"), &op, serde_json::json!({})).await;
+    assert_eq!((s, v["status"].as_str()), (axum::http::StatusCode::OK, Some("closed")), "{v}");
+    stop.cancel();
+}
