@@ -7,6 +7,7 @@
 
 pub mod alerting;
 pub mod api;
+pub mod assessment;
 pub mod command;
 pub mod demo;
 pub mod gateway;
@@ -303,11 +304,25 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                 only: None,
                 sql: "CREATE TABLE transport_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, saved_ms BIGINT NOT NULL)",
             },
+            // Assessment figures (`assessment`): one row per vehicle and local day it reported, and
+            // which closed days have been computed.
+            Migration {
+                module: "transport",
+                version: 7,
+                name: "assessment vehicle-days",
+                only: None,
+                sql: "CREATE TABLE transport_assessment_days (vehicle_id TEXT NOT NULL, day BIGINT NOT NULL, points BIGINT NOT NULL, \
+                      qualified BIGINT NOT NULL, drift BIGINT NOT NULL, mileage_m DOUBLE NOT NULL, incomplete_m DOUBLE NOT NULL, \
+                      first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, computed_ms BIGINT NOT NULL, PRIMARY KEY (vehicle_id, day));\n\
+                      CREATE INDEX transport_assessment_days_day ON transport_assessment_days(day);\n\
+                      CREATE TABLE transport_assessment_computed (day BIGINT PRIMARY KEY, vehicles BIGINT NOT NULL, computed_ms BIGINT NOT NULL)",
+            },
         ]
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
         api::routes()
+            .merge(assessment::routes())
             .merge(rules_api::routes())
             .layer(axum::Extension(self.live.clone()))
             .layer(axum::Extension(self.connections.clone()))
@@ -367,6 +382,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
             let every = self.alerting_intervals;
             tasks.push(tokio::spawn(alerting::run(state.clone(), self.connections.clone(), every, shutdown.clone())));
         }
+        tasks.push(tokio::spawn(assessment::run(state.store.clone(), shutdown.clone())));
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
