@@ -11,6 +11,7 @@ use crate::ingest::Published;
 use alarms::model::{NewAlarm, Severity};
 use kernel::http::AppState;
 use kernel::store::{Store, StoreResult, col, now_ms};
+use kernel::versioned;
 use rules::{Direction, Engine, EngineSnapshot, Event, Phase, Profile, Reading, RuleSet, SensorRule};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -106,7 +107,32 @@ async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sensor rules task: runs until `shutdown`, then saves the engine's state.
+/// The newest stored sensor rules, when their version is not `seen` (which it becomes); a
+/// version that cannot be used is logged once and the rules in force are kept.
+async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
+    let doc = match versioned::current(store, crate::rules_api::DOCUMENT).await {
+        Ok(Some(doc)) if Some(doc.info.version) != *seen => doc,
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored sensor rules not read");
+            return None;
+        }
+    };
+    *seen = Some(doc.info.version);
+    match crate::rules_api::rules_of(&doc) {
+        Ok(r) => {
+            tracing::info!(version = doc.info.version, "sensor rules version in force");
+            Some(r)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stored sensor rules not applied: keeping the rules in force");
+            None
+        }
+    }
+}
+
+/// The sensor rules task: runs until `shutdown`, then saves the engine's state. `rules` apply
+/// until a version is published (`iot.rules`).
 pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown: CancellationToken) {
     let mut sub = match state.bus.subscribe("iot.reading.>") {
         Ok(s) => s,
@@ -115,6 +141,16 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
             return;
         }
     };
+    // Subscribed before the first read, so that a publication in between is heard.
+    let mut published = match state.bus.subscribe(&versioned::subject(crate::rules_api::DOCUMENT)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "sensor rules publications not heard: re-read at every save only");
+            None
+        }
+    };
+    let mut seen = None;
+    let rules = newer_rules(&state.store, &mut seen).await.unwrap_or(rules);
     let mut engine = match load_snapshot(&state.store).await {
         Ok(Some(s)) => Engine::restore(rules, s),
         Ok(None) => Engine::new(rules),
@@ -132,6 +168,15 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
             _ = save.tick() => {
                 if let Err(e) = save_snapshot(&state.store, &engine).await {
                     tracing::warn!(error = %e, "sensor rules state not saved");
+                }
+                if let Some(r) = newer_rules(&state.store, &mut seen).await {
+                    engine.set_rules(r);
+                }
+                continue;
+            }
+            Some(_) = next_or_never(&mut published) => {
+                if let Some(r) = newer_rules(&state.store, &mut seen).await {
+                    engine.set_rules(r);
                 }
                 continue;
             }
@@ -170,6 +215,14 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
     }
     if let Err(e) = save_snapshot(&state.store, &engine).await {
         tracing::warn!(error = %e, "sensor rules state not saved at shutdown");
+    }
+}
+
+/// The next announcement of a subscription, or never when there is none.
+async fn next_or_never(sub: &mut Option<kernel::bus::Subscription>) -> Option<kernel::bus::Message> {
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `endpoint`: the platform's own MQTT 3.1.1 endpoint, where a PUBACK means stored.
 //! - `broker`: the subscription to an external broker, acknowledged only after storing.
 //! - `api`: `/api/iot` (devices, readings, HTTP ingestion, status).
+//! - `rules_api`: `/api/iot/rules`, the sensor rules as a versioned document (`iot.rules`).
 //! - `alerting`: readings through the `rules` engine's sensor thresholds → alarms (domain `iot`).
 //! - `demo`: the demo district's sensors and their in-process feed.
 
@@ -20,6 +21,7 @@ pub mod endpoint;
 pub mod ingest;
 pub mod payload;
 pub mod registry;
+pub mod rules_api;
 
 use async_trait::async_trait;
 use kernel::demo::DemoContext;
@@ -107,7 +109,7 @@ CREATE TABLE iot_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, sav
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes().layer(axum::Extension(self.shared.clone()))
+        api::routes().merge(rules_api::routes()).layer(axum::Extension(self.shared.clone()))
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {

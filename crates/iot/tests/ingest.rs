@@ -414,3 +414,62 @@ async fn external_broker_readings_raise_an_alarm() {
     assert_eq!(st["broker_connected"], true, "{st}");
     stop.cancel();
 }
+
+/// The sensor rules as a versioned document: the built-in set, a regulator's publication
+/// (checked, numbered, 409 when stale), taken up by the running rules at once.
+async fn sensor_rules(backend: Backend) {
+    let module = IotModule::default();
+    let Some(app) = spawn(backend, &module, |_| {}).await else { return };
+    let stop = CancellationToken::new();
+    let tasks = module.start(&app.platform.state, stop.clone()).await.unwrap();
+    let shunda = app.login("shunda.zhao").await;
+    let regulator = app.login("jt.liu").await;
+    let (_, v) = app.get("/api/iot/rules", &shunda).await;
+    assert_eq!((v["version"].as_i64(), v["stored"].as_bool()), (Some(1), Some(false)), "{v}");
+    let mut sensors = v["sensors"].clone();
+    let high = sensors.as_array_mut().unwrap().iter_mut().find(|r| r["id"] == "reefer_temp_high").unwrap();
+    high["threshold"] = json!(6.0);
+    let put = |token: String, body: Value| {
+        let app = &app;
+        async move { app.call(Method::PUT, "/api/iot/rules", Some(&token), Some(body)).await }
+    };
+    let (s, _) = put(shunda.clone(), json!({"base_version": 1, "sensors": sensors})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "operators read, regulators publish");
+    let mut bad = sensors.clone();
+    bad[0]["id"] = json!("Bad Id");
+    let (s, v) = put(regulator.clone(), json!({"base_version": 1, "sensors": bad})).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sensors[0].id")), "{v}");
+    let (s, v) = put(regulator.clone(), json!({"base_version": 1, "sensors": sensors, "note": "冷藏车 6 °C"})).await;
+    assert_eq!((s, v["version"].as_i64()), (StatusCode::OK, Some(2)), "{v}");
+    let (s, _) = put(regulator.clone(), json!({"base_version": 1, "sensors": sensors})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, v) = app.get("/api/iot/rules/versions", &shunda).await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(app.get("/api/iot/rules/versions/1", &shunda).await.1["stored"], false);
+
+    // 7 °C for six minutes: below the built-in 8 °C, above the published 6 °C.
+    let (id, secret) = register(&app, &shunda, "SD-REEFER-05").await;
+    let auth = basic("SD-REEFER-05", &secret);
+    let t0 = now_ms() - 3_600_000;
+    for dt in [0, 60, 200, 360] {
+        let body = json!({"ts": t0 + dt * 1000, "readings": {"temperature": 7.0}}).to_string();
+        assert_eq!(upload(&app, Some(&auth), body.as_bytes()).await.0, StatusCode::OK);
+    }
+    let a = wait_alarm(&app, &shunda, &id, "reefer_temp_high", false).await;
+    assert_eq!(a["rule_version"], 2, "{a}");
+    assert_eq!(a["details"]["threshold"], 6.0);
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sensor_rules_are_published_and_applied_sqlite() {
+    sensor_rules(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_sensor_rules_are_published_and_applied() {
+    sensor_rules(Backend::Postgres).await;
+}
