@@ -178,6 +178,26 @@ pub struct Route {
     pub points: Vec<[f64; 2]>,
     /// Full corridor width, metres.
     pub width_m: f64,
+    /// Travel-time limits of chosen segments (路段行驶时间), as JT/T 808 0x8606 sets them per
+    /// segment.
+    #[serde(default)]
+    pub segments: Vec<SegmentLimit>,
+}
+
+/// Travel-time limits of one segment of a route: from `points[index]` to `points[index + 1]`.
+/// Judged when the vehicle leaves the segment for the next one, as a terminal does (JT/T
+/// 808-2019 table 24, bit 18 路段行驶时间不足/过长).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentLimit {
+    /// The segment's first point.
+    pub index: usize,
+    /// Leaving sooner than this is too short (driven too fast), seconds.
+    #[serde(default)]
+    pub too_short_s: Option<i64>,
+    /// Leaving later than this is too long, seconds.
+    #[serde(default)]
+    pub too_long_s: Option<i64>,
 }
 
 /// Which side of a threshold is the alarm side.
@@ -461,6 +481,16 @@ impl RuleSet {
                 lat_lon(|| format!("routes[{i}].points[{j}]"), p[0], p[1])?;
             }
             positive_f(|| format!("routes[{i}].width_m"), Some(r.width_m))?;
+            for (j, sl) in r.segments.iter().enumerate() {
+                if sl.index + 1 >= r.points.len() {
+                    return Err(ConfigError::OutOfRange {
+                        field: format!("routes[{i}].segments[{j}].index"),
+                        reason: "must name a segment: below the number of points minus one",
+                    });
+                }
+                nonneg_i(|| format!("routes[{i}].segments[{j}].too_short_s"), sl.too_short_s)?;
+                nonneg_i(|| format!("routes[{i}].segments[{j}].too_long_s"), sl.too_long_s)?;
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, s) in self.sensors.iter().enumerate() {

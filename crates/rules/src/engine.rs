@@ -167,6 +167,7 @@ impl Subject {
                     | AlarmKind::GeofenceLeave
                     | AlarmKind::PositionDrift
                     | AlarmKind::OfflineDriving
+                    | AlarmKind::SegmentTime
             )
         };
         let mut superseded = Vec::new();
@@ -256,7 +257,15 @@ fn compile(rules: &RuleSet) -> (Vec<CompiledArea>, Vec<CompiledRoute>) {
     let routes = rules
         .routes
         .iter()
-        .map(|r| CompiledRoute { id: r.id.clone(), points: r.points.clone(), half_width_m: r.width_m / 2.0 })
+        .map(|r| {
+            let mut limits = vec![(None, None); r.points.len().saturating_sub(1)];
+            for l in &r.segments {
+                if let Some(slot) = limits.get_mut(l.index) {
+                    *slot = (l.too_short_s, l.too_long_s);
+                }
+            }
+            CompiledRoute { id: r.id.clone(), points: r.points.clone(), half_width_m: r.width_m / 2.0, limits }
+        })
         .collect();
     (areas, routes)
 }

@@ -32,6 +32,8 @@ pub enum AlarmKind {
     GeofenceDwell,
     /// Outside the corridor of the assigned route (偏离路线).
     RouteDeviation,
+    /// A route segment left too soon or too late (路段行驶时间不足/过长). Instant.
+    SegmentTime,
     /// Implausible position jump (漂移). Instant.
     PositionDrift,
     /// Invalid fixes for a sustained period (数据无效).
@@ -162,6 +164,19 @@ pub enum Details {
         distance_m: f64,
         /// Half the corridor width, metres.
         allowed_m: f64,
+    },
+    /// Segment travel time.
+    SegmentTime {
+        /// Route id.
+        route: String,
+        /// The segment's first point.
+        segment: usize,
+        /// Time from entering the segment to entering the next, seconds.
+        seconds: i64,
+        /// `too_short` or `too_long`.
+        verdict: String,
+        /// The limit crossed, seconds.
+        limit_s: i64,
     },
     /// Position drift.
     Drift {

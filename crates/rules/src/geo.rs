@@ -104,30 +104,46 @@ pub fn point_in_polygon(points: &[[f64; 2]], lat: f64, lon: f64) -> bool {
     inside
 }
 
+/// Distances in metres from a point to each segment of a polyline (`[lat, lon]` vertices), on
+/// an equirectangular projection centred at the point.
+fn segment_distances(points: &[[f64; 2]], lat: f64, lon: f64) -> impl Iterator<Item = f64> + '_ {
+    let k = EARTH_RADIUS_M.to_radians_factor();
+    let coslat = lat.to_radians().cos();
+    let project = move |p: &[f64; 2]| ((p[1] - lon) * coslat * k, (p[0] - lat) * k);
+    points.windows(2).map(move |w| {
+        let (ax, ay) = project(&w[0]);
+        let (bx, by) = project(&w[1]);
+        let (dx, dy) = (bx - ax, by - ay);
+        let len2 = dx * dx + dy * dy;
+        let t = if len2 > 0.0 { (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+        (ax + t * dx).hypot(ay + t * dy)
+    })
+}
+
 /// Shortest distance in metres from a point to a polyline (`[lat, lon]` vertices), on an
 /// equirectangular projection centred at the point. `INFINITY` for an empty polyline.
 pub fn distance_to_polyline_m(points: &[[f64; 2]], lat: f64, lon: f64) -> f64 {
-    let k = EARTH_RADIUS_M.to_radians_factor();
-    let coslat = lat.to_radians().cos();
-    let project = |p: &[f64; 2]| ((p[1] - lon) * coslat * k, (p[0] - lat) * k);
     match points {
         [] => f64::INFINITY,
         [only] => {
-            let (x, y) = project(only);
-            x.hypot(y)
+            let k = EARTH_RADIUS_M.to_radians_factor();
+            let x = (only[1] - lon) * lat.to_radians().cos() * k;
+            x.hypot((only[0] - lat) * k)
         }
-        _ => points
-            .windows(2)
-            .map(|w| {
-                let (ax, ay) = project(&w[0]);
-                let (bx, by) = project(&w[1]);
-                let (dx, dy) = (bx - ax, by - ay);
-                let len2 = dx * dx + dy * dy;
-                let t = if len2 > 0.0 { (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
-                (ax + t * dx).hypot(ay + t * dy)
-            })
-            .fold(f64::INFINITY, f64::min),
+        _ => segment_distances(points, lat, lon).fold(f64::INFINITY, f64::min),
     }
+}
+
+/// The index of the polyline's segment nearest to the point (the first on a tie); `None` for
+/// fewer than two vertices.
+pub fn nearest_segment(points: &[[f64; 2]], lat: f64, lon: f64) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, d) in segment_distances(points, lat, lon).enumerate() {
+        if best.is_none_or(|(_, b)| d < b) {
+            best = Some((i, d));
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 trait RadiansFactor {
@@ -149,6 +165,14 @@ mod tests {
     fn haversine_one_degree_of_latitude_is_about_111_km() {
         let d = haversine_m(39.0, 117.0, 40.0, 117.0);
         assert!((d - 111_195.0).abs() < 100.0, "{d}");
+    }
+
+    #[test]
+    fn the_nearest_segment_is_found() {
+        let line = [[39.0, 117.0], [39.0, 117.1], [39.1, 117.1]];
+        assert_eq!(nearest_segment(&line, 39.001, 117.05), Some(0));
+        assert_eq!(nearest_segment(&line, 39.05, 117.101), Some(1));
+        assert_eq!(nearest_segment(&line[..1], 39.0, 117.0), None);
     }
 
     #[test]

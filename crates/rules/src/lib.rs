@@ -33,8 +33,11 @@
 //! - **Geofence (电子围栏)** — [`AlarmKind::GeofenceEnter`], [`AlarmKind::GeofenceLeave`],
 //!   [`AlarmKind::GeofenceDwell`] for circles, rectangles and polygons in WGS-84; **route
 //!   deviation (偏离路线)** — [`AlarmKind::RouteDeviation`] beyond half the corridor width from
-//!   the centre line. Source: JT/T 808-2019 §8.29–8.34 (0x8600–0x8606 area and route settings),
-//!   alarm bits 20–23.
+//!   the centre line; **segment travel time (路段行驶时间不足/过长)** — [`AlarmKind::SegmentTime`]:
+//!   a segment with limits left for the next one sooner or later than them (judged on leaving, as
+//!   a terminal does; the segment is the nearest one of the route while inside the corridor).
+//!   Source: JT/T 808-2019 §8.29–8.34 (0x8600–0x8606 area and route settings), alarm bits 18 and
+//!   20–23.
 //! - **Position drift (漂移) and invalid data (无效数据)** — [`AlarmKind::PositionDrift`]: a fix
 //!   implying more than 200 km/h from the previous one; [`AlarmKind::InvalidData`]: invalid fixes
 //!   (invalid flag, out-of-range or 0/0 coordinates, non-finite speed) for 10 min. Device times
@@ -92,7 +95,9 @@ pub mod time;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{Area, ConfigError, Direction, EngineSettings, Limits, Profile, Route, RuleSet, SensorRule};
+pub use config::{
+    Area, ConfigError, Direction, EngineSettings, Limits, Profile, Route, RuleSet, SegmentLimit, SensorRule,
+};
 pub use engine::{Counters, Engine, EngineSnapshot, MemoryUse};
 pub use event::{AlarmKey, AlarmKind, Details, Event, Evidence, LimitSource, Phase, Severity};
 pub use geo::Shape;

@@ -38,6 +38,8 @@ pub(crate) struct CompiledRoute {
     pub id: String,
     pub points: Vec<[f64; 2]>,
     pub half_width_m: f64,
+    /// Per segment: (too short, too long) travel time, seconds.
+    pub limits: Vec<(Option<i64>, Option<i64>)>,
 }
 
 /// What one step needs besides the state.
@@ -399,6 +401,9 @@ pub(crate) struct RuleState {
     curfew: Option<Ep>,
     pub areas: Vec<AreaState>,
     route: Option<Ep>,
+    /// The route segment the vehicle is on and when it entered it.
+    #[serde(default)]
+    segment: Option<(u32, FixRef)>,
 }
 
 /// Whether a fix is usable: the terminal's valid flag, finite in-range coordinates other than
@@ -538,6 +543,7 @@ impl RuleState {
         if let Some(r) = p.route.and_then(|ri| cx.routes.get(usize::from(ri))) {
             let dist = geo::distance_to_polyline_m(&r.points, cur.lat, cur.lon);
             let outside = dist > r.half_width_m;
+            self.segment_time(cx, r, outside, cur, out);
             match (&mut self.route, outside) {
                 (None, true) => {
                     let mut ep = Ep::new(cur.ms, Severity::Medium, 0, cx.version, cur);
@@ -568,6 +574,54 @@ impl RuleState {
         }
         if p.fatigue {
             self.fatigue.windows(cx, cur, out);
+        }
+    }
+
+    /// Segment travel time: the segment is the nearest one while inside the corridor; leaving it
+    /// for the next one judges the time spent against its limits. Leaving the corridor, or
+    /// moving to any other segment, starts afresh.
+    fn segment_time(&mut self, cx: &Cx, r: &CompiledRoute, outside: bool, cur: FixRef, out: &mut Vec<Event>) {
+        if outside || r.limits.iter().all(|l| *l == (None, None)) {
+            self.segment = None;
+            return;
+        }
+        let Some(seg) = geo::nearest_segment(&r.points, cur.lat, cur.lon) else { return };
+        let seg = u32::try_from(seg).unwrap_or(u32::MAX);
+        match self.segment {
+            Some((s, _)) if s == seg => {}
+            Some((s, entered)) if seg == s.saturating_add(1) => {
+                let secs = (cur.ms - entered.ms) / 1000;
+                let (short, long) = r.limits.get(s as usize).copied().unwrap_or((None, None));
+                let verdict = match (short, long) {
+                    (Some(min), _) if secs < min => Some(("too_short", min)),
+                    (_, Some(max)) if secs > max => Some(("too_long", max)),
+                    _ => None,
+                };
+                if let Some((verdict, limit_s)) = verdict {
+                    let ep = Ep::new(cur.ms, Severity::Medium, 0, cx.version, entered);
+                    let d = Details::SegmentTime {
+                        route: r.id.clone(),
+                        segment: s as usize,
+                        seconds: secs,
+                        verdict: verdict.into(),
+                        limit_s,
+                    };
+                    let scope = format!("{}#{s}", r.id);
+                    emit(
+                        out,
+                        cx.subject,
+                        AlarmKind::SegmentTime,
+                        &scope,
+                        Phase::Raised,
+                        &ep,
+                        cur.ms,
+                        d,
+                        &[entered, cur],
+                    );
+                }
+                self.segment = Some((seg, cur));
+            }
+            _ => self.segment = Some((seg, cur)),
         }
     }
 

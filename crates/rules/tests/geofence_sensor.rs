@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use rules::{
-    AlarmKind, Area, Details, Direction, Engine, Phase, Profile, Reading, Route, RuleSet, SensorRule, Severity, Shape,
+    AlarmKind, Area, Details, Direction, Engine, Phase, Profile, Reading, Route, RuleSet, SegmentLimit, SensorRule,
+    Severity, Shape,
 };
 
 fn area(id: &str, shape: Shape, dwell: Option<i64>) -> Area {
@@ -87,7 +88,12 @@ fn area_filters_by_class() {
 #[test]
 fn route_corridor_deviation() {
     let mut r = RuleSet::default();
-    r.routes.push(Route { id: "line-7".into(), points: vec![[39.38, 117.0], [39.38, 117.3]], width_m: 200.0 });
+    r.routes.push(Route {
+        id: "line-7".into(),
+        points: vec![[39.38, 117.0], [39.38, 117.3]],
+        width_m: 200.0,
+        segments: vec![],
+    });
     let mut v = Vehicle::with_rules(r.clone(), "coach", local(10, 0));
     v.engine.set_profile("v1", Profile::new("coach", "ent").with_route("line-7"));
     v.drive(5 * MIN, 60.0);
@@ -103,6 +109,56 @@ fn route_corridor_deviation() {
     let Details::Route { distance_m, allowed_m, .. } = &v.of(AlarmKind::RouteDeviation)[1].details else { panic!() };
     assert!((distance_m - 311.0).abs() < 2.0, "{distance_m}");
     assert_eq!(*allowed_m, 100.0);
+}
+
+/// Segment travel time (路段行驶时间不足/过长): judged when the vehicle moves on to the next
+/// segment. Segments of about 1.72 km along the parallel from 117.04 E.
+#[test]
+fn segment_travel_time_too_short_and_too_long() {
+    let mut r = RuleSet::default();
+    let seg = |index, short, long| SegmentLimit { index, too_short_s: short, too_long_s: long };
+    r.routes.push(Route {
+        id: "line-9".into(),
+        points: vec![[39.38, 117.04], [39.38, 117.06], [39.38, 117.08], [39.38, 117.10], [39.38, 117.2]],
+        width_m: 200.0,
+        segments: vec![seg(0, Some(120), None), seg(1, None, Some(60)), seg(2, Some(30), Some(600))],
+    });
+    let mut v = Vehicle::with_rules(r.clone(), "coach", local(10, 0));
+    v.engine.set_profile("v1", Profile::new("coach", "ent").with_route("line-9"));
+    v.step_ms = 10_000;
+    // Segment 0 at 100 km/h: about 62 s, under its 120 s minimum.
+    v.drive(70_000, 100.0);
+    // Segment 1 at 30 km/h: about 206 s, over its 60 s maximum.
+    v.drive(210_000, 30.0);
+    // Segment 2 at 60 km/h: about 103 s, inside 30–600 s; on into segment 3.
+    v.drive(120_000, 60.0);
+    let got: Vec<(usize, String)> = v
+        .raised(AlarmKind::SegmentTime)
+        .iter()
+        .map(|e| match &e.details {
+            Details::SegmentTime { segment, verdict, seconds, limit_s, .. } => {
+                assert!(match verdict.as_str() {
+                    "too_short" => seconds < limit_s,
+                    _ => seconds > limit_s,
+                });
+                (*segment, verdict.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, [(0, "too_short".to_string()), (1, "too_long".to_string())]);
+    assert!(v.phases(AlarmKind::SegmentTime).iter().all(|p| *p == Phase::Raised), "instant: no end");
+
+    // Leaving the corridor forgets the segment: coming back two segments on judges nothing.
+    let mut w = Vehicle::with_rules(r, "coach", local(10, 0));
+    w.engine.set_profile("v1", Profile::new("coach", "ent").with_route("line-9"));
+    w.step_ms = 10_000;
+    w.drive(30_000, 100.0);
+    w.lat += 0.01; // about 1.1 km north: outside
+    w.drive(200_000, 100.0);
+    w.lat = 39.38;
+    w.drive(60_000, 60.0);
+    assert!(w.raised(AlarmKind::SegmentTime).is_empty(), "{:?}", w.events);
 }
 
 fn cold_chain() -> Engine {

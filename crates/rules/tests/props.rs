@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use rules::geo::point_in_polygon;
-use rules::{Area, Engine, Fix, Profile, Route, RuleSet, Shape};
+use rules::{Area, Engine, Fix, Profile, Route, RuleSet, SegmentLimit, Shape};
 
 /// Reference for a convex polygon in counter-clockwise order: inside iff left of every edge.
 /// Returns `None` when the point is too close to an edge to call.
@@ -88,7 +88,12 @@ fn engine() -> Engine {
         classes: vec![],
         enterprises: vec![],
     });
-    r.routes.push(Route { id: "r".into(), points: vec![[39.0, 117.0], [39.5, 117.5]], width_m: 100.0 });
+    r.routes.push(Route {
+        id: "r".into(),
+        points: vec![[39.0, 117.0], [39.5, 117.5]],
+        width_m: 100.0,
+        segments: vec![SegmentLimit { index: 0, too_short_s: Some(60), too_long_s: Some(600) }],
+    });
     let mut e = Engine::new(r);
     e.set_profile("a", Profile::new("dangerous_goods", "x").with_route("r"));
     e.set_profile("b", Profile::new("coach", "y"));
