@@ -12,10 +12,12 @@ interval=${2:-100}
 episodes=${3:-200}
 store=${4:-}
 backlog=${5:-0}
-cargo build --release -q -p wuqing -p wuqing-transport --example alarm_latency
+cargo build --release -q -p wuqing
+cargo build --release -q -p wuqing-transport --example alarm_latency
 bin=./target/release/wuqing
 probe=./target/release/examples/alarm_latency
 data=$(mktemp -d)
+pid=""; load=""
 trap 'kill $pid $load 2>/dev/null; cp "$data/server.log" /tmp/alarm-latency-server.log 2>/dev/null; rm -rf "$data"' EXIT
 export WUQING__LOG__LEVEL=warn
 [ -n "$store" ] && export WUQING__STORE__URL="$store"
@@ -24,7 +26,7 @@ http=$(free_port); gw=$(free_port)
 $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 $bin --data-dir "$data" serve --demo --http "127.0.0.1:$http" --jt808 "127.0.0.1:$gw" --mqtt off >"$data/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do (echo >"/dev/tcp/127.0.0.1/$gw") 2>/dev/null && [ -s "$data/demo-accounts.txt" ] && break; sleep 0.2; done
+for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$gw") 2>/dev/null && [ -s "$data/demo-accounts.txt" ] && break; sleep 0.5; done
 password=$(awk '$2 == "jt.liu" {print $3}' "$data/demo-accounts.txt")
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "store: ${store:-sqlite (embedded)}; load: $terms terminals every ${interval} ms (offered $((terms * 1000 / interval))/s), backlog ${backlog} s; simulator and probe on the same machine"

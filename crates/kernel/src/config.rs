@@ -294,7 +294,10 @@ impl RawConfig {
         }
         let m = &self.mqtt;
         if m.listen != "off" && m.listen.parse::<SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid { key: "mqtt.listen", reason: format!("{:?}: an address or off", m.listen) });
+            return Err(ConfigError::Invalid {
+                key: "mqtt.listen",
+                reason: format!("{:?}: an address or off", m.listen),
+            });
         }
         if !m.broker.is_empty() {
             let ok = m.broker.strip_prefix("mqtt://").is_some_and(|hp| {
@@ -313,7 +316,10 @@ impl RawConfig {
             && !m.topic_prefix.starts_with('/')
             && !m.topic_prefix.ends_with('/');
         if !prefix_ok {
-            return Err(ConfigError::Invalid { key: "mqtt.topic_prefix", reason: "1 to 64 of a-z A-Z 0-9 _ - /".into() });
+            return Err(ConfigError::Invalid {
+                key: "mqtt.topic_prefix",
+                reason: "1 to 64 of a-z A-Z 0-9 _ - /".into(),
+            });
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", reason: "must be text or json".into() });

@@ -285,6 +285,17 @@ pub async fn seed_kernel(state: &AppState, demo: &mut DemoContext) -> anyhow::Re
             Some(p) => Some(demo.orgs.get(*p).cloned().ok_or_else(|| anyhow::anyhow!("demo parent {p} missing"))?),
             None => None,
         };
+        if parent_id.is_none() && *kind == OrgKind::District {
+            // A root made earlier on this database (`wuqing user add`, `sim provision`): the demo
+            // district grows under it rather than beside it.
+            let (found, _) =
+                orgs::list(&state.store, &crate::access::Scope::All, Some(OrgKind::District), None, 1, 0).await?;
+            if let Some(root) = found.into_iter().next() {
+                mark_seeded(state, &format!("org:{key}"), &root.id).await?;
+                demo.orgs.insert((*key).to_string(), root.id);
+                continue;
+            }
+        }
         let o = orgs::create(
             &state.store,
             &state.orgs,

@@ -288,3 +288,20 @@ fn serves_https_when_a_certificate_is_configured() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Load-test vehicles provisioned before the first `serve --demo` (as the benchmarks do): the
+/// demo district grows under the root organisation that provisioning made.
+#[test]
+fn the_demo_starts_on_a_database_prepared_by_sim_provision() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_wuqing"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["sim", "provision", "--count", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let srv = Server::start(dir.path(), true);
+    assert!(srv.stdout.contains("demo district is ready"), "{}", srv.stdout);
+    assert!(srv.terminate().success());
+}
