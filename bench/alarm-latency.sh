@@ -34,9 +34,10 @@ ulimit -n 200000 2>/dev/null || true
 $bin sim run --gateway "127.0.0.1:$gw" --phones "13700000000-1370$(printf %07d $((terms - 1)))" --interval-ms "$interval" --seconds 3600 --backlog-s "$backlog" >"$data/load.log" 2>&1 &
 load=$!
 sleep 20 # connections up and the load steady
-start_acked=$(tail -n1 "$data/load.log" | sed -n 's/.* acked \([0-9]*\) .*/\1/p'); start_t=$(date +%s.%N)
+sample() { tail -n1 "$data/load.log" | awk '{for (i = 1; i < NF; i++) if ($i == "acked") a = $(i + 1); sub("s", "", $1); print $1, a}'; }
+read -r e1 a1 < <(sample)
 $probe --http "127.0.0.1:$http" --gateway "127.0.0.1:$gw" --user jt.liu --password "$password" --episodes "$episodes"
-sleep 5
-end_acked=$(tail -n1 "$data/load.log" | sed -n 's/.* acked \([0-9]*\) .*/\1/p'); end_t=$(date +%s.%N)
-echo "load during the probe: $(python3 -c "print(round(($end_acked - ${start_acked:-0}) / ($end_t - $start_t)))") acknowledged positions/s (from the simulator's 5 s counters)"
+sleep 11 # two more of the simulator's 5 s counters
+read -r e2 a2 < <(sample)
+echo "load around the probe: $(( (a2 - a1) / (e2 - e1) )) acknowledged positions/s (simulator counters, ${e1}s–${e2}s)"
 tail -n3 "$data/load.log"

@@ -96,6 +96,8 @@ async fn main() {
     let t0 = now_s - 6 * 3600;
     let (lat, mut lon, mut dir) = (39.38, 117.05, 1.0);
     let mut lat_ms = Vec::with_capacity(episodes);
+    let mut ack_ms = Vec::with_capacity(episodes);
+    let mut after_ack_ms = Vec::with_capacity(episodes);
     let mut missed = 0;
     for i in 0..episodes {
         let t = t0 + i as i64 * 100;
@@ -104,8 +106,13 @@ async fn main() {
         lon += dir * 0.0295;
         let sent = Instant::now();
         probe.report(t + 61, lat, lon, 150.0).await.expect("report");
+        let acked = Instant::now();
+        ack_ms.push(acked.duration_since(sent).as_secs_f64() * 1000.0);
         match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-            Ok(Some(at)) => lat_ms.push(at.duration_since(sent).as_secs_f64() * 1000.0),
+            Ok(Some(at)) => {
+                lat_ms.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+                after_ack_ms.push(at.saturating_duration_since(acked).as_secs_f64() * 1000.0);
+            }
             _ => missed += 1,
         }
         lon += dir * 0.0005;
@@ -113,6 +120,20 @@ async fn main() {
         dir = -dir;
     }
     lat_ms.sort_by(|a, b| a.total_cmp(b));
+    ack_ms.sort_by(|a, b| a.total_cmp(b));
+    after_ack_ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  frame sent → 0x8001 (stored): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+        percentile(&ack_ms, 50.0),
+        percentile(&ack_ms, 90.0),
+        percentile(&ack_ms, 99.0),
+    );
+    println!(
+        "  0x8001 → desk WebSocket (bus, rules, alarm commit, fan-out): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+        percentile(&after_ack_ms, 50.0),
+        percentile(&after_ack_ms, 90.0),
+        percentile(&after_ack_ms, 99.0),
+    );
     println!(
         "alarm latency (frame sent → desk WebSocket), {} episodes: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; missed {missed}; resyncs {}",
         lat_ms.len(),
