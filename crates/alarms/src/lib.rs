@@ -12,6 +12,7 @@
 //! WebSocket), `sinks` (signed webhooks per organisation and the MQTT publication).
 
 pub mod api;
+pub mod engines;
 pub mod model;
 pub mod service;
 pub mod sinks;

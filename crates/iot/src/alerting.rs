@@ -8,17 +8,20 @@
 //! minute and at shutdown (`iot_rules_state`) so a restart keeps an episode in progress.
 
 use crate::ingest::Published;
-use alarms::model::{NewAlarm, Severity};
+use alarms::engines;
+use alarms::model::NewAlarm;
 use kernel::http::AppState;
-use kernel::store::{Store, StoreResult, col, now_ms};
+use kernel::store::Store;
 use kernel::versioned;
-use rules::{Direction, Engine, EngineSnapshot, Event, Phase, Profile, Reading, RuleSet, SensorRule};
+use rules::{Direction, Engine, Event, Phase, Profile, Reading, RuleSet, SensorRule};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The domain of sensor alarms on the desk.
 pub const DOMAIN: &str = "iot";
+/// Where the engine's state is saved.
+const STATE_TABLE: &str = "iot_rules_state";
 
 /// The built-in sensor rules, by device kind. Thresholds with their sources:
 /// - `cold_store_probe` / `reefer_probe` (冷藏): above 8 °C for 5 min. Chilled storage and
@@ -59,52 +62,12 @@ pub fn builtin_rules() -> RuleSet {
     RuleSet { sensors, ..RuleSet::default() }
 }
 
-fn severity(s: rules::Severity) -> Severity {
-    match s {
-        rules::Severity::Info => Severity::Notice,
-        rules::Severity::Low => Severity::Minor,
-        rules::Severity::Medium => Severity::Moderate,
-        rules::Severity::High => Severity::Major,
-        rules::Severity::Critical => Severity::Critical,
-    }
-}
-
 /// What the alarms need of a device.
 #[derive(Clone)]
 struct DeviceInfo {
     org_id: String,
     kind: String,
     label: String,
-}
-
-async fn load_snapshot(store: &Store) -> StoreResult<Option<EngineSnapshot>> {
-    let row = sqlx::query(&store.sql("SELECT snapshot FROM iot_rules_state WHERE id = 1"))
-        .fetch_optional(store.reader())
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let text: String = col(&row, "snapshot")?;
-    match serde_json::from_str(&text) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) => {
-            tracing::warn!(error = %e, "sensor rules state not restored: starting with empty state");
-            Ok(None)
-        }
-    }
-}
-
-async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
-    let text = serde_json::to_string(&engine.snapshot())?;
-    let mut tx = store.begin().await?;
-    sqlx::query(&store.sql(
-        "INSERT INTO iot_rules_state (id, snapshot, saved_ms) VALUES (1, $1, $2) \
-         ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, saved_ms = excluded.saved_ms",
-    ))
-    .bind(text)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// The newest stored sensor rules, when their version is not `seen` (which it becomes); a
@@ -151,7 +114,7 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
     };
     let mut seen = None;
     let rules = newer_rules(&state.store, &mut seen).await.unwrap_or(rules);
-    let mut engine = match load_snapshot(&state.store).await {
+    let mut engine = match engines::load_snapshot(&state.store, STATE_TABLE).await {
         Ok(Some(s)) => Engine::restore(rules, s),
         Ok(None) => Engine::new(rules),
         Err(e) => {
@@ -166,7 +129,7 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
         let (device_id, events) = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = save.tick() => {
-                if let Err(e) = save_snapshot(&state.store, &engine).await {
+                if let Err(e) = engines::save_snapshot(&state.store, STATE_TABLE, &engine).await {
                     tracing::warn!(error = %e, "sensor rules state not saved");
                 }
                 if let Some(r) = newer_rules(&state.store, &mut seen).await {
@@ -174,7 +137,7 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
                 }
                 continue;
             }
-            Some(_) = next_or_never(&mut published) => {
+            Some(_) = engines::next_or_never(&mut published) => {
                 if let Some(r) = newer_rules(&state.store, &mut seen).await {
                     engine.set_rules(r);
                 }
@@ -213,16 +176,8 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
             }
         }
     }
-    if let Err(e) = save_snapshot(&state.store, &engine).await {
+    if let Err(e) = engines::save_snapshot(&state.store, STATE_TABLE, &engine).await {
         tracing::warn!(error = %e, "sensor rules state not saved at shutdown");
-    }
-}
-
-/// The next announcement of a subscription, or never when there is none.
-async fn next_or_never(sub: &mut Option<kernel::bus::Subscription>) -> Option<kernel::bus::Message> {
-    match sub {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -240,7 +195,7 @@ async fn handle(state: &AppState, device_id: &str, info: &DeviceInfo, e: Event) 
     let new = NewAlarm {
         domain: DOMAIN.into(),
         kind,
-        severity: severity(e.severity),
+        severity: engines::severity(e.severity),
         subject_type: "device".into(),
         subject_id: device_id.into(),
         subject_label: info.label.clone(),

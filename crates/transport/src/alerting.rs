@@ -20,19 +20,21 @@ use crate::gateway::Connections;
 use crate::positions::{Position, STATUS_ACC, STATUS_FIXED};
 use crate::registry;
 use crate::rules_api::{self, DOCUMENT};
-use alarms::model::{NewAlarm, Severity};
-use kernel::bus::{Message, Subscription};
+use alarms::engines;
+use alarms::model::NewAlarm;
 use kernel::http::AppState;
 use kernel::platform::CancellationToken;
-use kernel::store::{Store, StoreError, StoreResult, col, now_ms};
+use kernel::store::{Store, StoreError, StoreResult, now_ms};
 use kernel::versioned;
-use rules::{Engine, EngineSnapshot, Event, Fix, Phase, Profile, RuleSet};
+use rules::{Engine, Event, Fix, Phase, Profile, RuleSet};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// The domain name under which transport alarms are raised.
 pub const DOMAIN: &str = "transport";
+/// Where the engine's state is saved.
+const STATE_TABLE: &str = "transport_rules_state";
 /// How often the task evaluates time-outs, and saves the engine's state and re-reads the
 /// vehicles' profiles.
 #[derive(Debug, Clone, Copy)]
@@ -112,16 +114,6 @@ pub fn fix_of(p: &Position) -> Fix {
     }
 }
 
-fn severity(s: rules::Severity) -> Severity {
-    match s {
-        rules::Severity::Info => Severity::Notice,
-        rules::Severity::Low => Severity::Minor,
-        rules::Severity::Medium => Severity::Moderate,
-        rules::Severity::High => Severity::Major,
-        rules::Severity::Critical => Severity::Critical,
-    }
-}
-
 /// The alarm kind's code on the desk: the engine's name; a pre-warning is its own kind.
 fn kind_code(e: &Event) -> String {
     let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
@@ -134,37 +126,6 @@ fn driver_message(e: &Event) -> Option<String> {
         rules::Details::Fatigue { message, .. } => message.clone(),
         _ => None,
     }
-}
-
-async fn load_snapshot(store: &Store) -> StoreResult<Option<EngineSnapshot>> {
-    let row = sqlx::query(&store.sql("SELECT snapshot FROM transport_rules_state WHERE id = 1"))
-        .fetch_optional(store.reader())
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let text: String = col(&row, "snapshot")?;
-    match serde_json::from_str(&text) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) => {
-            // A snapshot of an older engine: start afresh rather than not at all.
-            tracing::warn!(error = %e, "rules state not restored: starting with empty state");
-            Ok(None)
-        }
-    }
-}
-
-async fn save_snapshot(store: &Store, engine: &Engine) -> anyhow::Result<()> {
-    let text = serde_json::to_string(&engine.snapshot())?;
-    let mut tx = store.begin().await?;
-    sqlx::query(&store.sql(
-        "INSERT INTO transport_rules_state (id, snapshot, saved_ms) VALUES (1, $1, $2) \
-         ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, saved_ms = excluded.saved_ms",
-    ))
-    .bind(text)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// The stored rule set, when its newest version is not `seen` (the version last taken or
@@ -209,14 +170,6 @@ async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
     }
 }
 
-/// The next announcement of a subscription, or never when there is none.
-async fn next_or_never(sub: &mut Option<Subscription>) -> Option<Message> {
-    match sub {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The rules task: runs until `shutdown`, then saves the engine's state.
 pub async fn run(state: AppState, connections: Connections, every: Intervals, shutdown: CancellationToken) {
     let mut sub = match state.bus.subscribe("transport.position.>") {
@@ -236,7 +189,7 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
     };
     let mut seen = None;
     let rules = newer_rules(&state.store, &mut seen).await.unwrap_or_default();
-    let mut engine = match load_snapshot(&state.store).await {
+    let mut engine = match engines::load_snapshot(&state.store, STATE_TABLE).await {
         Ok(Some(s)) => Engine::restore(rules, s),
         Ok(None) => Engine::new(rules),
         Err(e) => {
@@ -276,7 +229,7 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
                 engine.observe_fix(&p.vehicle_id, fix_of(&p.position))
             }
             _ = tick.tick() => engine.tick(now_ms()),
-            m = next_or_never(&mut published) => {
+            m = engines::next_or_never(&mut published) => {
                 if m.is_none() {
                     tracing::warn!("rules publications no longer heard: re-read at every save only");
                     published = None;
@@ -290,7 +243,7 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
                 if let Some(rules) = newer_rules(&state.store, &mut seen).await {
                     engine.set_rules(rules);
                 }
-                if let Err(e) = save_snapshot(&state.store, &engine).await {
+                if let Err(e) = engines::save_snapshot(&state.store, STATE_TABLE, &engine).await {
                     tracing::warn!(error = %e, "rules state not saved");
                 }
                 if let Err(e) = refresh(&state.store, &mut engine, &mut vehicles).await {
@@ -307,7 +260,7 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
             }
         }
     }
-    if let Err(e) = save_snapshot(&state.store, &engine).await {
+    if let Err(e) = engines::save_snapshot(&state.store, STATE_TABLE, &engine).await {
         tracing::warn!(error = %e, "rules state not saved at shutdown");
     }
 }
@@ -329,7 +282,7 @@ async fn handle(
     let new = NewAlarm {
         domain: DOMAIN.into(),
         kind,
-        severity: severity(e.severity),
+        severity: engines::severity(e.severity),
         subject_type: "vehicle".into(),
         subject_id: vehicle.into(),
         subject_label: info.plate.clone(),
