@@ -26,8 +26,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Largest MQTT packet accepted (a payload bound plus its topic and header).
@@ -67,6 +67,16 @@ pub async fn bind(listen: &str) -> Option<TcpListener> {
     }
 }
 
+/// The TLS acceptor of the server's certificate and key (`[server] tls_cert`, `tls_key`), without
+/// the HTTP ALPN protocols (an MQTT client offering `mqtt` must not be refused for them).
+pub async fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
+    let mut server = (*cfg.get_inner()).clone();
+    server.alpn_protocols.clear();
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server)))
+}
+
 impl Endpoint {
     pub fn new(state: AppState, devices: DeviceCache, prefix: &str) -> Self {
         Self {
@@ -79,10 +89,12 @@ impl Endpoint {
         }
     }
 
-    /// Accepts connections until `shutdown`.
-    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+    /// Accepts connections until `shutdown`; with `tls`, each is a TLS session first (MQTT over
+    /// TLS, port 8883 by convention), so that secrets and readings never cross the network in
+    /// clear.
+    pub async fn run(self, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, shutdown: CancellationToken) {
         if let Ok(a) = listener.local_addr() {
-            tracing::info!(addr = %a, "MQTT device endpoint listening");
+            tracing::info!(addr = %a, tls = tls.is_some(), "MQTT device endpoint listening");
         }
         loop {
             let (sock, peer) = tokio::select! {
@@ -103,15 +115,28 @@ impl Endpoint {
             };
             let me = self.clone();
             let stop = shutdown.child_token();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                me.connection(sock, peer, stop).await;
+                let _ = sock.set_nodelay(true);
+                match tls {
+                    None => me.connection(sock, peer, stop).await,
+                    Some(acceptor) => match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(sock)).await {
+                        Ok(Ok(tls_sock)) => me.connection(tls_sock, peer, stop).await,
+                        Ok(Err(e)) => me.bad(peer, &format!("TLS handshake failed: {e}")),
+                        Err(_) => me.bad(peer, "no TLS handshake in time"),
+                    },
+                }
                 drop(permit);
             });
         }
     }
 
-    async fn connection(&self, mut sock: TcpStream, peer: SocketAddr, stop: CancellationToken) {
-        let _ = sock.set_nodelay(true);
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut sock: S,
+        peer: SocketAddr,
+        stop: CancellationToken,
+    ) {
         let mut buf = BytesMut::with_capacity(4096);
         // CONNECT first.
         let connect = match tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut sock, &mut buf)).await {
@@ -182,9 +207,9 @@ impl Endpoint {
     }
 
     /// The connected session; `Ok` on a clean DISCONNECT or shutdown, `Err(why)` otherwise.
-    async fn session(
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        sock: &mut TcpStream,
+        sock: &mut S,
         buf: &mut BytesMut,
         device: &crate::registry::Device,
         topic: &str,
@@ -257,7 +282,7 @@ enum ReadError {
 }
 
 /// Reads one packet; `None` when the peer closed cleanly between packets.
-async fn read_packet(sock: &mut TcpStream, buf: &mut BytesMut) -> Result<Option<Packet>, ReadError> {
+async fn read_packet<S: AsyncRead + Unpin>(sock: &mut S, buf: &mut BytesMut) -> Result<Option<Packet>, ReadError> {
     loop {
         match next_packet(buf) {
             Ok(Some(p)) => return Ok(Some(p)),
@@ -287,8 +312,8 @@ pub fn next_packet(buf: &mut BytesMut) -> Result<Option<Packet>, mqttbytes::Erro
     }
 }
 
-async fn send(
-    sock: &mut TcpStream,
+async fn send<S: AsyncWrite + Unpin>(
+    sock: &mut S,
     write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>,
 ) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(16);

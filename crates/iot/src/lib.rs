@@ -41,12 +41,19 @@ pub struct IotShared {
     pub broker: broker::BrokerState,
     /// Where the MQTT endpoint listens, once bound.
     pub listen: Arc<Mutex<Option<SocketAddr>>>,
+    /// Where the MQTT-over-TLS endpoint listens, once bound.
+    pub tls_listen: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 impl IotShared {
     /// The MQTT endpoint's address, if it is listening.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
         self.listen.lock().ok().and_then(|g| *g)
+    }
+
+    /// The MQTT-over-TLS endpoint's address, if it is listening.
+    pub fn mqtts_addr(&self) -> Option<SocketAddr> {
+        self.tls_listen.lock().ok().and_then(|g| *g)
     }
 }
 
@@ -62,6 +69,8 @@ pub struct IotModule {
     pub simulate: bool,
     /// The MQTT endpoint's listen address, over the configuration's (tests: port 0).
     pub listen: Option<String>,
+    /// The MQTT-over-TLS endpoint's listen address, over the configuration's.
+    pub tls_listen: Option<String>,
 }
 
 impl Default for IotModule {
@@ -72,6 +81,7 @@ impl Default for IotModule {
             save_every: Duration::from_secs(60),
             simulate: false,
             listen: None,
+            tls_listen: None,
         }
     }
 }
@@ -124,12 +134,27 @@ CREATE TABLE iot_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, sav
         let cfg = &state.config.raw.mqtt;
         let mut tasks = Vec::new();
         let listen = self.listen.clone().unwrap_or_else(|| cfg.listen.clone());
+        let ep = endpoint::Endpoint::new(state.clone(), self.shared.devices.clone(), &cfg.topic_prefix);
         if let Some(l) = endpoint::bind(&listen).await {
             if let Ok(mut g) = self.shared.listen.lock() {
                 *g = l.local_addr().ok();
             }
-            let ep = endpoint::Endpoint::new(state.clone(), self.shared.devices.clone(), &cfg.topic_prefix);
-            tasks.push(tokio::spawn(ep.run(l, shutdown.clone())));
+            tasks.push(tokio::spawn(ep.clone().run(l, None, shutdown.clone())));
+        }
+        // MQTT over TLS with the server's certificate, when it has one.
+        let tls_listen = self.tls_listen.clone().unwrap_or_else(|| cfg.tls_listen.clone());
+        if let (Some((cert, key)), true) = (&state.config.tls, tls_listen != "off") {
+            match endpoint::tls_acceptor(cert, key).await {
+                Ok(acceptor) => {
+                    if let Some(l) = endpoint::bind(&tls_listen).await {
+                        if let Ok(mut g) = self.shared.tls_listen.lock() {
+                            *g = l.local_addr().ok();
+                        }
+                        tasks.push(tokio::spawn(ep.run(l, Some(acceptor), shutdown.clone())));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "MQTT over TLS not started: the certificate or key was not read"),
+            }
         }
         if !cfg.broker.is_empty() {
             tasks.push(tokio::spawn(broker::run(

@@ -473,3 +473,90 @@ async fn sensor_rules_are_published_and_applied_sqlite() {
 async fn postgres_sensor_rules_are_published_and_applied() {
     sensor_rules(Backend::Postgres).await;
 }
+
+/// MQTT over TLS with the server's certificate: the same login and the same stored-before-PUBACK
+/// rule, with secrets and readings encrypted on the wire.
+#[tokio::test]
+async fn mqtt_over_tls_with_the_servers_certificate() {
+    use rumqttc::mqttbytes::v4;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let have_openssl = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !have_openssl {
+        eprintln!("skipped: needs the openssl command to make a certificate");
+        return;
+    }
+    let certs = tempfile_dir();
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let o = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let module = IotModule { tls_listen: Some("127.0.0.1:0".into()), ..IotModule::default() };
+    let (c2, k2) = (cert.clone(), key.clone());
+    let app = spawn(Backend::Sqlite, &module, move |raw| {
+        raw.server.tls_cert = Some(c2);
+        raw.server.tls_key = Some(k2);
+    })
+    .await
+    .unwrap();
+    let stop = CancellationToken::new();
+    let _tasks = module.start(&app.platform.state, stop.clone()).await.unwrap();
+    let addr = module.shared.mqtts_addr().expect("MQTT over TLS listening");
+    assert!(module.shared.mqtt_addr().is_none(), "the plain endpoint is off here");
+    let shunda = app.login("shunda.zhao").await;
+    let (_id, secret) = register(&app, &shunda, "SD-REEFER-06").await;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(&cert).unwrap()).unwrap();
+    let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake");
+
+    let mut out = bytes::BytesMut::new();
+    let mut connect = v4::Connect::new("reefer-6");
+    connect.set_login("SD-REEFER-06", secret);
+    connect.write(&mut out).unwrap();
+    let t = now_ms() - 60_000;
+    let mut p = v4::Publish::new(
+        "wuqing/SD-REEFER-06/telemetry",
+        QoS::AtLeastOnce,
+        json!({"ts": t, "readings": {"temperature": 3.9}}).to_string(),
+    );
+    p.pkid = 7;
+    p.write(&mut out).unwrap();
+    tls.write_all(&out).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut got = vec![];
+    while got.len() < 2 {
+        match v4::read(&mut buf, 4096) {
+            Ok(pk) => got.push(pk),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {
+                let n = tokio::time::timeout(Duration::from_secs(10), tls.read_buf(&mut buf)).await.unwrap().unwrap();
+                assert!(n > 0, "closed early: {got:?}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(matches!(&got[0], v4::Packet::ConnAck(a) if a.code == v4::ConnectReturnCode::Success), "{got:?}");
+    assert!(matches!(&got[1], v4::Packet::PubAck(a) if a.pkid == 7), "{got:?}");
+    let rows = kernel::telemetry::range(&app.platform.state.store, "SD-REEFER-06", None, t, t + 1, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "stored before the PUBACK");
+    stop.cancel();
+}
+
+/// A directory that lives as long as the test process (certificates for the TLS test).
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wq-iot-tls-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -32,6 +32,9 @@ pub struct MqttConfig {
     /// The device endpoint's listen address, or `off`. If the port is taken the platform still
     /// starts, logs a warning and runs without it.
     pub listen: String,
+    /// MQTT over TLS, with the server's certificate (`[server] tls_cert`, `tls_key`); used only
+    /// when those are set. An address or `off`; a busy port is logged and skipped.
+    pub tls_listen: String,
     /// External broker, `mqtt://host:port` (empty: none).
     pub broker: String,
     /// User name and password at the external broker (empty: anonymous).
@@ -127,6 +130,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:1883".into(),
+            tls_listen: "0.0.0.0:8883".into(),
             broker: String::new(),
             broker_username: String::new(),
             broker_password: String::new(),
@@ -299,6 +303,12 @@ impl RawConfig {
                 reason: format!("{:?}: an address or off", m.listen),
             });
         }
+        if m.tls_listen != "off" && m.tls_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.tls_listen",
+                reason: format!("{:?}: an address or off", m.tls_listen),
+            });
+        }
         if !m.broker.is_empty() {
             let ok = m.broker.strip_prefix("mqtt://").is_some_and(|hp| {
                 hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
@@ -362,6 +372,7 @@ impl Config {
         let mut raw = RawConfig { data_dir: data_dir.to_path_buf(), ..RawConfig::default() };
         // Tests that want the device endpoint give it a port-0 address themselves.
         raw.mqtt.listen = "off".into();
+        raw.mqtt.tls_listen = "off".into();
         #[allow(clippy::expect_used)]
         raw.check(&Overrides::default()).expect("default config is valid")
     }

@@ -50,6 +50,9 @@ pub async fn fresh_pg_database(base: &str) -> String {
 
 pub fn config(dir: &std::path::Path, store_url: Option<String>, tweak: impl FnOnce(&mut RawConfig)) -> Config {
     let mut raw = RawConfig { data_dir: dir.to_path_buf(), ..RawConfig::default() };
+    // No device endpoint on the standard ports: tests that want one bind port 0.
+    raw.mqtt.listen = "off".into();
+    raw.mqtt.tls_listen = "off".into();
     if let Some(u) = store_url {
         raw.store.url = u;
     }
