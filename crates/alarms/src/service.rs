@@ -243,12 +243,21 @@ pub async fn system_step(store: &Store, id: &str, step: &str, note: &str) -> Sto
     Ok(())
 }
 
-/// Who may see alarms: regulators (their domain's organisations) and enterprise operators (their
-/// own organisation).
+/// Who may see alarms: regulators (their domain's organisations), enterprise operators and
+/// clinicians (their own organisation: a family doctor follows the alarms of the monitors their
+/// health centre looks after).
 pub fn require_read(c: &Caller) -> ApiResult<()> {
     match c.role {
+        Role::Regulator | Role::Operator | Role::Clinician => Ok(()),
+        _ => Err(ApiError::forbidden("alarms are for regulators and the owning organisation's staff")),
+    }
+}
+
+/// Who may manage an organisation's notification sinks: its regulators and operators.
+pub fn require_manage(c: &Caller) -> ApiResult<()> {
+    match c.role {
         Role::Regulator | Role::Operator => Ok(()),
-        _ => Err(ApiError::forbidden("alarms are for regulators and enterprise operators")),
+        _ => Err(ApiError::forbidden("notification sinks are managed by regulators and enterprise operators")),
     }
 }
 
@@ -403,8 +412,8 @@ pub async fn step(store: &Store, bus: &Arc<dyn Bus>, c: &Caller, id: &str, req: 
             &[Status::Raised, Status::Acknowledged, Status::Handled]
         }
         other => {
-            if c.role != Role::Operator {
-                return Err(ApiError::forbidden("alarms are handled by the enterprise's operators"));
+            if !matches!(c.role, Role::Operator | Role::Clinician) {
+                return Err(ApiError::forbidden("alarms are handled by the owning organisation's staff"));
             }
             c.require_org(&cur.org_id)?;
             match other {

@@ -152,7 +152,9 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
                         continue;
                     }
                 };
-                let label = if p.subject_label.is_empty() { p.name.clone() } else { format!("{} ({})", p.name, p.subject_label) };
+                // A patient's monitor is named by the device alone: the desk is no place for whom
+                // it is bound to (its label may hold a name).
+                let label = if p.subject_label.is_empty() || p.subject_type == "patient" { p.name.clone() } else { format!("{} ({})", p.name, p.subject_label) };
                 let info = DeviceInfo { org_id: p.org_id.clone(), kind: p.kind.clone(), label };
                 let changed = devices.get(&p.device_id).is_none_or(|d| d.kind != info.kind || d.org_id != info.org_id);
                 if changed {

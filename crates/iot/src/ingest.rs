@@ -17,6 +17,8 @@ pub struct Published {
     pub org_id: String,
     pub kind: String,
     pub name: String,
+    /// `cold_store`, `patient`, … (see `registry::SubjectType`).
+    pub subject_type: String,
     pub subject_label: String,
     pub samples: Vec<Sample>,
 }
@@ -76,6 +78,7 @@ pub async fn accept(state: &AppState, device: &Device, samples: Vec<Sample>, via
         org_id: device.org_id.clone(),
         kind: device.kind.clone(),
         name: device.name.clone(),
+        subject_type: device.subject_type.as_str().to_string(),
         subject_label: device.subject_label.clone(),
         samples,
     };

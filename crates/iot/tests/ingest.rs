@@ -560,3 +560,36 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A patient's blood pressure monitor: an urgent reading raises a critical alarm at once, named
+/// by the device alone (never by whom it is bound to); the family doctor of the health centre
+/// sees and handles it; a transport operator never sees it.
+#[tokio::test]
+async fn a_patients_monitor_alarm_reaches_the_family_doctor_without_the_patients_label() {
+    let module = IotModule::default();
+    let app = spawn(Backend::Sqlite, &module, |_| {}).await.unwrap();
+    let stop = CancellationToken::new();
+    let _tasks = module.start(&app.platform.state, stop.clone()).await.unwrap();
+    let auth = basic("YC-BP-0001", &demo_secret(&app, "YC-BP-0001"));
+    let body = json!({"readings": {"bp_systolic": 192, "bp_diastolic": 104}}).to_string();
+    assert_eq!(upload(&app, Some(&auth), body.as_bytes()).await.0, StatusCode::OK);
+    let dr = app.login("dr.wu").await;
+    let (_, v) = app.get("/api/iot/devices?kind=bp_monitor", &dr).await;
+    let device = v["items"][0]["id"].as_str().unwrap().to_string();
+    let label = v["items"][0]["subject_label"].as_str().unwrap().to_string();
+    let a = wait_alarm(&app, &dr, &device, "bp_systolic_urgent", false).await;
+    assert_eq!(a["severity"], "critical");
+    let shown = a["subject"]["label"].as_str().unwrap();
+    assert!(!label.is_empty() && !shown.contains(&label), "{shown}");
+    let id = a["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(&format!("/api/alarms/{id}/handle"), &dr, json!({"action": "other", "note": "已电话随访，建议就诊"}))
+        .await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("handled")), "{v}");
+    let shunda = app.login("shunda.zhao").await;
+    assert_eq!(app.get(&format!("/api/alarms/{id}"), &shunda).await.0, StatusCode::NOT_FOUND);
+    // Clinicians read and handle alarms but do not manage webhooks.
+    let (s, _) = app.post("/api/alarms/webhooks", &dr, json!({"url": "https://example.invalid/x"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    stop.cancel();
+}

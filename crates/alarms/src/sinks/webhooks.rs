@@ -10,7 +10,7 @@
 use super::Sinks;
 use super::delivery;
 use crate::model::Severity;
-use crate::service::require_read;
+use crate::service::require_manage;
 use kernel::access::{Caller, Role};
 use kernel::audit::{self, Actor, Event, Outcome};
 use kernel::error::{ApiError, ApiResult, Code};
@@ -334,7 +334,7 @@ pub(crate) async fn enabled(store: &Store) -> StoreResult<Vec<Record>> {
 
 /// A webhook the caller may see, or not-found.
 async fn visible(store: &Store, c: &Caller, id: &str) -> ApiResult<Record> {
-    require_read(c)?;
+    require_manage(c)?;
     match record_by_id(store, id).await? {
         Some(w) if c.scope.contains(&w.org_id) => Ok(w),
         _ => Err(ApiError::not_found("webhook")),
@@ -358,7 +358,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> ApiResult<(Vec<Webhook>, i64)> {
-    require_read(c)?;
+    require_manage(c)?;
     let mut w = Where::new();
     w.scope(&c.scope, "org_id");
     if let Some(o) = org_id {
@@ -376,7 +376,7 @@ pub async fn get(store: &Store, c: &Caller, id: &str) -> ApiResult<Webhook> {
 
 /// Registers a webhook for the caller's organisation; its secret is returned this once.
 pub async fn create(st: &AppState, c: &Caller, new: NewWebhook) -> ApiResult<WebhookSecret> {
-    require_read(c)?;
+    require_manage(c)?;
     let url = parse_url(&new.url)?;
     let description = check_description(&new.description)?;
     let domains = check_domains(&new.domains)?;
