@@ -23,6 +23,12 @@ pub trait Module: Send + Sync + 'static {
         OpenApiRouter::new()
     }
 
+    /// Files served outside `/api` (the web console), if this module has them. The first module
+    /// that answers serves every path that is not a route.
+    fn console(&self) -> Option<std::sync::Arc<dyn crate::http::Console>> {
+        None
+    }
+
     /// Seeds the demo district; must be idempotent (called at every `serve --demo`).
     async fn seed_demo(&self, _state: &AppState, _demo: &mut crate::demo::DemoContext) -> anyhow::Result<()> {
         Ok(())

@@ -21,7 +21,12 @@ fn modules(jt808: Option<std::net::SocketAddr>, mqtt: Option<String>, demo: bool
     transport.simulate = demo;
     transport.alerting = true;
     let iot = iot::IotModule { simulate: demo, listen: mqtt, ..iot::IotModule::default() };
-    vec![Arc::new(transport), Arc::new(alarms::AlarmsModule::default()), Arc::new(iot)]
+    vec![
+        Arc::new(transport),
+        Arc::new(alarms::AlarmsModule::default()),
+        Arc::new(iot),
+        Arc::new(console::ConsoleModule),
+    ]
 }
 
 /// `--jt808 ADDR` or `--jt808 off`.
@@ -601,7 +606,12 @@ async fn serve(platform: Platform, demo: bool) -> anyhow::Result<()> {
         }
     }
     let scheme = if platform.state.config.tls.is_some() { "https" } else { "http" };
-    println!("\nAPI docs: {scheme}://{}/api/docs\n", platform.state.config.http);
+    if console::built() {
+        println!("\nConsole (控制台): {scheme}://{}/", platform.state.config.http);
+    } else {
+        println!("\nConsole not built into this binary (cd web && npm ci && npm run build, then build again)");
+    }
+    println!("API docs: {scheme}://{}/api/docs\n", platform.state.config.http);
     let shutdown = CancellationToken::new();
     let s = shutdown.clone();
     tokio::spawn(async move {

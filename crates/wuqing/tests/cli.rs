@@ -289,6 +289,25 @@ fn serves_https_when_a_certificate_is_configured() {
     let _ = child.wait();
 }
 
+/// Every path outside `/api` is the console (here, or the page saying it was not built);
+/// unknown API paths stay problem documents.
+#[test]
+fn the_console_is_served_outside_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), false);
+    let (s, body) = srv.http("GET", "/", None, None);
+    assert_eq!(s, 200);
+    assert!(body.contains("<html") || body.contains("<!doctype html>"), "{body}");
+    let (s, _) = srv.http("GET", "/monitor/map", None, None);
+    assert_eq!(s, 200, "a page of the single-page application");
+    let (s, body) = srv.http("GET", "/api/no/such/route", None, None);
+    assert_eq!(s, 404);
+    assert!(body.contains("\"code\":\"not_found\""), "{body}");
+    let (s, _) = srv.http("POST", "/", None, Some("{}"));
+    assert!(s == 404 || s == 405, "{s}");
+    assert!(srv.terminate().success());
+}
+
 /// Load-test vehicles provisioned before the first `serve --demo` (as the benchmarks do): the
 /// demo district grows under the root organisation that provisioning made.
 #[test]

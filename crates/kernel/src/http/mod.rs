@@ -256,12 +256,62 @@ pub fn kernel_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(auth_api::routes()).merge(admin_api::routes()).merge(system_api::routes())
 }
 
+/// A file of the web console.
+#[derive(Debug, Clone)]
+pub struct ConsoleFile {
+    pub body: &'static [u8],
+    pub content_type: &'static str,
+    /// Content-addressed (a hashed asset name): cacheable for a year.
+    pub immutable: bool,
+}
+
+/// The web console's files, served for every path outside `/api` that is not a route; a path
+/// without a file of its own is a page of the single-page application (its `index.html`).
+pub trait Console: Send + Sync + 'static {
+    /// The file at `path` (without the leading `/`; `""` is the index).
+    fn file(&self, path: &str) -> Option<ConsoleFile>;
+}
+
+/// Serves the console, or the API's 404 problem for unknown API paths.
+async fn console_or_not_found(console: Option<Arc<dyn Console>>, req: Request) -> Response {
+    let path = req.uri().path();
+    let is_api = path == "/api" || path.starts_with("/api/") || path == "/metrics";
+    let readable = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let (Some(console), false, true) = (console, is_api, readable) else {
+        return not_found().await.into_response();
+    };
+    let rel = path.trim_start_matches('/');
+    let file = console.file(rel).or_else(|| {
+        // A page of the single-page application; a missing asset stays a 404.
+        (!rel.starts_with("assets/")).then(|| console.file("")).flatten()
+    });
+    let Some(f) = file else { return not_found().await.into_response() };
+    let cache = if f.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    (
+        [
+            (header::CONTENT_TYPE, f.content_type),
+            (header::CACHE_CONTROL, cache),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "same-origin"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data: blob: https:; style-src 'self' 'unsafe-inline'; \
+                 connect-src 'self' ws: wss:; worker-src 'self' blob:; frame-ancestors 'none'",
+            ),
+        ],
+        f.body,
+    )
+        .into_response()
+}
+
 /// Builds the whole application: every module's routes, the OpenAPI document, the layers.
 pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     for m in modules {
         api = api.merge(m.routes());
     }
+    let console = modules.iter().find_map(|m| m.console());
     let (router, doc) = api.split_for_parts();
     let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let _ = state.openapi.set(json);
@@ -269,7 +319,7 @@ pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Route
     let timeout = std::time::Duration::from_secs(state.config.raw.server.request_timeout_secs);
     router
         .route("/metrics", axum::routing::get(system_api::metrics))
-        .fallback(not_found)
+        .fallback(move |req: Request| console_or_not_found(console.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(problem_for_bare_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit_refusals))

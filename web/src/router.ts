@@ -1,0 +1,25 @@
+import { createRouter, createWebHistory } from 'vue-router'
+import { me, checked, loadMe } from './session'
+import Login from './pages/Login.vue'
+import Overview from './pages/Overview.vue'
+import Alarms from './pages/Alarms.vue'
+import NotFound from './pages/NotFound.vue'
+
+export const router = createRouter({
+  history: createWebHistory(),
+  routes: [
+    { path: '/login', component: Login, meta: { public: true } },
+    { path: '/', component: Overview },
+    { path: '/alarms', component: Alarms },
+    { path: '/:rest(.*)*', component: NotFound },
+  ],
+})
+
+// Every page but the login needs a session without a pending restriction (first password
+// change, second factor enrolment): the login page deals with those.
+router.beforeEach(async (to) => {
+  if (!checked.value) await loadMe()
+  if (to.meta.public) return true
+  if (!me.value || me.value.restriction) return { path: '/login', query: { next: to.fullPath } }
+  return true
+})
