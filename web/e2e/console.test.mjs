@@ -1,0 +1,84 @@
+// End-to-end: the console in headless Chromium (Debian's, driven by playwright-core) against a
+// platform the caller started with `serve --demo` (web/e2e/run.sh does both).
+// A family doctor signs in; a patient's monitor reports an urgent blood pressure over HTTP; the
+// alarm appears on the desk without a reload, is handled and closed; a wrong password and a
+// lock-out are shown as the API's messages. Exits non-zero on the first failure.
+// Usage: node e2e/console.test.mjs BASE_URL DATA_DIR
+import { chromium } from 'playwright-core'
+import { readFileSync } from 'node:fs'
+
+const [base, data] = process.argv.slice(2)
+const field = (file, key, col) =>
+  readFileSync(`${data}/${file}`, 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[col] === key)
+const password = (user) => field('demo-accounts.txt', user, 1)[2]
+const deviceSecret = (code) => field('demo-devices.txt', code, 0)[1]
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+})
+const step = (what) => console.log(`- ${what}`)
+try {
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } })
+  const crashes = []
+  page.on('pageerror', (e) => crashes.push(String(e)))
+
+  step('an unknown page without a session leads to the login')
+  await page.goto(`${base}/alarms`)
+  await page.waitForURL(/\/login\?next=/)
+
+  step('a wrong password is shown as the API says it')
+  await page.getByLabel('用户名').fill('dr.wu')
+  await page.getByLabel('密码').fill('not-the-password')
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.getByRole('alert').filter({ hasText: '用户名或密码错误' }).waitFor()
+
+  step('the family doctor signs in and lands where they were going')
+  await page.getByLabel('密码').fill(password('dr.wu'))
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.waitForURL(`${base}/alarms`)
+  await page.getByText('实时').waitFor()
+
+  step('an urgent reading from the patient\'s monitor appears live')
+  const auth = 'Basic ' + Buffer.from(`YC-BP-0001:${deviceSecret('YC-BP-0001')}`).toString('base64')
+  const resp = await fetch(`${base}/api/iot/ingest`, {
+    method: 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ readings: { bp_systolic: 196 } }),
+  })
+  if (resp.status !== 200) throw new Error(`ingest answered ${resp.status}: ${await resp.text()}`)
+  const row = page.getByRole('row').filter({ hasText: '收缩压危急' })
+  await row.waitFor({ timeout: 15_000 })
+  await page.getByRole('status').filter({ hasText: '新报警' }).waitFor()
+  if ((await row.textContent()).includes('高血压随访对象')) throw new Error('the patient label reached the desk')
+
+  step('it is handled, then closed')
+  await row.getByLabel('说明').fill('已电话随访')
+  await row.getByRole('button', { name: '处置' }).click()
+  await row.getByText('已处置').waitFor()
+  await row.getByRole('button', { name: '关闭' }).click()
+  await row.waitFor({ state: 'detached' })
+
+  step('English on demand')
+  await page.getByRole('button', { name: 'English' }).click()
+  await page.getByRole('heading', { name: 'Alarm desk' }).waitFor()
+  await page.getByRole('button', { name: '中文' }).click()
+
+  step('a locked-out user sees why')
+  await page.getByRole('button', { name: '退出' }).click()
+  await page.waitForURL(/\/login/)
+  for (let i = 0; i < 5; i++) {
+    await page.getByLabel('用户名').fill('bus.sun')
+    await page.getByLabel('密码').fill(`wrong-${i}`)
+    await page.getByRole('button', { name: '登录' }).click()
+    await page.getByRole('alert').waitFor()
+  }
+  await page.getByLabel('密码').fill(password('bus.sun'))
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.getByRole('alert').filter({ hasText: '账户已锁定' }).waitFor()
+
+  if (crashes.length) throw new Error(`page errors: ${crashes.join('; ')}`)
+  console.log('console end-to-end: ok')
+} finally {
+  await browser.close()
+}
