@@ -13,6 +13,19 @@ const field = (file, key, col) =>
 const password = (user) => field('demo-accounts.txt', user, 1)[2]
 const deviceSecret = (code) => field('demo-devices.txt', code, 0)[1]
 
+/// A vehicle of the city bus company, read through the API as its own operator.
+async function busVehicle() {
+  const r = await fetch(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'bus.sun', password: password('bus.sun') }),
+  })
+  const { token } = await r.json()
+  const v = await (await fetch(`${base}/api/transport/vehicles?limit=1`, { headers: { authorization: `Bearer ${token}` } })).json()
+  return v.items[0]
+}
+const foreign = await busVehicle()
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -63,6 +76,20 @@ try {
   await page.getByRole('button', { name: 'English' }).click()
   await page.getByRole('heading', { name: 'Alarm desk' }).waitFor()
   await page.getByRole('button', { name: '中文' }).click()
+
+  step('an operator lists their vehicles, and cannot open another enterprise\'s by its address')
+  await page.getByRole('button', { name: '退出' }).click()
+  await page.waitForURL(/\/login/)
+  await page.getByLabel('用户名').fill('shunda.zhao')
+  await page.getByLabel('密码').fill(password('shunda.zhao'))
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.waitForURL(`${base}/`)
+  await page.getByRole('link', { name: '车辆' }).click()
+  await page.getByRole('row').filter({ hasText: '危险货物运输车' }).first().waitFor()
+  if (await page.getByText(foreign.plate).count()) throw new Error('another enterprise\'s vehicle is listed')
+  await page.goto(`${base}/vehicles/${foreign.id}`)
+  await page.getByRole('alert').filter({ hasText: 'not found' }).waitFor()
+  if (await page.getByText(foreign.plate).count()) throw new Error('another enterprise\'s vehicle is shown')
 
   step('a locked-out user sees why')
   await page.getByRole('button', { name: '退出' }).click()

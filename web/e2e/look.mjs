@@ -27,5 +27,10 @@ await page.getByRole('link', { name: '报警处置' }).click()
 await page.getByText(/实时|正在重连/).waitFor()
 await page.waitForTimeout(1500)
 await page.screenshot({ path: `${out}/alarms.png` })
+if (await page.getByRole('link', { name: '车辆' }).count()) {
+  await page.getByRole('link', { name: '车辆' }).click()
+  await page.getByRole('table').waitFor()
+  await page.screenshot({ path: `${out}/vehicles.png` })
+}
 console.log(JSON.stringify({ problems }))
 await browser.close()

@@ -43,6 +43,12 @@ const zh = {
   live: '实时',
   reconnecting: '正在重连…',
   notFound: '页面不存在',
+  vehicles: '车辆',
+  plate: '车牌号',
+  vehicleClass: '车辆类型',
+  terminal: '终端手机号',
+  registered: '登记时间',
+  all: '全部',
 }
 type Dict = typeof zh
 const en: Partial<Dict> = {
@@ -82,6 +88,12 @@ const en: Partial<Dict> = {
   live: 'Live',
   reconnecting: 'Reconnecting…',
   notFound: 'No such page',
+  vehicles: 'Vehicles',
+  plate: 'Plate',
+  vehicleClass: 'Class',
+  terminal: 'Terminal phone',
+  registered: 'Registered',
+  all: 'All',
 }
 
 export function t(key: keyof Dict): string {

@@ -3,6 +3,8 @@ import { me, checked, loadMe } from './session'
 import Login from './pages/Login.vue'
 import Overview from './pages/Overview.vue'
 import Alarms from './pages/Alarms.vue'
+import Vehicles from './pages/Vehicles.vue'
+import Vehicle from './pages/Vehicle.vue'
 import NotFound from './pages/NotFound.vue'
 
 export const router = createRouter({
@@ -11,6 +13,8 @@ export const router = createRouter({
     { path: '/login', component: Login, meta: { public: true } },
     { path: '/', component: Overview },
     { path: '/alarms', component: Alarms },
+    { path: '/vehicles', component: Vehicles },
+    { path: '/vehicles/:id', component: Vehicle },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
