@@ -6,6 +6,20 @@
 // Usage: node e2e/console.test.mjs BASE_URL DATA_DIR
 import { chromium } from 'playwright-core'
 import { readFileSync } from 'node:fs'
+import { createHmac } from 'node:crypto'
+
+/// RFC 6238 (SHA-1, 30 s, 6 digits), as an authenticator app computes it.
+function totp(secret, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let bits = ''
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0')
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)))
+  const counter = Buffer.alloc(8)
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)))
+  const h = createHmac('sha1', key).update(counter).digest()
+  const o = h[h.length - 1] & 0xf
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0')
+}
 
 const [base, data] = process.argv.slice(2)
 const field = (file, key, col) =>
@@ -103,6 +117,19 @@ try {
   await page.getByLabel('密码').fill(password('bus.sun'))
   await page.getByRole('button', { name: '登录' }).click()
   await page.getByRole('alert').filter({ hasText: '账户已锁定' }).waitFor()
+
+  step('the audit administrator enrols a second factor and reads the audit log')
+  await page.getByLabel('用户名').fill('auditor')
+  await page.getByLabel('密码').fill(password('auditor'))
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.getByRole('button', { name: '生成密钥' }).click()
+  const secret = (await page.getByTestId('totp-secret').textContent()).trim()
+  await page.getByLabel('动态口令').fill(totp(secret))
+  await page.getByRole('button', { name: '绑定并进入' }).click()
+  await page.waitForURL(`${base}/audit`)
+  await page.getByLabel('结果').selectOption('failure')
+  await page.getByRole('row').filter({ hasText: 'bus.sun' }).first().waitFor()
+  if (await page.getByRole('link', { name: '报警处置' }).count()) throw new Error('the audit administrator sees the alarm desk')
 
   if (crashes.length) throw new Error(`page errors: ${crashes.join('; ')}`)
   console.log('console end-to-end: ok')

@@ -5,6 +5,7 @@ import Overview from './pages/Overview.vue'
 import Alarms from './pages/Alarms.vue'
 import Vehicles from './pages/Vehicles.vue'
 import Vehicle from './pages/Vehicle.vue'
+import Audit from './pages/Audit.vue'
 import NotFound from './pages/NotFound.vue'
 
 export const router = createRouter({
@@ -15,6 +16,7 @@ export const router = createRouter({
     { path: '/alarms', component: Alarms },
     { path: '/vehicles', component: Vehicles },
     { path: '/vehicles/:id', component: Vehicle },
+    { path: '/audit', component: Audit },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
@@ -25,5 +27,7 @@ router.beforeEach(async (to) => {
   if (!checked.value) await loadMe()
   if (to.meta.public) return true
   if (!me.value || me.value.restriction) return { path: '/login', query: { next: to.fullPath } }
+  // The audit administrator's work is the audit log, nothing else.
+  if (me.value.user.role === 'audit_admin' && to.path === '/') return { path: '/audit' }
   return true
 })
