@@ -131,6 +131,22 @@ try {
   await page.getByRole('row').filter({ hasText: 'bus.sun' }).first().waitFor()
   if (await page.getByRole('link', { name: '报警处置' }).count()) throw new Error('the audit administrator sees the alarm desk')
 
+  step('the system administrator enrols too and lists the accounts, phone numbers masked')
+  await page.getByRole('button', { name: '退出' }).click()
+  await page.waitForURL(/\/login/)
+  await page.getByLabel('用户名').fill('sysadmin')
+  await page.getByLabel('密码').fill(password('sysadmin'))
+  await page.getByRole('button', { name: '登录' }).click()
+  await page.getByRole('button', { name: '生成密钥' }).click()
+  const secret2 = (await page.getByTestId('totp-secret').textContent()).trim()
+  await page.getByLabel('动态口令').fill(totp(secret2))
+  await page.getByRole('button', { name: '绑定并进入' }).click()
+  await page.waitForURL(`${base}/users`)
+  const drRow = page.getByRole('row').filter({ hasText: 'dr.wu' })
+  await drRow.waitFor()
+  if (!/\*{4}/.test(await drRow.textContent())) throw new Error('a phone number is shown unmasked')
+  if (await page.getByRole('link', { name: '审计日志' }).count()) throw new Error('the system administrator sees the audit log')
+
   if (crashes.length) throw new Error(`page errors: ${crashes.join('; ')}`)
   console.log('console end-to-end: ok')
 } finally {

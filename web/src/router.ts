@@ -6,6 +6,7 @@ import Alarms from './pages/Alarms.vue'
 import Vehicles from './pages/Vehicles.vue'
 import Vehicle from './pages/Vehicle.vue'
 import Audit from './pages/Audit.vue'
+import Users from './pages/Users.vue'
 import NotFound from './pages/NotFound.vue'
 
 export const router = createRouter({
@@ -17,6 +18,7 @@ export const router = createRouter({
     { path: '/vehicles', component: Vehicles },
     { path: '/vehicles/:id', component: Vehicle },
     { path: '/audit', component: Audit },
+    { path: '/users', component: Users },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
@@ -29,5 +31,7 @@ router.beforeEach(async (to) => {
   if (!me.value || me.value.restriction) return { path: '/login', query: { next: to.fullPath } }
   // The audit administrator's work is the audit log, nothing else.
   if (me.value.user.role === 'audit_admin' && to.path === '/') return { path: '/audit' }
+  // The system and security administrators' work is the accounts.
+  if (['system_admin', 'security_admin'].includes(me.value.user.role) && to.path === '/') return { path: '/users' }
   return true
 })
