@@ -6,7 +6,7 @@
 //! sender that dies mid-attempt leaves the row to be tried again when the lease runs out.
 
 use super::webhooks::{self, Delivery, DeliveryStatus, Record};
-use super::{Change, Classifier, SinkSettings, Sinks};
+use super::{Change, Changes, SinkSettings, Sinks};
 use hmac::{Hmac, Mac};
 use kernel::bus::Subscription;
 use kernel::crypto::FieldCipher;
@@ -165,21 +165,9 @@ pub(crate) async fn enqueue(st: &AppState, change: &Change, event: &str) -> Stor
 
 /// Reads alarm changes from `sub` (`alarms.>`, subscribed before the task starts so that no
 /// change published meanwhile is missed) and queues their deliveries, until `shutdown`.
-pub async fn intake(st: AppState, sinks: Sinks, mut sub: Subscription, shutdown: CancellationToken) {
-    let mut classifier = Classifier::default();
-    loop {
-        let m = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = sub.next() => match m { Some(m) => m, None => break },
-        };
-        let change = match Change::parse(&m.payload) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, subject = %m.subject, "alarm change not understood");
-                continue;
-            }
-        };
-        let event = classifier.classify(&change.head);
+pub async fn intake(st: AppState, sinks: Sinks, sub: Subscription, shutdown: CancellationToken) {
+    let mut changes = Changes::new(sub);
+    while let Some((change, event)) = changes.next(&shutdown).await {
         match enqueue(&st, &change, event).await {
             Ok(0) => {}
             Ok(n) => {

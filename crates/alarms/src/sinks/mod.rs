@@ -182,6 +182,39 @@ pub struct StepHead {
     pub step: String,
 }
 
+/// The alarm changes both sinks read from the bus (`alarms.>`), each with its event name.
+pub(crate) struct Changes {
+    sub: kernel::bus::Subscription,
+    classifier: Classifier,
+}
+
+impl Changes {
+    pub(crate) fn new(sub: kernel::bus::Subscription) -> Self {
+        Self { sub, classifier: Classifier::default() }
+    }
+
+    /// The next change that reads (others are logged and skipped); `None` at shutdown or when
+    /// the bus closes.
+    pub(crate) async fn next(
+        &mut self,
+        shutdown: &kernel::platform::CancellationToken,
+    ) -> Option<(Change, &'static str)> {
+        loop {
+            let m = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                m = self.sub.next() => m?,
+            };
+            match Change::parse(&m.payload) {
+                Ok(c) => {
+                    let event = self.classifier.classify(&c.head);
+                    return Some((c, event));
+                }
+                Err(e) => tracing::warn!(error = %e, subject = %m.subject, "alarm change not understood"),
+            }
+        }
+    }
+}
+
 /// One alarm change as read from the bus.
 #[derive(Debug, Clone)]
 pub struct Change {

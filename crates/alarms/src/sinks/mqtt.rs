@@ -7,7 +7,7 @@
 //! which is what makes it send and reconnect, backing off from 1 s to 30 s while the broker is
 //! unreachable.
 
-use super::{Change, Classifier, Sinks};
+use super::{Changes, Sinks};
 use kernel::bus::{Bus, Subscription};
 use kernel::config::MqttConfig;
 use kernel::platform::CancellationToken;
@@ -116,23 +116,11 @@ async fn drive(mut eventloop: EventLoop, shutdown: CancellationToken) {
 }
 
 /// Reads alarm changes from the bus and queues them for the broker without ever waiting.
-async fn publish(mut sub: Subscription, client: AsyncClient, prefix: String, shutdown: CancellationToken) {
-    let mut classifier = Classifier::default();
+async fn publish(sub: Subscription, client: AsyncClient, prefix: String, shutdown: CancellationToken) {
+    let mut changes = Changes::new(sub);
     let mut last_warn: Option<Instant> = None;
     let mut dropped: u64 = 0;
-    loop {
-        let m = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = sub.next() => match m { Some(m) => m, None => break },
-        };
-        let change = match Change::parse(&m.payload) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, subject = %m.subject, "alarm change not understood");
-                continue;
-            }
-        };
-        let event = classifier.classify(&change.head);
+    while let Some((change, event)) = changes.next(&shutdown).await {
         let topic = topic(&prefix, &change.head.domain, &change.head.kind);
         match client.try_publish(topic, QoS::AtLeastOnce, false, change.body(event).into_bytes()) {
             Ok(()) => metrics::counter!("wuqing_alarm_mqtt_queued_total").increment(1),
