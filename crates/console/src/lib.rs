@@ -2,9 +2,15 @@
 //! here at compile time (see `build.rs`), served by the kernel for every path outside `/api`.
 //! When `web/dist` was not there at build time, every page says so and how to build it.
 
-use kernel::http::{Console, ConsoleFile};
+use axum::extract::State;
+use kernel::error::{ApiResult, Problem};
+use kernel::http::{AppState, Auth, Console, ConsoleFile};
 use kernel::module::Module;
+use serde::Serialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod files {
     include!(concat!(env!("OUT_DIR"), "/files.rs"));
@@ -69,7 +75,40 @@ impl Console for Embedded {
     }
 }
 
-/// The console as a module: no tables, no routes of its own, its files.
+/// What the console's maps stand on (`[console]` in the configuration).
+#[derive(Serialize, ToSchema)]
+pub struct MapSettings {
+    /// XYZ raster tile template, or null: the maps draw the district's own roads and boundary.
+    pub tile_url: Option<String>,
+    pub tile_attribution: Option<String>,
+    /// `[lon, lat]`, WGS-84.
+    pub center: [f64; 2],
+    pub zoom: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Settings {
+    pub map: MapSettings,
+}
+
+/// The console's settings, for any signed-in user.
+#[utoipa::path(get, path = "/api/console/settings", tag = "console",
+    responses((status = 200, body = Settings), (status = 401, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn settings(State(st): State<AppState>, _caller: Auth) -> ApiResult<axum::Json<Settings>> {
+    let c = &st.config.raw.console;
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(axum::Json(Settings {
+        map: MapSettings {
+            tile_url: some(&c.map_tile_url),
+            tile_attribution: some(&c.map_tile_attribution),
+            center: c.map_center,
+            zoom: c.map_zoom,
+        },
+    }))
+}
+
+/// The console as a module: no tables; its files and its settings.
 #[derive(Clone, Copy, Default)]
 pub struct ConsoleModule;
 
@@ -77,6 +116,10 @@ pub struct ConsoleModule;
 impl Module for ConsoleModule {
     fn name(&self) -> &'static str {
         "console"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new().routes(routes!(settings))
     }
 
     fn console(&self) -> Option<Arc<dyn Console>> {

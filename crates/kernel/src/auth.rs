@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-/// The security settings that authentication applies (from `[security]`).
-#[derive(Debug, Clone)]
+/// The security settings that authentication applies: `[security]` at start, replaced by the
+/// security administrator's published policy (`crate::policy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub lockout_threshold: u32,
     pub lockout_minutes: u32,

@@ -21,6 +21,42 @@ pub struct RawConfig {
     pub bus: BusConfig,
     pub log: LogConfig,
     pub mqtt: MqttConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The web console's settings that the browser reads (`GET /api/console/settings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Raster tiles under the maps: an `https://` XYZ template with `{z}`, `{x}` and `{y}`
+    /// (天地图: `https://t0.tianditu.gov.cn/vec_w/wmts?…&tk=KEY`, with its annotation layer as a
+    /// second service if wanted). Empty: the maps draw only the district's own roads and boundary,
+    /// which needs no internet. Its origin is added to the console's Content-Security-Policy.
+    pub map_tile_url: String,
+    /// Attribution shown on the map for those tiles (the provider's terms usually require it).
+    pub map_tile_attribution: String,
+    /// Where the maps open, `[lon, lat]` (WGS-84), and at which zoom.
+    pub map_center: [f64; 2],
+    pub map_zoom: f64,
+}
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        // Yangcun, the district's seat.
+        Self {
+            map_tile_url: String::new(),
+            map_tile_attribution: String::new(),
+            map_center: [117.05, 39.39],
+            map_zoom: 10.0,
+        }
+    }
+}
+impl ConsoleConfig {
+    /// The tile service's origin (`https://host[:port]`), for the Content-Security-Policy.
+    pub fn tile_origin(&self) -> Option<&str> {
+        let rest = self.map_tile_url.strip_prefix("https://")?;
+        let end = rest.find('/').unwrap_or(rest.len());
+        Some(&self.map_tile_url[..8 + end])
+    }
 }
 
 /// MQTT: the platform's own device endpoint (devices connect with their registered credentials;
@@ -123,6 +159,7 @@ impl Default for RawConfig {
             bus: BusConfig::default(),
             log: LogConfig::default(),
             mqtt: MqttConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -330,6 +367,29 @@ impl RawConfig {
                 key: "mqtt.topic_prefix",
                 reason: "1 to 64 of a-z A-Z 0-9 _ - /".into(),
             });
+        }
+        let c = &self.console;
+        if !c.map_tile_url.is_empty() {
+            let host_ok = c.tile_origin().is_some_and(|o| {
+                o.len() > 8 && o[8..].bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            });
+            let placeholders = ["{z}", "{x}", "{y}"].iter().all(|p| c.map_tile_url.contains(p));
+            if !host_ok
+                || !placeholders
+                || c.map_tile_url.chars().any(|ch| ch.is_whitespace() || ch == '\'' || ch == '"')
+            {
+                return Err(ConfigError::Invalid {
+                    key: "console.map_tile_url",
+                    reason: "an https:// URL template with {z}, {x} and {y}, without spaces or quotes".into(),
+                });
+            }
+        }
+        let [lon, lat] = c.map_center;
+        if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
+            return Err(ConfigError::Invalid { key: "console.map_center", reason: "[lon, lat] in degrees".into() });
+        }
+        if !(0.0..=22.0).contains(&c.map_zoom) {
+            return Err(ConfigError::Invalid { key: "console.map_zoom", reason: "0 to 22".into() });
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", reason: "must be text or json".into() });

@@ -319,7 +319,7 @@ pub async fn seed_kernel(state: &AppState, demo: &mut DemoContext) -> anyhow::Re
         users::create(
             &state.store,
             &state.cipher,
-            state.auth.password_min_length,
+            state.auth.get().password_min_length,
             actor.clone(),
             NewUser {
                 username: (*username).into(),

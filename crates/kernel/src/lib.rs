@@ -25,6 +25,7 @@ mod migrations;
 pub mod module;
 pub mod orgs;
 pub mod platform;
+pub mod policy;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]

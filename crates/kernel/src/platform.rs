@@ -1,7 +1,6 @@
 //! Opening and running the platform: store, migrations, keys, bus, modules, HTTP server and
 //! graceful shutdown. The binary calls this; tests call it too.
 
-use crate::auth::AuthSettings;
 use crate::bus::LocalBus;
 use crate::config::Config;
 use crate::crypto::FieldCipher;
@@ -40,22 +39,47 @@ impl Module for KernelModule {
         state: &AppState,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        // The security policy: the newest published version now, and each one announced later
+        // (by this node or another).
+        if let Some(v) = state.auth.reload(&state.store).await? {
+            tracing::info!(version = v, "security policy applied");
+        }
+        let mut published = state.bus.subscribe(&crate::versioned::subject(crate::policy::DOCUMENT))?;
+        let (policy, store, stop) = (state.auth.clone(), state.store.clone(), shutdown.clone());
+        let follow = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    m = published.next() => {
+                        if m.is_none() { break }
+                        match policy.reload(&store).await {
+                            Ok(Some(v)) => tracing::info!(version = v, "security policy applied"),
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(error = %e, "reading the security policy failed"),
+                        }
+                    }
+                }
+            }
+        });
         // Retention: purge observations past the configured age, hourly.
         let store = state.store.clone();
         let days = state.config.raw.telemetry.retention_days;
-        Ok(vec![tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => match crate::telemetry::purge(&store, days).await {
-                        Ok(n) if n > 0 => tracing::info!(purged = n, retention_days = days, "telemetry retention applied"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
-                    },
+        Ok(vec![
+            follow,
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tick.tick() => match crate::telemetry::purge(&store, days).await {
+                            Ok(n) if n > 0 => tracing::info!(purged = n, retention_days = days, "telemetry retention applied"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
+                        },
+                    }
                 }
-            }
-        })])
+            }),
+        ])
     }
 }
 
@@ -91,7 +115,7 @@ impl Platform {
         let state = AppState {
             store,
             cipher,
-            auth: Arc::new(AuthSettings::from(&config.raw.security)),
+            auth: crate::policy::Policy::new(&config.raw.security),
             orgs: OrgTree::default(),
             bus: Arc::new(LocalBus::new(config.raw.bus.capacity)),
             metrics: metrics_handle(),

@@ -260,6 +260,8 @@ pub struct ListFilter {
     pub role: Option<Role>,
     /// Substring of username or display name.
     pub q: Option<String>,
+    /// Locked (by an administrator, or a lock-out still running) or not.
+    pub locked: Option<bool>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -275,6 +277,11 @@ pub async fn list(store: &Store, scope: &Scope, f: &ListFilter) -> StoreResult<(
     }
     if let Some(q) = &f.q {
         w.contains(&["username", "display_name"], q);
+    }
+    if let Some(locked) = f.locked {
+        let clause =
+            if locked { "(disabled <> 0 OR locked_until_ms > ?)" } else { "(disabled = 0 AND locked_until_ms <= ?)" };
+        w.and(clause, Arg::I(now_ms()));
     }
     let (rows, total) = fetch_page(store, COLS, "users", &w, "username", f.limit, f.offset).await?;
     let users = rows.iter().map(row_to_user).collect::<StoreResult<Vec<_>>>()?;

@@ -145,13 +145,21 @@ async fn locked_out_user_stays_out_until_unlocked() {
     assert_eq!(v["code"], "account_locked");
     assert!(v["detail"].as_str().unwrap().contains("locked until"), "{v}");
 
-    // The security administrator unlocks; then the right password works.
+    // The security administrator finds the locked account by the filter and unlocks it; then
+    // the right password works.
     let sec = app.login("secadmin").await;
     let id = app.user_id("bus.sun").await;
+    let (_, v) = app.get("/api/users?locked=true", &sec).await;
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["items"][0]["username"], "bus.sun");
+    let (_, v) = app.get("/api/users?locked=false&q=bus.sun", &sec).await;
+    assert_eq!(v["total"], 0, "{v}");
     let (s, _) = app.post(&format!("/api/users/{id}/unlock"), &sec, json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = login(app.password("bus.sun")).await;
     assert_eq!(s, StatusCode::OK);
+    let (_, v) = app.get("/api/users?locked=true", &sec).await;
+    assert_eq!(v["total"], 0, "{v}");
 
     // Failed logins and the lock-out are audited.
     let aud = app.login("auditor").await;

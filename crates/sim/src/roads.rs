@@ -82,3 +82,36 @@ pub const ROADS: &[Road] = &[
         speed_kmh: 60.0,
     },
 ];
+
+/// A rough outline of Wuqing District as (lat, lon), clockwise from the north, for the offline
+/// base map: drawn inside the district's published extent (116°46′–117°19′ E, 39°07′–39°42′ N,
+/// 武清区人民政府 区情概况) at a few kilometres' precision. Not a legal boundary.
+pub const BOUNDARY: &[(f64, f64)] = &[
+    (39.700, 116.970),
+    (39.660, 117.080),
+    (39.600, 117.200),
+    (39.520, 117.310),
+    (39.420, 117.300),
+    (39.330, 117.250),
+    (39.240, 117.180),
+    (39.150, 117.100),
+    (39.130, 117.000),
+    (39.200, 116.930),
+    (39.280, 116.850),
+    (39.380, 116.780),
+    (39.500, 116.770),
+    (39.600, 116.840),
+    (39.670, 116.900),
+];
+
+/// Seats of some of the district's towns and sub-districts (approximate): (Chinese name, English
+/// name, (lat, lon)).
+pub const TOWNS: &[(&str, &str, (f64, f64))] = &[
+    ("杨村街道", "Yangcun", (39.384, 117.050)),
+    ("河西务镇", "Hexiwu", (39.610, 116.980)),
+    ("王庆坨镇", "Wangqingtuo", (39.250, 116.930)),
+    ("崔黄口镇", "Cuihuangkou", (39.530, 117.220)),
+    ("大黄堡镇", "Dahuangbao", (39.400, 117.240)),
+    ("汊沽港镇", "Chagugang", (39.330, 116.930)),
+    ("梅厂镇", "Meichang", (39.450, 117.150)),
+];

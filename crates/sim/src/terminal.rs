@@ -6,7 +6,9 @@
 use crate::drive::Driver;
 use jt808::framing::{FrameSplitter, Split};
 use jt808::location::{DeciKmh, Heading, MicroDegrees};
-use jt808::message::{AuthExtension, Authenticate, GeneralResponse, LocationBatch, Parameter, Register};
+use jt808::message::{
+    AuthExtension, Authenticate, DriverCard, DriverIdentity, GeneralResponse, LocationBatch, Parameter, Register,
+};
 use jt808::{
     AdditionalItem, AlarmFlags, Decoder, Encoder, Header, Location, LocationFix, Message, Phone, StatusFlags, UtcTime,
 };
@@ -48,6 +50,8 @@ pub struct SimTerminal {
     pub interval: Duration,
     /// Plate for registration (empty: the platform uses its binding).
     pub plate: String,
+    /// The driver's IC card, inserted (0x0702) after each authentication.
+    pub card: Option<DriverCard>,
 }
 
 /// Why a simulated terminal's exchange with the gateway failed.
@@ -380,6 +384,16 @@ async fn session(
     let mut link = Link::open(addr, None, &t.phone, t.v2019, 4096).await?;
     stats.connects.fetch_add(1, Ordering::Relaxed);
     link.handshake(&t.phone, t.v2019, &t.plate, &mut kept.auth_code).await?;
+    if let Some(card) = &t.card {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        link.send(&Message::DriverIdentity(DriverIdentity {
+            status: 1,
+            time: Some(jt808::time::UtcTime(now)),
+            read_result: Some(0),
+            card: Some(card.clone()),
+        }))
+        .await?;
+    }
     // What piled up while disconnected goes up as blind-area batches (0x0704, kind 1).
     let mut in_flight: Vec<(u16, Vec<i64>)> = vec![];
     for (times, locations) in blind_area_batches(pending) {

@@ -107,6 +107,7 @@ async fn an_offline_window_sends_nothing_then_uploads_the_gap_as_0704_batches() 
         driver: Driver::new(&ROADS[0], 0.1, Behaviour::default()).with_plan(plan),
         interval: Duration::from_millis(50),
         plate: String::new(),
+        card: None,
     };
     let (stats, stop) = (Arc::new(Stats::default()), CancellationToken::new());
     let t0 = now();
@@ -207,6 +208,7 @@ async fn a_backlog_goes_up_first_as_0704_batches_one_fix_a_second_each_acknowled
         driver: Driver::new(&ROADS[1], 0.3, Behaviour::default()),
         interval: Duration::from_secs(10),
         plate: String::new(),
+        card: None,
     };
     let (stats, stop) = (Arc::new(Stats::default()), CancellationToken::new());
     let t0 = now().floor() as i64;
@@ -315,6 +317,7 @@ async fn parameters_set_before_a_reconnection_are_still_there_after_it() {
         driver: Driver::new(&ROADS[0], 0.3, Behaviour::default()),
         interval: Duration::from_secs(10),
         plate: String::new(),
+        card: None,
     };
     let (stats, stop) = (Arc::new(Stats::default()), CancellationToken::new());
     let task = tokio::spawn(sim::run_with_backlog(addr, term, stats.clone(), stop.clone(), 0));

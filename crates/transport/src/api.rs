@@ -42,6 +42,8 @@ pub struct VehicleQuery {
     pub class: Option<VehicleClass>,
     /// Substring of the plate number.
     pub plate: Option<String>,
+    /// Only vehicles with (true) or without (false) a bound terminal.
+    pub bound: Option<bool>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -55,7 +57,7 @@ async fn list_vehicles(
     Query(q): Query<VehicleQuery>,
 ) -> ApiResult<axum::Json<Paged<Vehicle>>> {
     let (limit, offset) = Page::resolve(q.limit, q.offset)?;
-    let f = registry::VehicleFilter { org_id: q.org_id, class: q.class, plate: q.plate, limit, offset };
+    let f = registry::VehicleFilter { org_id: q.org_id, class: q.class, plate: q.plate, bound: q.bound, limit, offset };
     let (items, total) = registry::list_vehicles(&st.store, &c, &f).await?;
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }

@@ -65,6 +65,23 @@ pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()
     Ok(())
 }
 
+/// The IC card of the demo's `i`-th driver: an invented name and certificate number (18
+/// characters, the shape of a qualification certificate that carries the citizen ID; no real
+/// person's).
+fn demo_card(i: usize) -> jt808::message::DriverCard {
+    const SURNAMES: &[&str] =
+        &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡"];
+    const GIVEN: &[&str] =
+        &["伟", "磊", "军", "勇", "杰", "涛", "强", "斌", "波", "辉", "建国", "志刚", "海峰", "国庆"];
+    jt808::message::DriverCard {
+        name: format!("{}{}", SURNAMES[i % SURNAMES.len()], GIVEN[(i / SURNAMES.len() + i) % GIVEN.len()]),
+        certificate: format!("12011419{:02}0101{:04}", 70 + i % 30, 1000 + i),
+        issuer: "天津市交通运输委员会".into(),
+        valid_until: [0x20, 0x29, 0x12, 0x31],
+        id_card: None,
+    }
+}
+
 /// Drives the demo's simulated terminals against the gateway at `gateway`, over real TCP, until
 /// `shutdown`: trucks and coaches on the expressways and national roads, buses with their stops
 /// and taxis in Yangcun's streets.
@@ -114,6 +131,7 @@ pub async fn drive_fleet(
             driver: Driver::new(road, offset, behaviour),
             interval: std::time::Duration::from_secs(10),
             plate: String::new(),
+            card: Some(demo_card(i)),
         };
         let (st, stop) = (stats.clone(), shutdown.clone());
         // Staggered, so that two hundred terminals do not register in the same millisecond.

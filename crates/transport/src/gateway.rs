@@ -552,6 +552,11 @@ impl<'g> Conn<'g> {
                 reply(&mut self.encoder, &h, h.msg_id, OK, out);
                 Ok(())
             }
+            Message::DriverIdentity(d) => {
+                self.driver_identity(&d);
+                reply(&mut self.encoder, &h, h.msg_id, OK, out);
+                Ok(())
+            }
             Message::Raw { .. } => {
                 reply(&mut self.encoder, &h, h.msg_id, UNSUPPORTED, out);
                 Ok(())
@@ -679,6 +684,17 @@ impl<'g> Conn<'g> {
         self.commands = Some(rx);
         reply(&mut self.encoder, h, h.msg_id, OK, out);
         Ok(())
+    }
+
+    /// 0x0702: a driver's IC card inserted (and read) or removed; the live state shows who drives.
+    fn driver_identity(&self, d: &jt808::message::DriverIdentity) {
+        let Some(vid) = self.terminal.as_ref().and_then(|t| t.vehicle_id.as_deref()) else { return };
+        let driver = match (d.status, d.read_result, &d.card) {
+            (1, Some(0), Some(c)) => Some(crate::live::DriverOnDuty::new(&c.name, &c.certificate)),
+            (1, ..) => return, // a card that could not be read changes nothing
+            _ => None,
+        };
+        self.gw.live.set_driver(vid, driver);
     }
 
     async fn store(&mut self, h: &Header, locs: Vec<Location>, out: &mut Vec<u8>) -> Result<(), &'static str> {

@@ -8,6 +8,7 @@
 pub mod alerting;
 pub mod api;
 pub mod assessment;
+pub mod basemap;
 pub mod command;
 pub mod demo;
 pub mod gateway;
@@ -323,6 +324,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
     fn routes(&self) -> OpenApiRouter<AppState> {
         api::routes()
             .merge(assessment::routes())
+            .merge(basemap::routes())
             .merge(rules_api::routes())
             .layer(axum::Extension(self.live.clone()))
             .layer(axum::Extension(self.connections.clone()))

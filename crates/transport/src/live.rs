@@ -22,8 +22,24 @@ pub struct LiveVehicle {
     pub position: Option<Position>,
     /// RFC 3339 of the last message of any kind from the terminal.
     pub last_seen: Option<String>,
+    /// The driver signed in on the terminal's IC card reader (0x0702), while the card is in.
+    pub driver: Option<DriverOnDuty>,
     /// Increases with every change of this vehicle's live state (for streaming changes).
     pub version: u64,
+}
+
+/// A driver as the monitoring map shows them: the name on the card and the qualification
+/// certificate number masked (it is often the citizen ID number).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DriverOnDuty {
+    pub name: String,
+    pub certificate: String,
+}
+
+impl DriverOnDuty {
+    pub fn new(name: &str, certificate: &str) -> Self {
+        Self { name: name.to_owned(), certificate: kernel::crypto::mask_citizen_id(certificate) }
+    }
 }
 
 /// Filters of the live list; `bbox` is `[min_lon, min_lat, max_lon, max_lat]`.
@@ -64,6 +80,7 @@ impl LiveMap {
                 online: false,
                 position: None,
                 last_seen: None,
+                driver: None,
                 version: 0,
             });
             e.org_id = v.org_id.clone();
@@ -92,6 +109,18 @@ impl LiveMap {
                 e.online = online;
                 e.last_seen = Some(kernel::store::ms_to_rfc3339(at_ms));
                 e.version = self.tick();
+            }
+        }
+    }
+
+    /// A driver's card was inserted (`Some`) or removed (`None`).
+    pub fn set_driver(&self, vehicle_id: &str, driver: Option<DriverOnDuty>) {
+        if let Ok(mut m) = self.inner.write() {
+            if let Some(e) = m.get_mut(vehicle_id) {
+                if e.driver != driver {
+                    e.driver = driver;
+                    e.version = self.tick();
+                }
             }
         }
     }

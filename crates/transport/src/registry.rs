@@ -169,6 +169,8 @@ pub struct VehicleFilter {
     pub class: Option<VehicleClass>,
     /// Substring of the plate.
     pub plate: Option<String>,
+    /// With (true) or without (false) a bound terminal.
+    pub bound: Option<bool>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -186,6 +188,11 @@ pub async fn list_vehicles(store: &Store, c: &Caller, f: &VehicleFilter) -> ApiR
     }
     if let Some(p) = &f.plate {
         w.contains(&["v.plate"], &p.to_uppercase());
+    }
+    match f.bound {
+        Some(true) => _ = w.and_fixed("t.id IS NOT NULL"),
+        Some(false) => _ = w.and_fixed("t.id IS NULL"),
+        None => {}
     }
     let (rows, total) = fetch_page(store, VEHICLE_COLS, VEHICLE_FROM, &w, "v.plate", f.limit, f.offset).await?;
     Ok((rows.iter().map(row_to_vehicle).collect::<StoreResult<_>>()?, total))

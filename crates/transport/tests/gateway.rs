@@ -318,6 +318,7 @@ async fn simulated_terminals_drive_and_are_acknowledged() {
             driver: sim::Driver::new(&sim::roads::ROADS[i], 0.3, sim::Behaviour::default()),
             interval: Duration::from_millis(200),
             plate: String::new(),
+            card: None,
         };
         tasks.push(tokio::spawn(sim::run(addr, term, stats.clone(), stop.clone())));
     }
@@ -502,6 +503,7 @@ async fn parameters_set_through_the_api_are_read_back_from_a_simulated_terminal(
         driver: sim::Driver::new(&sim::roads::ROADS[0], 0.3, sim::Behaviour::default()),
         interval: Duration::from_secs(5),
         plate: String::new(),
+        card: None,
     };
     let task = tokio::spawn(sim::run(addr, term, Arc::new(sim::Stats::default()), stop.clone()));
     online(&module, 1).await;
@@ -901,6 +903,7 @@ async fn the_demo_scenario_files_speeders_raise_overspeed_alarms_handled_on_the_
             driver,
             interval: Duration::from_secs(5),
             plate: String::new(),
+            card: None,
         };
         tokio::spawn(sim::run_with_backlog(addr, term, stats.clone(), sims.clone(), 600));
     }
@@ -952,4 +955,42 @@ async fn the_demo_scenario_files_speeders_raise_overspeed_alarms_handled_on_the_
     let (s, v) = app.post(&format!("/api/alarms/{id}/close"), &op, serde_json::json!({})).await;
     assert_eq!((s, v["status"].as_str()), (axum::http::StatusCode::OK, Some("closed")), "{v}");
     stop.cancel();
+}
+
+#[tokio::test]
+async fn a_drivers_card_shows_who_drives_with_the_certificate_masked() {
+    let (app, module, addr) = start().await;
+    let stop = kernel::platform::CancellationToken::new();
+    let card = jt808::message::DriverCard {
+        name: "王建国".into(),
+        certificate: "120114198001011234".into(),
+        issuer: "天津市交通运输委员会".into(),
+        valid_until: [0x20, 0x29, 0x12, 0x31],
+        id_card: None,
+    };
+    let term = sim::SimTerminal {
+        phone: "13900000011".into(),
+        v2019: false,
+        driver: sim::Driver::new(&sim::roads::ROADS[0], 0.5, sim::Behaviour::default()),
+        interval: Duration::from_secs(5),
+        plate: String::new(),
+        card: Some(card),
+    };
+    let task = tokio::spawn(sim::run(addr, term, Arc::new(sim::Stats::default()), stop.clone()));
+    online(&module, 1).await;
+    let op = app.login("shunda.zhao").await;
+    let vid = vehicle_of(&app, &op, "13900000011").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let driver = loop {
+        let (_, live) = app.get("/api/transport/live", &op).await;
+        let v = live.as_array().unwrap().iter().find(|v| v["vehicle_id"] == vid.as_str()).cloned().unwrap();
+        if !v["driver"].is_null() {
+            break v["driver"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the driver appears: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(driver, serde_json::json!({"name": "王建国", "certificate": "120114********1234"}));
+    stop.cancel();
+    let _ = task.await;
 }

@@ -90,6 +90,11 @@ async fn scoping_and_binding(app: TestApp) {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, v) = app.get(&format!("/api/transport/vehicles/{vid}"), &shunda).await;
     assert_eq!(v["terminal_phone"], "13912345678");
+    let (_, bound) = app.get("/api/transport/vehicles?bound=true&limit=500", &shunda).await;
+    let (_, unbound) = app.get("/api/transport/vehicles?bound=false&limit=500", &shunda).await;
+    let (_, all) = app.get("/api/transport/vehicles?limit=1", &shunda).await;
+    assert!(plates(&bound).contains(&"津C99999".to_string()) && !plates(&unbound).contains(&"津C99999".to_string()));
+    assert_eq!(bound["total"].as_i64().unwrap() + unbound["total"].as_i64().unwrap(), all["total"].as_i64().unwrap());
     let (s, v) = app.post("/api/transport/terminals", &shunda, json!({"phone": "13912345679"})).await;
     assert_eq!(s, StatusCode::CREATED);
     let t2 = v["id"].as_str().unwrap().to_string();

@@ -486,6 +486,7 @@ async fn sim_run(
             driver,
             interval: std::time::Duration::from_millis(interval_ms.max(10)),
             plate: String::new(),
+            card: None,
         };
         let (st, s) = (stats.clone(), stop.clone());
         // Spread the starts over one interval so that reports do not arrive in lockstep.
@@ -664,7 +665,7 @@ async fn user(platform: &Platform, cmd: UserCmd) -> anyhow::Result<()> {
             let created = kernel::users::create(
                 &st.store,
                 &st.cipher,
-                st.auth.password_min_length,
+                st.auth.get().password_min_length,
                 Actor::cli("user add"),
                 kernel::users::NewUser {
                     display_name: name.unwrap_or_else(|| username.clone()),
@@ -691,7 +692,7 @@ async fn user(platform: &Platform, cmd: UserCmd) -> anyhow::Result<()> {
                 Actor::cli("user passwd"),
                 &u,
                 &pw,
-                st.auth.password_min_length,
+                st.auth.get().password_min_length,
                 true,
             )
             .await

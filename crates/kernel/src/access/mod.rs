@@ -76,8 +76,8 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::SystemAdmin => &[OrgRead, OrgWrite, UserRead, UserWrite, TokenAdmin],
-            Role::SecurityAdmin => &[OrgRead, UserRead, UserGrant, UserLock],
+            Role::SystemAdmin => &[OrgRead, OrgWrite, UserRead, UserWrite, TokenAdmin, PolicyRead],
+            Role::SecurityAdmin => &[OrgRead, UserRead, UserGrant, UserLock, PolicyRead, PolicyWrite],
             Role::AuditAdmin => &[AuditRead],
             Role::Regulator => &[OrgRead, UserRead],
             Role::Operator => &[OrgRead, UserRead],
@@ -105,6 +105,10 @@ pub enum Permission {
     UserLock,
     /// List and revoke anyone's API tokens.
     TokenAdmin,
+    /// Read the security policy (lock-out, sessions, passwords, second factor).
+    PolicyRead,
+    /// Publish the security policy.
+    PolicyWrite,
     AuditRead,
 }
 

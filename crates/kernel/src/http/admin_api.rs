@@ -48,7 +48,7 @@ async fn denied(
     ApiError { audited: true, ..err }
 }
 
-async fn require(
+pub(crate) async fn require(
     state: &AppState,
     c: &crate::access::Caller,
     p: Permission,
@@ -144,6 +144,8 @@ pub struct UserQuery {
     pub role: Option<Role>,
     /// Substring of username or display name.
     pub q: Option<String>,
+    /// Only locked (true: by an administrator or a lock-out still running) or unlocked accounts.
+    pub locked: Option<bool>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -169,7 +171,8 @@ async fn list_users(
     if q.q.as_ref().is_some_and(|s| s.chars().count() > 64) {
         return Err(ApiError::field(Code::InvalidQuery, "q", "at most 64 characters"));
     }
-    let f = users::ListFilter { org_id: q.org_id.clone(), role: q.role, q: q.q.clone(), limit, offset };
+    let f =
+        users::ListFilter { org_id: q.org_id.clone(), role: q.role, q: q.q.clone(), locked: q.locked, limit, offset };
     let (list, total) = users::list(&state.store, &c.scope, &f).await?;
     let items: Vec<UserView> = list.iter().map(|u| u.view(&state.cipher, false)).collect();
     // Reading personal data (names, masked identifiers) is audited: one record per request.
@@ -202,7 +205,7 @@ async fn create_user(
     let created = users::create(
         &state.store,
         &state.cipher,
-        state.auth.password_min_length,
+        state.auth.get().password_min_length,
         Actor::of(&c),
         new,
         Default::default(),
@@ -317,7 +320,7 @@ async fn reset_password(
         return Err(ApiError::forbidden("administrator passwords are reset on the server with `wuqing user passwd`"));
     }
     let pw = crate::access::password::generate();
-    users::set_password(&state.store, Actor::of(&c), &u, &pw, state.auth.password_min_length, true).await?;
+    users::set_password(&state.store, Actor::of(&c), &u, &pw, state.auth.get().password_min_length, true).await?;
     auth::revoke_all_for_user(&state.store, &id).await?;
     Ok(axum::Json(PasswordReset { initial_password: pw }))
 }

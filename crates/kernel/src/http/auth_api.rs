@@ -58,9 +58,16 @@ async fn login(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let ok =
-        auth::login(&state.store, &state.cipher, &state.auth, &req.username, &req.password, req.totp.as_deref(), ip)
-            .await?;
+    let ok = auth::login(
+        &state.store,
+        &state.cipher,
+        &state.auth.get(),
+        &req.username,
+        &req.password,
+        req.totp.as_deref(),
+        ip,
+    )
+    .await?;
     let max_age = ok.expires_ms.saturating_sub(crate::store::now_ms()) / 1000;
     let body = LoginResponse {
         token: ok.token.clone(),
@@ -121,7 +128,7 @@ async fn me(State(state): State<AppState>, AuthAny(c): AuthAny) -> ApiResult<axu
         token_scope: c.token_scope,
         via_token: c.via_token,
         clearance: c.clearance,
-        second_factor_required: auth::needs_second_factor(c.role, &state.auth),
+        second_factor_required: auth::needs_second_factor(c.role, &state.auth.get()),
     }))
 }
 
@@ -171,7 +178,7 @@ async fn change_password(
         crate::audit::Actor::of(&c),
         &u,
         &req.new_password,
-        state.auth.password_min_length,
+        state.auth.get().password_min_length,
         false,
     )
     .await?;

@@ -4,10 +4,11 @@
 
 mod admin_api;
 mod auth_api;
+mod policy_api;
 mod system_api;
 
 use crate::access::{Caller, Restriction, TokenScope};
-use crate::auth::{self, AuthSettings};
+use crate::auth;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::crypto::FieldCipher;
@@ -37,7 +38,8 @@ pub struct AppState {
     pub store: Store,
     pub cipher: FieldCipher,
     pub config: Arc<Config>,
-    pub auth: Arc<AuthSettings>,
+    /// The security policy in force (`crate::policy`).
+    pub auth: crate::policy::Policy,
     pub orgs: OrgTree,
     pub bus: Arc<dyn Bus>,
     pub metrics: PrometheusHandle,
@@ -187,7 +189,7 @@ async fn resolve_caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiEr
     let Some(token) = credential_of(parts) else {
         return Err(ApiError::new(Code::Unauthenticated, "sign in first (请先登录)"));
     };
-    let caller = auth::authenticate(&state.store, &state.orgs, &state.auth, &token, client_ip(parts)).await?;
+    let caller = auth::authenticate(&state.store, &state.orgs, &state.auth.get(), &token, client_ip(parts)).await?;
     if let Some(slot) = parts.extensions.get::<CallerSlot>() {
         if let Ok(mut g) = slot.0.lock() {
             *g = Some(caller.clone());
@@ -253,7 +255,11 @@ impl utoipa::Modify for SecurityAddon {
 
 /// The kernel's own routes.
 pub fn kernel_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth_api::routes()).merge(admin_api::routes()).merge(system_api::routes())
+    OpenApiRouter::new()
+        .merge(auth_api::routes())
+        .merge(admin_api::routes())
+        .merge(policy_api::routes())
+        .merge(system_api::routes())
 }
 
 /// A file of the web console.
@@ -273,7 +279,7 @@ pub trait Console: Send + Sync + 'static {
 }
 
 /// Serves the console, or the API's 404 problem for unknown API paths.
-async fn console_or_not_found(console: Option<Arc<dyn Console>>, req: Request) -> Response {
+async fn console_or_not_found(console: Option<Arc<dyn Console>>, csp: Arc<str>, req: Request) -> Response {
     let path = req.uri().path();
     let is_api = path == "/api" || path.starts_with("/api/") || path == "/metrics";
     let readable = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
@@ -294,15 +300,21 @@ async fn console_or_not_found(console: Option<Arc<dyn Console>>, req: Request) -
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::REFERRER_POLICY, "same-origin"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' data: blob: https:; style-src 'self' 'unsafe-inline'; \
-                 connect-src 'self' ws: wss:; worker-src 'self' blob:; frame-ancestors 'none'",
-            ),
         ],
+        [(header::CONTENT_SECURITY_POLICY, &*csp)],
         f.body,
     )
         .into_response()
+}
+
+/// The console's Content-Security-Policy: its own origin only, plus the map tile service's
+/// origin when one is configured (map libraries fetch tiles, so it must be in `connect-src`).
+pub fn console_csp(config: &crate::config::ConsoleConfig) -> String {
+    let tiles = config.tile_origin().map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self' 'unsafe-inline'; \
+         connect-src 'self' ws: wss:{tiles}; worker-src 'self' blob:; frame-ancestors 'none'"
+    )
 }
 
 /// Builds the whole application: every module's routes, the OpenAPI document, the layers.
@@ -317,9 +329,10 @@ pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Route
     let _ = state.openapi.set(json);
     let limit = state.config.raw.server.body_limit_bytes;
     let timeout = std::time::Duration::from_secs(state.config.raw.server.request_timeout_secs);
+    let csp: Arc<str> = console_csp(&state.config.raw.console).into();
     router
         .route("/metrics", axum::routing::get(system_api::metrics))
-        .fallback(move |req: Request| console_or_not_found(console.clone(), req))
+        .fallback(move |req: Request| console_or_not_found(console.clone(), csp.clone(), req))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(problem_for_bare_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit_refusals))
