@@ -106,7 +106,26 @@ fn nearest_on_road(road: &Road, p: (f64, f64)) -> (usize, f64, (f64, f64), f64) 
     best
 }
 
+/// How far along `road` (0–1) its point nearest to `p` (lat, lon) lies: where a driver that
+/// last reported at `p` goes on from.
+pub fn offset_of(road: &Road, p: (f64, f64)) -> f64 {
+    let (seg, along, _, _) = nearest_on_road(road, p);
+    let before: f64 = road.points.windows(2).take(seg).map(|w| seg_len_m(w[0], w[1])).sum();
+    let total: f64 = road.points.windows(2).map(|w| seg_len_m(w[0], w[1])).sum();
+    if total > 0.0 { ((before + along) / total).clamp(0.0, 1.0) } else { 0.0 }
+}
+
 impl Driver {
+    /// Goes on from where a terminal last reported, `p` (lat, lon) with its odometer, instead of
+    /// starting afresh: a restarted simulator does not make its vehicles jump.
+    pub fn resume(road: &'static Road, p: (f64, f64), odometer_km: Option<f64>, behaviour: Behaviour) -> Self {
+        let mut d = Driver::new(road, offset_of(road, p), behaviour);
+        if let Some(km) = odometer_km {
+            d.odometer_km = km;
+        }
+        d
+    }
+
     /// Starts `offset` (0–1) of the way along `road`.
     pub fn new(road: &'static Road, offset: f64, behaviour: Behaviour) -> Self {
         let total: f64 = road.points.windows(2).map(|w| seg_len_m(w[0], w[1])).sum();
@@ -348,5 +367,24 @@ mod tests {
             d.speed_kmh == 0.0
         });
         assert!(stops.count() >= 5);
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::roads::ROADS;
+
+    #[test]
+    fn a_resumed_driver_starts_where_the_last_report_was() {
+        let road = &ROADS[0];
+        for offset in [0.0, 0.25, 0.6, 1.0] {
+            let d = Driver::new(road, offset, Behaviour::default());
+            let p = d.position();
+            let r = Driver::resume(road, p, Some(12_345.6), Behaviour::default());
+            let q = r.position();
+            assert!(seg_len_m(p, q) < 1.0, "offset {offset}: {p:?} became {q:?}");
+            assert!((offset_of(road, p) - offset).abs() < 1e-6);
+        }
     }
 }

@@ -92,7 +92,7 @@ pub async fn drive_fleet(
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     use sim::{Behaviour, Driver, SimTerminal, roads::ROADS};
     let rows = sqlx::query(&state.store.sql(
-        "SELECT t.phone AS phone, v.class AS class FROM transport_terminals t JOIN transport_vehicles v ON v.id = t.vehicle_id \
+        "SELECT t.phone AS phone, v.class AS class, v.id AS vehicle_id FROM transport_terminals t JOIN transport_vehicles v ON v.id = t.vehicle_id \
          WHERE t.phone LIKE $1 ORDER BY t.phone",
     ))
     .bind(format!("{SIMULATED_PREFIX}%"))
@@ -103,6 +103,7 @@ pub async fn drive_fleet(
     for (i, r) in rows.iter().enumerate() {
         let phone: String = kernel::store::col(r, "phone")?;
         let class: String = kernel::store::col(r, "class")?;
+        let vehicle_id: String = kernel::store::col(r, "vehicle_id")?;
         let class = VehicleClass::parse(&class).unwrap_or(VehicleClass::HeavyGoods);
         let (roads, behaviour): (&[usize], Behaviour) = match class {
             VehicleClass::DangerousGoods | VehicleClass::HeavyGoods => (&[0, 1, 2, 7, 5], Behaviour::default()),
@@ -124,11 +125,16 @@ pub async fn drive_fleet(
                 behaviour.speed_factor = (0.97 * lawful / (road.speed_kmh * 1.08)).min(1.0);
             }
         }
-        let offset = (i as f64 * 0.137).fract();
+        // After a restart each vehicle goes on from its last report, rather than jumping to its
+        // starting point (which the rules would rightly call a position drift).
+        let driver = match crate::positions::latest(&state.store, &vehicle_id).await? {
+            Some(p) => Driver::resume(road, (p.lat, p.lon), p.mileage_km, behaviour),
+            None => Driver::new(road, (i as f64 * 0.137).fract(), behaviour),
+        };
         let term = SimTerminal {
             phone,
             v2019: i % 2 == 1,
-            driver: Driver::new(road, offset, behaviour),
+            driver,
             interval: std::time::Duration::from_secs(10),
             plate: String::new(),
             card: Some(demo_card(i)),
