@@ -4,51 +4,17 @@
 // alarm appears on the desk without a reload, is handled and closed; a wrong password and a
 // lock-out are shown as the API's messages. Exits non-zero on the first failure.
 // Usage: node e2e/console.test.mjs BASE_URL DATA_DIR
-import { chromium } from 'playwright-core'
-import { readFileSync } from 'node:fs'
-import { createHmac } from 'node:crypto'
-
-/// RFC 6238 (SHA-1, 30 s, 6 digits), as an authenticator app computes it.
-function totp(secret, at = Date.now()) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-  let bits = ''
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0')
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)))
-  const counter = Buffer.alloc(8)
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)))
-  const h = createHmac('sha1', key).update(counter).digest()
-  const o = h[h.length - 1] & 0xf
-  return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0')
-}
-
-const [base, data] = process.argv.slice(2)
-const field = (file, key, col) =>
-  readFileSync(`${data}/${file}`, 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[col] === key)
-const password = (user) => field('demo-accounts.txt', user, 1)[2]
-const deviceSecret = (code) => field('demo-devices.txt', code, 0)[1]
+import { base, password, deviceSecret, token, get, launch, newPage, step, totp } from './lib.mjs'
 
 /// A vehicle of the city bus company, read through the API as its own operator.
 async function busVehicle() {
-  const r = await fetch(`${base}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'bus.sun', password: password('bus.sun') }),
-  })
-  const { token } = await r.json()
-  const v = await (await fetch(`${base}/api/transport/vehicles?limit=1`, { headers: { authorization: `Bearer ${token}` } })).json()
-  return v.items[0]
+  return (await get(await token('bus.sun'), '/api/transport/vehicles?limit=1')).items[0]
 }
 const foreign = await busVehicle()
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-})
-const step = (what) => console.log(`- ${what}`)
+const browser = await launch()
 try {
-  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } })
-  const crashes = []
-  page.on('pageerror', (e) => crashes.push(String(e)))
+  const page = await newPage(browser)
 
   step('an unknown page without a session leads to the login')
   await page.goto(`${base}/alarms`)
@@ -147,7 +113,7 @@ try {
   if (!/\*{4}/.test(await drRow.textContent())) throw new Error('a phone number is shown unmasked')
   if (await page.getByRole('link', { name: '审计日志' }).count()) throw new Error('the system administrator sees the audit log')
 
-  if (crashes.length) throw new Error(`page errors: ${crashes.join('; ')}`)
+  page.check()
   console.log('console end-to-end: ok')
 } finally {
   await browser.close()

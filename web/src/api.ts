@@ -33,6 +33,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 export interface Me {
   user: { id: string; username: string; display_name: string; org_id: string; role: string }
   role_label: [string, string]
+  permissions: string[]
   restriction: 'password_change' | 'totp_setup' | null
 }
 

@@ -65,6 +65,11 @@ const zh = {
   terminal: '终端手机号',
   registered: '登记时间',
   all: '全部',
+  orgs: '组织机构',
+  tokens: '接口令牌',
+  security: '安全设置',
+  map: '实时监控',
+  terminals: '终端',
 }
 type Dict = typeof zh
 const en: Partial<Dict> = {
@@ -126,6 +131,11 @@ const en: Partial<Dict> = {
   terminal: 'Terminal phone',
   registered: 'Registered',
   all: 'All',
+  orgs: 'Organisations',
+  tokens: 'API tokens',
+  security: 'Security',
+  map: 'Live map',
+  terminals: 'Terminals',
 }
 
 export function t(key: keyof Dict): string {
@@ -201,4 +211,10 @@ export function label(code: string): string {
 /// A time as the district reads it: Beijing time, in the console's language.
 export function when(iso: string): string {
   return new Date(iso).toLocaleString(lang.value === 'en' ? 'en-GB' : 'zh-CN', { timeZone: 'Asia/Shanghai', hour12: false })
+}
+
+/// A page's own texts, as [Chinese, English] pairs, so that each page carries the words only it
+/// uses: `const m = messages({ title: ['地图', 'Map'] })`, then `m('title')` in the template.
+export function messages<K extends string>(dict: Record<K, [string, string]>): (key: K) => string {
+  return (key: K) => dict[key][lang.value === 'en' ? 1 : 0]
 }

@@ -1,24 +1,26 @@
 import { createRouter, createWebHistory } from 'vue-router'
 import { me, checked, loadMe } from './session'
 import Login from './pages/Login.vue'
-import Overview from './pages/Overview.vue'
-import Alarms from './pages/Alarms.vue'
-import Vehicles from './pages/Vehicles.vue'
-import Vehicle from './pages/Vehicle.vue'
-import Audit from './pages/Audit.vue'
-import Users from './pages/Users.vue'
 import NotFound from './pages/NotFound.vue'
 
+// Pages load when first opened: the maps (MapLibre) and charts (ECharts) are most of the code,
+// and the login page should not wait for them.
 export const router = createRouter({
   history: createWebHistory(),
   routes: [
     { path: '/login', component: Login, meta: { public: true } },
-    { path: '/', component: Overview },
-    { path: '/alarms', component: Alarms },
-    { path: '/vehicles', component: Vehicles },
-    { path: '/vehicles/:id', component: Vehicle },
-    { path: '/audit', component: Audit },
-    { path: '/users', component: Users },
+    { path: '/', component: () => import('./pages/Overview.vue') },
+    { path: '/alarms', component: () => import('./pages/Alarms.vue') },
+    { path: '/vehicles', component: () => import('./pages/Vehicles.vue') },
+    { path: '/map', component: () => import('./pages/Map.vue') },
+    { path: '/vehicles/:id', component: () => import('./pages/Vehicle.vue') },
+    { path: '/vehicles/:id/track', component: () => import('./pages/Track.vue') },
+    { path: '/terminals', component: () => import('./pages/Terminals.vue') },
+    { path: '/orgs', component: () => import('./pages/Orgs.vue') },
+    { path: '/tokens', component: () => import('./pages/Tokens.vue') },
+    { path: '/security', component: () => import('./pages/Security.vue') },
+    { path: '/audit', component: () => import('./pages/Audit.vue') },
+    { path: '/users', component: () => import('./pages/Users.vue') },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })

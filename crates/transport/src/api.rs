@@ -68,10 +68,13 @@ async fn list_vehicles(
     security(("session" = []), ("bearer" = [])))]
 async fn create_vehicle(
     State(st): State<AppState>,
+    Extension(live): Extension<LiveMap>,
     Auth(c): Auth,
     Json(new): Json<NewVehicle>,
 ) -> ApiResult<(StatusCode, axum::Json<Vehicle>)> {
-    Ok((StatusCode::CREATED, axum::Json(registry::create_vehicle(&st.store, &c, new).await?)))
+    let v = registry::create_vehicle(&st.store, &c, new).await?;
+    live.register(&v);
+    Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
 /// One vehicle, if in the caller's scope.
@@ -91,11 +94,14 @@ async fn get_vehicle(
     security(("session" = []), ("bearer" = [])))]
 async fn update_vehicle(
     State(st): State<AppState>,
+    Extension(live): Extension<LiveMap>,
     Auth(c): Auth,
     Path(id): Path<String>,
     Json(p): Json<VehiclePatch>,
 ) -> ApiResult<axum::Json<Vehicle>> {
-    registry::update_vehicle(&st.store, &c, &id, p).await.map(axum::Json)
+    let v = registry::update_vehicle(&st.store, &c, &id, p).await?;
+    live.register(&v);
+    Ok(axum::Json(v))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

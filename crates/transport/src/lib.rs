@@ -351,7 +351,36 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                 }
             }
         }
-        let mut tasks = vec![];
+        // Every minute the registry is read again: vehicles registered or changed on another node
+        // (this node's API registers its own at once) join the live state.
+        let mut tasks = vec![{
+            let (live, store, stop) = (self.live.clone(), state.store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            let mut offset = 0;
+                            loop {
+                                match registry::all_vehicles(&store, 500, offset).await {
+                                    Ok((page, _)) if !page.is_empty() => {
+                                        offset += page.len() as i64;
+                                        page.iter().for_each(|v| live.register(v));
+                                    }
+                                    Ok(_) => break,
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "re-reading the vehicle registry failed");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+        }];
         if let Some(addr) = self.jt808 {
             // A busy port must not stop the platform (the demo runs on machines where anything
             // may hold 6808): the gateway is then off, and says so.

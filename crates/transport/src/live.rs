@@ -69,7 +69,8 @@ impl LiveMap {
         self.clock.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Adds or refreshes a vehicle's registry facts, keeping its live data.
+    /// Adds or refreshes a vehicle's registry facts, keeping its live data. Only a change takes a
+    /// new version (a periodic re-read of the registry sends streams nothing when nothing changed).
     pub fn register(&self, v: &Vehicle) {
         if let Ok(mut m) = self.inner.write() {
             let e = m.entry(v.id.clone()).or_insert_with(|| LiveVehicle {
@@ -83,10 +84,12 @@ impl LiveMap {
                 driver: None,
                 version: 0,
             });
-            e.org_id = v.org_id.clone();
-            e.plate = v.plate.clone();
-            e.class = v.class;
-            e.version = self.tick();
+            if e.version == 0 || e.org_id != v.org_id || e.plate != v.plate || e.class != v.class {
+                e.org_id = v.org_id.clone();
+                e.plate = v.plate.clone();
+                e.class = v.class;
+                e.version = self.tick();
+            }
         }
     }
 
@@ -98,6 +101,8 @@ impl LiveMap {
                     e.position = Some(p.clone());
                     e.version = self.tick();
                 }
+                // Heard from now, whatever the position's own time (a late batch too).
+                e.last_seen = Some(kernel::store::ms_to_rfc3339(p.received_ms));
             }
         }
     }

@@ -41,6 +41,10 @@ async fn scoping_and_binding(app: TestApp) {
     let (s, v) = app.post("/api/transport/vehicles", &shunda, json!({"plate": "津C99999", "plate_colour": "yellow", "class": "dangerous_goods", "vin": "LGAX2A136D1002345"})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let vid = v["id"].as_str().unwrap().to_string();
+    // On the live map at once, offline until its terminal speaks.
+    let (_, live) = app.get("/api/transport/live", &shunda).await;
+    let entry = live.as_array().unwrap().iter().find(|x| x["vehicle_id"] == vid.as_str()).cloned();
+    assert_eq!(entry.map(|e| (e["plate"].clone(), e["online"].clone())), Some((json!("津C99999"), json!(false))));
     let (s, _) = app
         .post(
             "/api/transport/vehicles",
