@@ -4,6 +4,7 @@
 // alarm appears on the desk without a reload, is handled and closed; a wrong password and a
 // lock-out are shown as the API's messages. Exits non-zero on the first failure.
 // Usage: node e2e/console.test.mjs BASE_URL DATA_DIR
+import { renderSVG } from 'uqr'
 import { base, password, deviceSecret, token, get, launch, newPage, step, totp } from './lib.mjs'
 
 /// A vehicle of the city bus company, read through the API as its own operator.
@@ -90,6 +91,11 @@ try {
   await page.getByRole('button', { name: '登录' }).click()
   await page.getByRole('button', { name: '生成密钥' }).click()
   const secret = (await page.getByTestId('totp-secret').textContent()).trim()
+  // The QR code is the otpauth link that names this secret, drawn as the console draws it.
+  const uri = await page.getByRole('link', { name: '用身份验证器打开' }).getAttribute('href')
+  if (!uri.startsWith('otpauth://totp/') || !uri.includes(`secret=${secret}`)) throw new Error(`otpauth link: ${uri}`)
+  const qr = await page.getByRole('img', { name: '用身份验证器扫描此二维码' }).getAttribute('src')
+  if (decodeURIComponent(qr.replace(/^data:image\/svg\+xml;charset=utf-8,/, '')) !== renderSVG(uri)) throw new Error('the QR code is not the otpauth link')
   await page.getByLabel('动态口令').fill(totp(secret))
   await page.getByRole('button', { name: '绑定并进入' }).click()
   await page.waitForURL(`${base}/audit`)

@@ -34,6 +34,7 @@ export interface Me {
   user: { id: string; username: string; display_name: string; org_id: string; role: string }
   role_label: [string, string]
   permissions: string[]
+  password_min_length: number
   restriction: 'password_change' | 'totp_setup' | null
 }
 

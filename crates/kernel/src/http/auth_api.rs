@@ -112,6 +112,8 @@ pub struct Me {
     pub via_token: bool,
     pub clearance: Classification,
     pub second_factor_required: bool,
+    /// The security policy's minimum password length, for the password change form's hint.
+    pub password_min_length: usize,
 }
 
 /// Who am I: the caller's account, role, permissions and any pending restriction.
@@ -129,6 +131,7 @@ async fn me(State(state): State<AppState>, AuthAny(c): AuthAny) -> ApiResult<axu
         via_token: c.via_token,
         clearance: c.clearance,
         second_factor_required: auth::needs_second_factor(c.role, &state.auth.get()),
+        password_min_length: state.auth.get().password_min_length,
     }))
 }
 
