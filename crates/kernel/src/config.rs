@@ -22,6 +22,30 @@ pub struct RawConfig {
     pub log: LogConfig,
     pub mqtt: MqttConfig,
     pub console: ConsoleConfig,
+    pub files: FilesConfig,
+}
+
+/// The file store (`crate::files`): evidence, archives, documents attached to records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Where the blobs live (content-addressed, `ab/cd/<sha256>`). Empty: `DATA_DIR/files`.
+    /// Back it up with the database: a row without its blob cannot be served.
+    pub dir: Option<PathBuf>,
+    /// Largest file accepted, in bytes (larger uploads are refused with 413).
+    pub max_bytes: u64,
+    /// Media types accepted. Each must be one the store can recognise by its content
+    /// (`crate::files::KINDS`): a declared type is never trusted on its own.
+    pub allowed_types: Vec<String>,
+}
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: 20 * 1024 * 1024,
+            allowed_types: crate::files::KINDS.iter().map(|k| k.media_type.to_string()).collect(),
+        }
+    }
 }
 
 /// The web console's settings that the browser reads (`GET /api/console/settings`).
@@ -160,6 +184,7 @@ impl Default for RawConfig {
             log: LogConfig::default(),
             mqtt: MqttConfig::default(),
             console: ConsoleConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -391,6 +416,26 @@ impl RawConfig {
         if !(0.0..=22.0).contains(&c.map_zoom) {
             return Err(ConfigError::Invalid { key: "console.map_zoom", reason: "0 to 22".into() });
         }
+        let f = &self.files;
+        if !(1..=crate::files::MAX_BYTES_LIMIT).contains(&f.max_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "files.max_bytes",
+                reason: format!("1 to {} bytes", crate::files::MAX_BYTES_LIMIT),
+            });
+        }
+        if f.allowed_types.is_empty() {
+            return Err(ConfigError::Invalid { key: "files.allowed_types", reason: "name at least one type".into() });
+        }
+        if let Some(t) = f.allowed_types.iter().find(|t| crate::files::kind_of(t).is_none()) {
+            let known: Vec<&str> = crate::files::KINDS.iter().map(|k| k.media_type).collect();
+            return Err(ConfigError::Invalid {
+                key: "files.allowed_types",
+                reason: format!("{t:?} is not a type the store recognises; known: {}", known.join(", ")),
+            });
+        }
+        if f.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(ConfigError::Invalid { key: "files.dir", reason: "a directory, or leave it out".into() });
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", reason: "must be text or json".into() });
         }
@@ -425,6 +470,11 @@ impl Config {
     /// Where the field key lives when it is kept in a file.
     pub fn key_file(&self) -> PathBuf {
         self.raw.security.key_file.clone().unwrap_or_else(|| self.data_dir.join("keys").join("field.key"))
+    }
+
+    /// Where the file store keeps its blobs.
+    pub fn files_dir(&self) -> PathBuf {
+        self.raw.files.dir.clone().unwrap_or_else(|| self.data_dir.join("files"))
     }
 
     /// A configuration for tests: everything default under `data_dir`.
@@ -483,6 +533,21 @@ mod tests {
             RawConfig { server: ServerConfig { http: "nowhere".into(), ..Default::default() }, ..Default::default() };
         let e = raw.check(&Overrides::default()).expect_err("bad addr");
         assert!(e.to_string().contains("server.http"));
+    }
+
+    #[test]
+    fn files_types_must_be_recognisable() {
+        let cfg =
+            RawConfig::default().check(&Overrides { data_dir: Some("/tmp/x".into()), http: None }).expect("check");
+        assert_eq!(cfg.files_dir(), PathBuf::from("/tmp/x/files"));
+        assert!(cfg.raw.files.allowed_types.iter().any(|t| t == "application/pdf"));
+        let mut raw = RawConfig::default();
+        raw.files.allowed_types = vec!["application/pdf".into(), "text/html".into()];
+        let e = raw.check(&Overrides::default()).expect_err("html cannot be checked");
+        assert!(e.to_string().contains("files.allowed_types") && e.to_string().contains("text/html"), "{e}");
+        let mut raw = RawConfig::default();
+        raw.files.max_bytes = 0;
+        assert!(raw.check(&Overrides::default()).is_err());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - [`audit`]: the SM3 hash-chained audit log;
 //! - [`crypto`]: SM3/SM4 field encryption, blind indexes, masking;
 //! - [`bus`], [`telemetry`]: the event bus and the observation time series;
+//! - [`import`]: spreadsheet import (xlsx, CSV) with row-level errors, and templates;
 //! - [`versioned`]: versioned configuration documents (optimistic publication, audited);
+//! - [`files`]: the content-addressed file store (checked types, durable before recorded);
 //! - [`http`], [`module`], [`platform`]: the HTTP scaffolding, the module seam, start-up.
 //!
 //! **API Boundary**: domain crates use this crate's public items; they never touch another
@@ -20,7 +22,9 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod files;
 pub mod http;
+pub mod import;
 mod migrations;
 pub mod module;
 pub mod orgs;

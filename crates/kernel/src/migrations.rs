@@ -123,5 +123,19 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
                   author_id TEXT NULL, author TEXT NOT NULL, note TEXT NOT NULL, created_ms BIGINT NOT NULL, \
                   PRIMARY KEY (name, version))",
         },
+        // The file store (`files`): one row per upload; the bytes live on disk, content-addressed
+        // by `sha256` (several rows may share one blob). `uploaded_by` is empty for the server's
+        // own files (monthly archives).
+        Migration {
+            module: "kernel",
+            version: 4,
+            name: "file store",
+            only: None,
+            sql: "CREATE TABLE files (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size BIGINT NOT NULL, \
+                  media_type TEXT NOT NULL, name TEXT NOT NULL, org_id TEXT NOT NULL REFERENCES organisations(id), \
+                  uploaded_by TEXT NULL REFERENCES users(id), classification TEXT NOT NULL, created_ms BIGINT NOT NULL);\n\
+                  CREATE INDEX files_org ON files(org_id, created_ms);\n\
+                  CREATE INDEX files_sha256 ON files(sha256)",
+        },
     ]
 }

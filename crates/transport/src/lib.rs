@@ -12,6 +12,7 @@ pub mod basemap;
 pub mod command;
 pub mod demo;
 pub mod gateway;
+pub mod import;
 pub mod ingest;
 pub mod live;
 pub mod model;
@@ -325,6 +326,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
         api::routes()
             .merge(assessment::routes())
             .merge(basemap::routes())
+            .merge(import::routes())
             .merge(rules_api::routes())
             .layer(axum::Extension(self.live.clone()))
             .layer(axum::Extension(self.connections.clone()))

@@ -88,8 +88,18 @@ fn row_to_vehicle(r: &AnyRow) -> StoreResult<Vehicle> {
     })
 }
 
+/// A plate number as the API and the import check it.
+pub fn check_plate(s: &str) -> ApiResult<Plate> {
+    Plate::parse(s).map_err(|m| ApiError::field(Code::InvalidField, "plate", m))
+}
+
+/// An optional VIN as the API and the import check it: blank is none.
+pub fn check_optional_vin(v: Option<&str>) -> ApiResult<Option<String>> {
+    v.filter(|v| !v.trim().is_empty()).map(check_vin).transpose()
+}
+
 /// A VIN: 17 characters of digits and capitals other than I, O and Q (ISO 3779).
-fn check_vin(v: &str) -> ApiResult<String> {
+pub fn check_vin(v: &str) -> ApiResult<String> {
     let v = v.trim().to_uppercase();
     let ok = v.len() == 17 && v.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"IOQ".contains(&b)));
     if ok {
@@ -118,8 +128,8 @@ pub async fn create_vehicle(store: &Store, c: &Caller, new: NewVehicle) -> ApiRe
 
 /// Validates and stores a vehicle; the caller has checked who may (the API, or the demo seed).
 pub async fn insert_vehicle(store: &Store, actor: Actor, org_id: &str, new: NewVehicle) -> ApiResult<Vehicle> {
-    let plate = Plate::parse(&new.plate).map_err(|m| ApiError::field(Code::InvalidField, "plate", m))?;
-    let vin = new.vin.as_deref().filter(|v| !v.trim().is_empty()).map(check_vin).transpose()?;
+    let plate = check_plate(&new.plate)?;
+    let vin = check_optional_vin(new.vin.as_deref())?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     let mut tx = store.begin().await?;
@@ -146,6 +156,111 @@ pub async fn insert_vehicle(store: &Store, actor: Actor, org_id: &str, new: NewV
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     vehicle_by_id(store, &id).await?.ok_or_else(|| ApiError::internal("vehicle vanished after insert"))
+}
+
+/// A vehicle checked for storing (by [`check_plate`], [`check_optional_vin`] and the types).
+#[derive(Debug, Clone)]
+pub struct CheckedVehicle {
+    pub plate: Plate,
+    pub plate_colour: PlateColour,
+    pub class: VehicleClass,
+    pub vin: Option<String>,
+}
+
+/// Of these plates and colours, the ones registered (to any enterprise: the pair is unique).
+pub async fn registered_plates(
+    store: &Store,
+    plates: &[(&str, PlateColour)],
+) -> StoreResult<std::collections::HashSet<(String, PlateColour)>> {
+    let wanted: std::collections::HashSet<(&str, PlateColour)> = plates.iter().copied().collect();
+    let mut unique: Vec<&str> = plates.iter().map(|(p, _)| *p).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut found = std::collections::HashSet::new();
+    for chunk in unique.chunks(500) {
+        let sql = format!(
+            "SELECT plate, plate_colour FROM transport_vehicles WHERE plate IN {}",
+            store.values_placeholders(1, chunk.len())
+        );
+        let sql = store.sql(&sql).into_owned();
+        let mut q = sqlx::query(&sql);
+        for p in chunk {
+            q = q.bind(p.to_string());
+        }
+        for r in q.fetch_all(store.reader()).await? {
+            let (plate, colour): (String, String) = (col(&r, "plate")?, col(&r, "plate_colour")?);
+            if let Some(c) = PlateColour::parse(&colour).filter(|c| wanted.contains(&(plate.as_str(), *c))) {
+                found.insert((plate, c));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Rows per INSERT of the import: 500 × 8 = 4000 parameters, inside SQLite's and PostgreSQL's
+/// limits.
+const IMPORT_ROWS_PER_STATEMENT: usize = 500;
+
+/// Stores checked vehicles of one enterprise in ONE transaction with one audit record
+/// (`vehicle.import`, carrying `detail`): all of them or, on any failure, none. A plate
+/// registered meanwhile is a 409 and nothing is stored. The caller has checked who may.
+pub async fn import_vehicles(
+    store: &Store,
+    actor: Actor,
+    org_id: &str,
+    rows: &[CheckedVehicle],
+    detail: serde_json::Value,
+) -> ApiResult<Vec<Vehicle>> {
+    let now = now_ms();
+    let vehicles: Vec<Vehicle> = rows
+        .iter()
+        .map(|r| Vehicle {
+            id: uuid::Uuid::now_v7().to_string(),
+            org_id: org_id.to_string(),
+            plate: r.plate.as_str().to_string(),
+            plate_colour: r.plate_colour,
+            class: r.class,
+            vin: r.vin.clone(),
+            terminal_phone: None,
+            created_at: ms_to_rfc3339(now),
+            updated_at: ms_to_rfc3339(now),
+        })
+        .collect();
+    let mut tx = store.begin().await?;
+    for chunk in vehicles.chunks(IMPORT_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO transport_vehicles (id, org_id, plate, plate_colour, class, vin, created_ms, updated_ms) VALUES {}",
+            store.values_placeholders(chunk.len(), 8)
+        );
+        let sql = store.sql(&sql).into_owned();
+        let mut q = sqlx::query(&sql);
+        for v in chunk {
+            q = q
+                .bind(v.id.clone())
+                .bind(v.org_id.clone())
+                .bind(v.plate.clone())
+                .bind(v.plate_colour.as_str())
+                .bind(v.class.as_str())
+                .bind(v.vin.clone())
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut *tx).await.map_err(|e| {
+            write_error(
+                e,
+                "plate",
+                "a vehicle with one of these plates and colours was registered meanwhile; try again",
+            )
+        })?;
+    }
+    audit::append(
+        store,
+        &mut tx,
+        &Event::new(actor, "vehicle.import", "organisation", Some(org_id), Outcome::Success).detail(detail),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(vehicles)
 }
 
 pub async fn vehicle_by_id(store: &Store, id: &str) -> StoreResult<Option<Vehicle>> {

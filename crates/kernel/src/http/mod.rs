@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod auth_api;
+mod files_api;
 mod policy_api;
 mod system_api;
 
@@ -258,6 +259,7 @@ pub fn kernel_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth_api::routes())
         .merge(admin_api::routes())
+        .merge(files_api::routes())
         .merge(policy_api::routes())
         .merge(system_api::routes())
 }
