@@ -25,6 +25,7 @@ fn modules(jt808: Option<std::net::SocketAddr>, mqtt: Option<String>, demo: bool
         Arc::new(transport),
         Arc::new(alarms::AlarmsModule::default()),
         Arc::new(iot),
+        Arc::new(supervision::SupervisionModule),
         Arc::new(console::ConsoleModule),
     ]
 }
