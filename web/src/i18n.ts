@@ -71,6 +71,7 @@ const zh = {
   security: '安全设置',
   map: '实时监控',
   terminals: '终端',
+  enterprises: '企业档案',
 }
 type Dict = typeof zh
 const en: Partial<Dict> = {
@@ -138,6 +139,7 @@ const en: Partial<Dict> = {
   security: 'Security',
   map: 'Live map',
   terminals: 'Terminals',
+  enterprises: 'Enterprises',
 }
 
 export function t(key: keyof Dict): string {

@@ -16,6 +16,7 @@ export const router = createRouter({
     { path: '/vehicles/:id', component: () => import('./pages/Vehicle.vue') },
     { path: '/vehicles/:id/track', component: () => import('./pages/Track.vue') },
     { path: '/terminals', component: () => import('./pages/Terminals.vue') },
+    { path: '/enterprises', component: () => import('./pages/Enterprises.vue') },
     { path: '/orgs', component: () => import('./pages/Orgs.vue') },
     { path: '/tokens', component: () => import('./pages/Tokens.vue') },
     { path: '/security', component: () => import('./pages/Security.vue') },

@@ -8,6 +8,8 @@
 //! enterprise of their domain and may correct a profile. Every write is audited with the profile
 //! it wrote; lists and reads are audited once per request (the safety officer is a person).
 
+use crate::access::{reaches, who};
+use crate::dates::{days_of, today_days};
 use crate::ident::parse_uscc;
 use kernel::access::{Caller, Role};
 use kernel::audit::{self, Actor, Event, Outcome};
@@ -67,26 +69,11 @@ pub fn monitoring_required(vehicles: i64) -> i64 {
 /// Who may read and keep a profile: transport regulators (in their scope) and the enterprise's
 /// own operators (`org_id` None: a list, filtered to what the caller may see).
 async fn require_access(st: &AppState, c: &Caller, org_id: Option<&str>) -> ApiResult<()> {
-    let domain = st.orgs.domain_of(&st.store, &c.org_id).await?;
-    match (c.role, org_id) {
-        (Role::Regulator, _) if domain.as_deref() == Some(DOMAIN) => Ok(()),
-        (Role::Operator, None) => Ok(()),
-        (Role::Operator, Some(o)) if o == c.org_id => Ok(()),
-        (Role::Operator, Some(_)) => Err(ApiError::not_found("enterprise")),
-        _ => {
-            Err(ApiError::forbidden("enterprise profiles are for the transport bureau and the enterprises themselves"))
-        }
+    who(st, c).await?;
+    match org_id {
+        Some(o) if !reaches(c, o) => Err(ApiError::not_found("enterprise")),
+        _ => Ok(()),
     }
-}
-
-/// Today's date in Beijing, as days since 1970-01-01.
-fn today_days() -> i64 {
-    (now_ms() + 8 * 3_600_000).div_euclid(86_400_000)
-}
-
-fn days_of(date: &str) -> Option<i64> {
-    let d = time::Date::parse(date, &time::macros::format_description!("[year]-[month]-[day]")).ok()?;
-    Some(i64::from(d.to_julian_day()) - i64::from(time::macros::date!(1970 - 01 - 01).to_julian_day()))
 }
 
 /// The transport enterprises in the caller's scope with their profiles, by name.

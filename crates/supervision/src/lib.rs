@@ -3,10 +3,15 @@
 //! profile (`enterprises`) with its unified social credit code checked (`ident`); licences,
 //! practitioners, hazards and their rectification, credit, penalties and documents build on it.
 
+pub mod access;
 pub mod api;
+pub mod dates;
 pub mod demo;
 pub mod enterprises;
+pub mod expiry;
 pub mod ident;
+pub mod practitioners;
+pub mod vehicles;
 
 use async_trait::async_trait;
 use kernel::demo::DemoContext;
@@ -26,12 +31,13 @@ impl Module for SupervisionModule {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![Migration {
-            module: "supervision",
-            version: 1,
-            name: "enterprise profiles",
-            only: None,
-            sql: "CREATE TABLE supervision_enterprises (
+        vec![
+            Migration {
+                module: "supervision",
+                version: 1,
+                name: "enterprise profiles",
+                only: None,
+                sql: "CREATE TABLE supervision_enterprises (
     org_id TEXT PRIMARY KEY REFERENCES organisations(id),
     uscc TEXT NOT NULL UNIQUE,
     business_scope TEXT NOT NULL,
@@ -42,14 +48,82 @@ impl Module for SupervisionModule {
     updated_ms BIGINT NOT NULL,
     updated_by TEXT NOT NULL
 )",
-        }]
+            },
+            Migration {
+                module: "supervision",
+                version: 2,
+                name: "practitioners",
+                only: None,
+                sql: "CREATE TABLE supervision_practitioners (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    citizen_id_enc BLOB NOT NULL,
+    citizen_id_bidx TEXT NOT NULL,
+    qualification_type TEXT NOT NULL,
+    qualification_no TEXT NULL,
+    qualification_valid_until TEXT NOT NULL,
+    licence_class TEXT NULL,
+    licence_valid_until TEXT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE UNIQUE INDEX supervision_practitioners_citizen ON supervision_practitioners(org_id, citizen_id_bidx);
+CREATE INDEX supervision_practitioners_org_name ON supervision_practitioners(org_id, name);
+CREATE TABLE supervision_practitioner_vehicles (
+    practitioner_id TEXT NOT NULL REFERENCES supervision_practitioners(id),
+    vehicle_id TEXT NOT NULL,
+    PRIMARY KEY (practitioner_id, vehicle_id)
+);
+CREATE INDEX supervision_practitioner_vehicles_vehicle ON supervision_practitioner_vehicles(vehicle_id)",
+            },
+            Migration {
+                module: "supervision",
+                version: 3,
+                name: "vehicle details and expiry notices",
+                only: None,
+                sql: "CREATE TABLE supervision_vehicles (
+    vehicle_id TEXT PRIMARY KEY REFERENCES transport_vehicles(id),
+    certificate_no TEXT NOT NULL,
+    certificate_valid_until TEXT NOT NULL,
+    inspection_valid_until TEXT NOT NULL,
+    compulsory_valid_until TEXT NOT NULL,
+    commercial_valid_until TEXT NULL,
+    seats BIGINT NULL,
+    tonnage_kg BIGINT NULL,
+    dg_class TEXT NULL,
+    updated_ms BIGINT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE supervision_expiry_notices (
+    kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    alarm_id TEXT NOT NULL,
+    raised_ms BIGINT NOT NULL,
+    PRIMARY KEY (kind, subject_id, valid_until, stage)
+)",
+            },
+        ]
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes()
+        api::routes().merge(vehicles::routes()).merge(practitioners::routes()).merge(expiry::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
         demo::seed(state, demo).await
+    }
+
+    /// The expiry watch's daily notices (`expiry::run`).
+    async fn start(
+        &self,
+        state: &AppState,
+        shutdown: kernel::platform::CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        Ok(vec![tokio::spawn(expiry::run(state.clone(), shutdown))])
     }
 }
