@@ -58,3 +58,22 @@ export interface Paged<T> {
   limit: number
   offset: number
 }
+
+/// A position report (JT/T 808 0x0200) as the platform keeps it: the live map's and the track's.
+export interface Position {
+  /// When the terminal took the fix (ms since the epoch).
+  device_ms: number
+  received_ms: number
+  lat: number
+  lon: number
+  altitude_m: number
+  speed_kmh: number
+  /// 0–359°, 0 = north.
+  heading: number
+  /// Alarm flags (JT/T 808 table 24).
+  alarm: number
+  /// Status flags (JT/T 808 table 25).
+  status: number
+  /// Odometer, km, when the terminal reports it.
+  mileage_km: number | null
+}

@@ -1,24 +1,8 @@
 // The live vehicles as the monitoring map sees them (LiveVehicle of /api/transport/live and the
 // stream), what state each is in, the map's filters and the GeoJSON feature of one vehicle.
 import type { Feature, Point } from 'geojson'
+import type { Position } from '../api'
 
-/// A position report (JT/T 808 0x0200) as the platform keeps it.
-export interface Position {
-  /// When the terminal took the fix (ms since the epoch).
-  device_ms: number
-  received_ms: number
-  lat: number
-  lon: number
-  altitude_m: number
-  speed_kmh: number
-  /// 0–359°, 0 = north.
-  heading: number
-  /// Alarm flags (JT/T 808 table 24).
-  alarm: number
-  /// Status flags (JT/T 808 table 25).
-  status: number
-  mileage_km: number | null
-}
 
 /// The driver signed in on the terminal's IC card reader.
 export interface Driver {

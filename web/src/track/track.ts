@@ -1,23 +1,10 @@
 // A vehicle's track as GET /api/transport/vehicles/{id}/track answers it, and what playback reads
 // from it: the position at any instant, the distance travelled so far and the driving time.
+import type { Position } from '../api'
 import { rfc3339, type Range } from './range'
 
-export interface TrackPoint {
-  /// When the terminal took the fix, ms since the epoch.
-  device_ms: number
-  received_ms: number
-  lat: number
-  lon: number
-  altitude_m: number
-  speed_kmh: number
-  /// 0–359°, 0 = north.
-  heading: number
-  /// JT/T 808 alarm flags (table 24).
-  alarm: number
-  status: number
-  /// Odometer, km, when the terminal reports it.
-  mileage_km: number | null
-}
+/// One stored position of the track.
+export type TrackPoint = Position
 
 export interface Stop {
   from: string
