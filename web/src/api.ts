@@ -35,6 +35,8 @@ export interface Me {
   role_label: [string, string]
   permissions: string[]
   password_min_length: number
+  /// The caller's organisation's domain (transport, health, …): the menu follows it.
+  domain: string | null
   restriction: 'password_change' | 'totp_setup' | null
 }
 

@@ -289,6 +289,17 @@ async fn tokens_are_scoped_and_revocable() {
 }
 
 #[tokio::test]
+async fn me_names_the_organisations_domain() {
+    let app = app().await;
+    for (user, domain) in [("bus.sun", json!("transport")), ("wjw.chen", json!("health")), ("dr.yang", json!("health"))]
+    {
+        let t = app.login(user).await;
+        let (s, v) = app.get("/api/auth/me", &t).await;
+        assert_eq!((s, &v["domain"]), (StatusCode::OK, &domain), "{user}: {v}");
+    }
+}
+
+#[tokio::test]
 async fn logout_ends_the_session() {
     let app = app().await;
     let t = app.login("dr.yang").await;

@@ -114,6 +114,9 @@ pub struct Me {
     pub second_factor_required: bool,
     /// The security policy's minimum password length, for the password change form's hint.
     pub password_min_length: usize,
+    /// The domain of the caller's organisation (`transport`, `health`, …), which the console's
+    /// menu follows; None for the district's own organisation.
+    pub domain: Option<String>,
 }
 
 /// Who am I: the caller's account, role, permissions and any pending restriction.
@@ -132,6 +135,7 @@ async fn me(State(state): State<AppState>, AuthAny(c): AuthAny) -> ApiResult<axu
         clearance: c.clearance,
         second_factor_required: auth::needs_second_factor(c.role, &state.auth.get()),
         password_min_length: state.auth.get().password_min_length,
+        domain: state.orgs.domain_of(&state.store, &c.org_id).await?.filter(|d| !d.is_empty()),
     }))
 }
 
