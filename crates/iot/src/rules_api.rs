@@ -15,11 +15,11 @@ use axum::extract::State;
 use kernel::access::{Caller, Role};
 use kernel::audit::Actor;
 use kernel::error::{ApiError, ApiResult, Code, Problem};
-use kernel::http::{AppState, Auth, Json, Page, Paged, Path, Query};
+use kernel::http::{AppState, Auth, Json, Paged, Path, Query};
 use kernel::versioned::{self, Document, Draft, VersionInfo};
 use rules::{RuleSet, SensorRule};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -62,14 +62,6 @@ pub struct PublishSensorRules {
     pub sensors: Vec<SensorRule>,
     #[serde(default)]
     pub note: String,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct VersionsQuery {
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// The rule set of a stored version (the built-in set with its sensors replaced).
@@ -192,18 +184,16 @@ async fn put_rules(
 }
 
 /// The published versions, newest first, without their bodies.
-#[utoipa::path(get, path = "/api/iot/rules/versions", tag = "iot", params(VersionsQuery),
+#[utoipa::path(get, path = "/api/iot/rules/versions", tag = "iot", params(versioned::VersionsQuery),
     responses((status = 200, body = Paged<VersionInfo>), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
 async fn list_versions(
     State(st): State<AppState>,
     Auth(c): Auth,
-    Query(q): Query<VersionsQuery>,
+    Query(q): Query<versioned::VersionsQuery>,
 ) -> ApiResult<axum::Json<Paged<VersionInfo>>> {
     require_read(&c)?;
-    let (limit, offset) = Page::resolve(q.limit, q.offset)?;
-    let (items, total) = versioned::list(&st.store, DOCUMENT, limit, offset).await?;
-    Ok(axum::Json(Paged { items, total, limit, offset }))
+    Ok(axum::Json(versioned::page(&st.store, DOCUMENT, &q).await?))
 }
 
 /// One version (the one an alarm's `rule_version` names); version 1 is the built-in set.

@@ -18,10 +18,11 @@ use crate::access::Caller;
 use crate::audit::{self, Actor, Event, Outcome};
 use crate::bus::Bus;
 use crate::error::{ApiError, ApiResult, Code};
+use crate::http::{Page, Paged};
 use crate::store::{Arg, Store, StoreError, StoreResult, Where, col, fetch_page, ms_to_rfc3339, now_ms};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Longest document name.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -65,6 +66,22 @@ pub struct Draft<'a> {
     pub builtin_version: i64,
     pub body: &'a serde_json::Value,
     pub note: &'a str,
+}
+
+/// The query of a document's version list (its `…/versions` route).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionsQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// One page of `name`'s published versions, newest first, without their bodies.
+pub async fn page(store: &Store, name: &str, q: &VersionsQuery) -> ApiResult<Paged<VersionInfo>> {
+    let (limit, offset) = Page::resolve(q.limit, q.offset)?;
+    let (items, total) = list(store, name, limit, offset).await?;
+    Ok(Paged { items, total, limit, offset })
 }
 
 /// The bus subject on which publications of `name` are announced.

@@ -25,13 +25,13 @@ use axum::extract::rejection::JsonRejection;
 use kernel::access::{Caller, Role};
 use kernel::audit::Actor;
 use kernel::error::{ApiError, ApiResult, Code, Problem};
-use kernel::http::{AppState, Auth, Json, Page, Paged, Path, Query};
+use kernel::http::{AppState, Auth, Json, Paged, Path, Query};
 use kernel::store::{Store, StoreError};
 use kernel::versioned::{self, Document, Draft, VersionInfo};
 use rules::{ConfigError, RuleSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -177,14 +177,6 @@ pub struct PublishRules {
     /// Why (shown in the list of versions), at most 1000 characters.
     #[serde(default)]
     pub note: String,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct VersionsQuery {
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// Longest id or name echoed in a field path.
@@ -337,18 +329,16 @@ async fn put_rules(
 
 /// The published versions of the rule set, newest first, without their bodies (the built-in
 /// version 1 is not listed).
-#[utoipa::path(get, path = "/api/transport/rules/versions", tag = "transport", params(VersionsQuery),
+#[utoipa::path(get, path = "/api/transport/rules/versions", tag = "transport", params(versioned::VersionsQuery),
     responses((status = 200, body = Paged<VersionInfo>), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
 async fn list_versions(
     State(st): State<AppState>,
     Auth(c): Auth,
-    Query(q): Query<VersionsQuery>,
+    Query(q): Query<versioned::VersionsQuery>,
 ) -> ApiResult<axum::Json<Paged<VersionInfo>>> {
     require_reader(&st, &c).await?;
-    let (limit, offset) = Page::resolve(q.limit, q.offset)?;
-    let (items, total) = versioned::list(&st.store, DOCUMENT, limit, offset).await?;
-    Ok(axum::Json(Paged { items, total, limit, offset }))
+    Ok(axum::Json(versioned::page(&st.store, DOCUMENT, &q).await?))
 }
 
 /// One version of the rule set (the one an alarm's `rule_version` names); version 1 is the

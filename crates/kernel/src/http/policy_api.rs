@@ -2,7 +2,7 @@
 //! publishes and the system administrator may read. See `crate::policy`.
 
 use super::admin_api::require;
-use super::{AppState, Auth, Json, Page, Paged, Query};
+use super::{AppState, Auth, Json, Paged, Query};
 use crate::access::Permission;
 use crate::audit::Actor;
 use crate::auth::AuthSettings;
@@ -11,7 +11,7 @@ use crate::policy::{BUILTIN_VERSION, DOCUMENT};
 use crate::versioned::{self, Draft, VersionInfo};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -104,25 +104,15 @@ async fn put_policy(
     Ok(axum::Json(view(&st).await?))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct VersionsQuery {
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
 /// The published versions, newest first, without their bodies.
-#[utoipa::path(get, path = "/api/security/policy/versions", tag = "security", params(VersionsQuery),
+#[utoipa::path(get, path = "/api/security/policy/versions", tag = "security", params(versioned::VersionsQuery),
     responses((status = 200, body = Paged<VersionInfo>), (status = 403, body = Problem)),
     security(("session" = []), ("bearer" = [])))]
 async fn list_versions(
     State(st): State<AppState>,
     Auth(c): Auth,
-    Query(q): Query<VersionsQuery>,
+    Query(q): Query<versioned::VersionsQuery>,
 ) -> ApiResult<axum::Json<Paged<VersionInfo>>> {
     require(&st, &c, Permission::PolicyRead, "security.policy.read", "config", None).await?;
-    let (limit, offset) = Page::resolve(q.limit, q.offset)?;
-    let (items, total) = versioned::list(&st.store, DOCUMENT, limit, offset).await?;
-    Ok(axum::Json(Paged { items, total, limit, offset }))
+    Ok(axum::Json(versioned::page(&st.store, DOCUMENT, &q).await?))
 }
