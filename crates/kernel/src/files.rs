@@ -542,13 +542,45 @@ pub fn may_read(c: &Caller, m: &FileMeta) -> bool {
     !c.role.is_admin() && c.scope.contains(&m.org_id) && c.require_clearance(m.classification, "the file").is_ok()
 }
 
-/// The metadata of file `id` if `c` may read it; a 404 otherwise, whether or not it exists.
-/// What other modules call before attaching a file to their records.
+/// The metadata of file `id` if `c` may read it (by [`may_read`], or because the file was
+/// [`share`]d with the caller's own organisation and the clearance covers it); a 404 otherwise,
+/// whether or not it exists. What other modules call before attaching a file to their records.
 pub async fn require_readable(st: &AppState, c: &Caller, id: &str) -> ApiResult<FileMeta> {
     match get(&st.store, id).await? {
         Some(m) if may_read(c, &m) => Ok(m),
+        Some(m)
+            if !c.role.is_admin()
+                && c.require_clearance(m.classification, "the file").is_ok()
+                && is_shared(&st.store, &m.id, &c.org_id).await? =>
+        {
+            Ok(m)
+        }
         _ => Err(ApiError::not_found("file")),
     }
+}
+
+/// Whether file `id` was shared with organisation `org_id`.
+async fn is_shared(store: &Store, id: &str, org_id: &str) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(&store.sql("SELECT COUNT(*) FROM file_shares WHERE file_id = $1 AND org_id = $2"))
+        .bind(id.to_string())
+        .bind(org_id.to_string())
+        .fetch_one(store.reader())
+        .await?;
+    Ok(n > 0)
+}
+
+/// Lets organisation `org_id`'s own staff read file `id` (a document's attachment sent to the
+/// enterprises it names), inside the caller's transaction so that the share commits with the
+/// record that makes it. The caller decided that it may share the file (it read it itself).
+pub async fn share(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    org_id: &str,
+) -> StoreResult<()> {
+    let sql = "INSERT INTO file_shares (file_id, org_id, shared_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+    sqlx::query(&store.sql(sql)).bind(id.to_string()).bind(org_id.to_string()).bind(now_ms()).execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Opens file `id` for `c` to read: the same checks as [`require_readable`], the read audited

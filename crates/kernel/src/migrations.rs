@@ -137,5 +137,16 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
                   CREATE INDEX files_org ON files(org_id, created_ms);\n\
                   CREATE INDEX files_sha256 ON files(sha256)",
         },
+        // Files shared with organisations outside the owner's scope (a bureau's document sent to
+        // the enterprises it names): `files::share` inside the sender's transaction.
+        Migration {
+            module: "kernel",
+            version: 5,
+            name: "file shares",
+            only: None,
+            sql: "CREATE TABLE file_shares (file_id TEXT NOT NULL REFERENCES files(id), \
+                  org_id TEXT NOT NULL REFERENCES organisations(id), shared_ms BIGINT NOT NULL, \
+                  PRIMARY KEY (file_id, org_id))",
+        },
     ]
 }

@@ -42,3 +42,8 @@ mod tests {
         assert!(today_days() > days_of("2026-01-01").unwrap());
     }
 }
+
+/// The UTC milliseconds of Beijing's midnight that starts local day `days`.
+pub fn midnight_ms(days: i64) -> i64 {
+    days * DAY_MS - BEIJING_MS
+}

@@ -18,7 +18,7 @@
 //! episode is ended.
 
 use crate::access::reaches;
-use crate::dates::{date_of, days_of, today_days};
+use crate::dates::{date_of, days_of, midnight_ms, today_days};
 use crate::enterprises::DOMAIN;
 use crate::vehicles::require_reader;
 use alarms::model::{NewAlarm, Severity};
@@ -26,10 +26,8 @@ use kernel::access::{Caller, Role};
 use kernel::error::{ApiError, ApiResult, Code, Problem};
 use kernel::http::{AppState, Auth, Page, Query};
 use kernel::orgs::OrgKind;
-use kernel::platform::CancellationToken;
 use kernel::store::{Arg, StoreError, StoreResult, Where, col, fetch_page, now_ms};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -282,10 +280,6 @@ pub async fn report(st: &AppState, c: &Caller, q: &ExpiryQuery) -> ApiResult<Exp
 // ------------------------------------------------------------------------------------ notices
 
 /// Local midnight (Beijing) at the start of day `days`, in ms UTC.
-fn midnight_ms(days: i64) -> i64 {
-    days * 86_400_000 - 8 * 3_600_000
-}
-
 fn severity(kind: &str, stage: &str) -> Severity {
     match (stage, kind) {
         (NOTICE_30D, _) => Severity::Notice,
@@ -373,27 +367,6 @@ pub async fn notify(st: &AppState, today: i64) -> anyhow::Result<usize> {
         tracing::info!(raised, "expiry notices raised");
     }
     Ok(raised)
-}
-
-/// The notice task: once per local day (checked hourly, and at start), until `shutdown`. A day
-/// whose notices failed is tried again an hour later.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut done: Option<i64> = None;
-    loop {
-        let today = today_days();
-        if done != Some(today) {
-            match notify(&state, today).await {
-                Ok(_) => done = Some(today),
-                Err(e) => tracing::warn!(error = %e, "expiry notices not raised"),
-            }
-        }
-        let to_midnight = midnight_ms(today_days() + 1) - now_ms() + 60_000;
-        let wait = Duration::from_millis(to_midnight.clamp(1_000, 3_600_000) as u64);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------------ HTTP

@@ -5,13 +5,16 @@
 
 pub mod access;
 pub mod api;
+pub mod daily;
 pub mod dates;
 pub mod demo;
 pub mod enterprises;
 pub mod expiry;
+pub mod hazards;
 pub mod ident;
 pub mod practitioners;
 pub mod vehicles;
+pub mod workflow;
 
 use async_trait::async_trait;
 use kernel::demo::DemoContext;
@@ -107,23 +110,65 @@ CREATE TABLE supervision_expiry_notices (
     PRIMARY KEY (kind, subject_id, valid_until, stage)
 )",
             },
+            Migration {
+                module: "supervision",
+                version: 4,
+                name: "case history and hazard rectification",
+                only: None,
+                sql: "CREATE TABLE supervision_history (
+    case_kind TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    actor_org TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NULL,
+    note TEXT NULL,
+    files TEXT NOT NULL,
+    PRIMARY KEY (case_kind, case_id, seq)
+);
+CREATE TABLE supervision_hazards (
+    id TEXT PRIMARY KEY,
+    number TEXT NOT NULL UNIQUE,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    vehicle_id TEXT NULL REFERENCES transport_vehicles(id),
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    level TEXT NOT NULL,
+    source TEXT NOT NULL,
+    alarm_id TEXT NULL,
+    found_on TEXT NOT NULL,
+    state TEXT NOT NULL,
+    deadline TEXT NULL,
+    escalated_deadline TEXT NULL,
+    escalations BIGINT NOT NULL,
+    reported_late BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    closed_ms BIGINT NULL
+);
+CREATE INDEX supervision_hazards_org ON supervision_hazards(org_id, created_ms);
+CREATE INDEX supervision_hazards_state ON supervision_hazards(state, deadline)",
+            },
         ]
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes().merge(vehicles::routes()).merge(practitioners::routes()).merge(expiry::routes())
+        api::routes().merge(vehicles::routes()).merge(practitioners::routes()).merge(expiry::routes()).merge(hazards::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
         demo::seed(state, demo).await
     }
 
-    /// The expiry watch's daily notices (`expiry::run`).
+    /// The daily work: expiry notices and overdue escalation (`daily::run`).
     async fn start(
         &self,
         state: &AppState,
         shutdown: kernel::platform::CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        Ok(vec![tokio::spawn(expiry::run(state.clone(), shutdown))])
+        Ok(vec![tokio::spawn(daily::run(state.clone(), shutdown))])
     }
 }
