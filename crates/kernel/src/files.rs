@@ -579,7 +579,12 @@ pub async fn share(
     org_id: &str,
 ) -> StoreResult<()> {
     let sql = "INSERT INTO file_shares (file_id, org_id, shared_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-    sqlx::query(&store.sql(sql)).bind(id.to_string()).bind(org_id.to_string()).bind(now_ms()).execute(&mut **tx).await?;
+    sqlx::query(&store.sql(sql))
+        .bind(id.to_string())
+        .bind(org_id.to_string())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -134,6 +134,34 @@ impl TestApp {
         (status, v)
     }
 
+    /// Stores a file through `POST /api/files` (`name` sent percent-encoded, as the console
+    /// does); the file's metadata, or the problem.
+    pub async fn upload(&self, token: &str, name: &str, content_type: &str, bytes: &[u8]) -> (StatusCode, Value) {
+        let encoded: String = name
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/files")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CONTENT_LENGTH, bytes.len())
+            .header("X-File-Name", encoded)
+            .body(Body::from(bytes.to_vec()))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::GET, uri, Some(token), None).await
     }

@@ -156,7 +156,8 @@ pub async fn get(st: &AppState, c: &Caller, org_id: &str) -> ApiResult<Enterpris
     Ok(v)
 }
 
-async fn enterprise(st: &AppState, c: &Caller, org_id: &str) -> ApiResult<kernel::orgs::Organisation> {
+/// A transport enterprise in the caller's scope, else 404.
+pub(crate) async fn enterprise(st: &AppState, c: &Caller, org_id: &str) -> ApiResult<kernel::orgs::Organisation> {
     let not_found = || ApiError::not_found("enterprise");
     if !c.scope.contains(org_id) {
         return Err(not_found());

@@ -156,7 +156,11 @@ CREATE INDEX supervision_hazards_state ON supervision_hazards(state, deadline)",
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        api::routes().merge(vehicles::routes()).merge(practitioners::routes()).merge(expiry::routes()).merge(hazards::routes())
+        api::routes()
+            .merge(vehicles::routes())
+            .merge(practitioners::routes())
+            .merge(expiry::routes())
+            .merge(hazards::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
