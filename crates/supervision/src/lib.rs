@@ -8,6 +8,7 @@ pub mod api;
 pub mod daily;
 pub mod dates;
 pub mod demo;
+pub mod documents;
 pub mod enterprises;
 pub mod expiry;
 pub mod hazards;
@@ -152,6 +153,40 @@ CREATE TABLE supervision_hazards (
 CREATE INDEX supervision_hazards_org ON supervision_hazards(org_id, created_ms);
 CREATE INDEX supervision_hazards_state ON supervision_hazards(state, deadline)",
             },
+            Migration {
+                module: "supervision",
+                version: 5,
+                name: "documents and reporting",
+                only: None,
+                sql: "CREATE TABLE supervision_documents (
+    id TEXT PRIMARY KEY,
+    issuer_org TEXT NOT NULL REFERENCES organisations(id),
+    number TEXT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    files TEXT NOT NULL,
+    target TEXT NOT NULL,
+    requires_report BIGINT NOT NULL,
+    deadline TEXT NULL,
+    issued_ms BIGINT NOT NULL,
+    issued_by TEXT NOT NULL
+);
+CREATE INDEX supervision_documents_issuer ON supervision_documents(issuer_org, issued_ms);
+CREATE TABLE supervision_document_recipients (
+    document_id TEXT NOT NULL REFERENCES supervision_documents(id),
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    status TEXT NOT NULL,
+    read_ms BIGINT NULL,
+    read_by TEXT NULL,
+    replied_ms BIGINT NULL,
+    replied_by TEXT NULL,
+    reply_note TEXT NULL,
+    reply_files TEXT NULL,
+    reply_late BIGINT NOT NULL,
+    PRIMARY KEY (document_id, org_id)
+);
+CREATE INDEX supervision_document_recipients_org ON supervision_document_recipients(org_id, document_id)",
+            },
         ]
     }
 
@@ -161,6 +196,7 @@ CREATE INDEX supervision_hazards_state ON supervision_hazards(state, deadline)",
             .merge(practitioners::routes())
             .merge(expiry::routes())
             .merge(hazards::routes())
+            .merge(documents::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
