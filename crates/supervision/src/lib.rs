@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api;
+pub mod credit;
 pub mod daily;
 pub mod dates;
 pub mod demo;
@@ -197,6 +198,7 @@ CREATE INDEX supervision_document_recipients_org ON supervision_document_recipie
             .merge(expiry::routes())
             .merge(hazards::routes())
             .merge(documents::routes())
+            .merge(credit::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
