@@ -43,6 +43,28 @@ pub async fn mark_seeded(state: &AppState, key: &str, value: &str) -> StoreResul
     Ok(())
 }
 
+/// A demo account as a caller, so that a module seeds its demo records through the same
+/// services (checks, history, audit) a person's requests go through. Only for `--demo`.
+pub async fn act_as(state: &AppState, username: &str) -> anyhow::Result<crate::access::Caller> {
+    let u = users::by_username(&state.store, username)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("demo account {username} missing"))?;
+    let scope = state.orgs.scope_for(&state.store, u.role, &u.org_id).await?;
+    Ok(crate::access::Caller {
+        user_id: u.id,
+        username: u.username,
+        role: u.role,
+        org_id: u.org_id,
+        clearance: u.clearance,
+        scope,
+        token_scope: crate::access::TokenScope::ReadWrite,
+        credential_id: "demo".into(),
+        via_token: false,
+        source_ip: None,
+        restriction: None,
+    })
+}
+
 /// The organisation ids of a seeded demo, by key.
 pub async fn org_ids(state: &AppState) -> StoreResult<HashMap<String, String>> {
     let rows = sqlx::query("SELECT key, value FROM demo_state").fetch_all(state.store.reader()).await?;

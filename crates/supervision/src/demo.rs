@@ -15,6 +15,7 @@ fn in_days(days: i64) -> String {
 pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
     seed_vehicles(state).await?;
     seed_practitioners(state, demo).await?;
+    crate::demo_cases::seed(state, demo).await?;
     if is_seeded(state, "supervision").await? {
         return Ok(());
     }

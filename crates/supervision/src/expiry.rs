@@ -41,12 +41,14 @@ pub const NOTICE_EXPIRED: &str = "expired";
 pub const WINDOWS: [i64; 3] = [30, 60, 90];
 
 /// The item kinds, in a fixed order (their ordinal separates episodes; append, never reorder).
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 7] = [
     "enterprise_licence",
     "road_transport_certificate",
     "annual_inspection",
     "compulsory_insurance",
     "commercial_insurance",
+    "qualification_certificate",
+    "driving_licence",
 ];
 
 /// What a person reads for a kind.
@@ -56,6 +58,8 @@ fn kind_name(kind: &str) -> &'static str {
         "road_transport_certificate" => "道路运输证",
         "annual_inspection" => "年审",
         "compulsory_insurance" => "交强险",
+        "qualification_certificate" => "从业资格证",
+        "driving_licence" => "机动车驾驶证",
         "commercial_insurance" => "商业险",
         _ => "证照",
     }
@@ -65,13 +69,14 @@ fn kind_name(kind: &str) -> &'static str {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ExpiryItem {
     /// `enterprise_licence`, `road_transport_certificate`, `annual_inspection`,
-    /// `compulsory_insurance`, `commercial_insurance` (later more).
+    /// `compulsory_insurance`, `commercial_insurance`, `qualification_certificate`,
+    /// `driving_licence`.
     pub kind: String,
-    /// `enterprise` or `vehicle` (later `practitioner`).
+    /// `enterprise`, `vehicle` or `practitioner`.
     pub subject_type: String,
-    /// The organisation id or the vehicle id.
+    /// The organisation id, the vehicle id or the practitioner id.
     pub subject_id: String,
-    /// The enterprise's name or the plate.
+    /// The enterprise's name, the plate, or the practitioner's name.
     pub subject_label: String,
     /// The enterprise answerable for it.
     pub org_id: String,
@@ -175,8 +180,9 @@ async fn items(st: &AppState, reach: &Reach<'_>, horizon: i64, today: i64) -> St
     w.and(
         "(s.certificate_valid_until <= ? OR s.inspection_valid_until <= ? OR s.compulsory_valid_until <= ? \
          OR s.commercial_valid_until <= ?)",
-        Arg::S(cut),
+        Arg::S(cut.clone()),
     );
+    let cut_p = cut;
     let (rows, _) = fetch_page(
         &st.store,
         "s.vehicle_id AS vehicle_id, v.plate AS plate, v.org_id AS org_id, o.name AS org_name, \
@@ -202,6 +208,31 @@ async fn items(st: &AppState, reach: &Reach<'_>, horizon: i64, today: i64) -> St
         out.extend(item(KINDS[3], "vehicle", &id, &plate, org, None, &comp));
         if let Some(c) = col::<Option<String>>(r, "commercial_valid_until")? {
             out.extend(item(KINDS[4], "vehicle", &id, &plate, org, None, &c));
+        }
+    }
+    // Practitioners: the qualification certificate (从业资格证) and the driving licence.
+    let mut w = Where::new();
+    reach.filter(&mut w, "p.org_id");
+    w.and("(p.qualification_valid_until <= ? OR p.licence_valid_until <= ?)", Arg::S(cut_p));
+    let (rows, _) = fetch_page(
+        &st.store,
+        "p.id AS id, p.name AS name, p.org_id AS org_id, o.name AS org_name, p.qualification_no AS qualification_no, \
+         p.qualification_valid_until AS qualification_valid_until, p.licence_valid_until AS licence_valid_until",
+        "supervision_practitioners p JOIN organisations o ON o.id = p.org_id",
+        &w,
+        "p.id",
+        ALL,
+        0,
+    )
+    .await?;
+    for r in &rows {
+        let (id, name): (String, String) = (col(r, "id")?, col(r, "name")?);
+        let (org, org_name): (String, String) = (col(r, "org_id")?, col(r, "org_name")?);
+        let org = (org.as_str(), org_name.as_str());
+        let q: String = col(r, "qualification_valid_until")?;
+        out.extend(item(KINDS[5], "practitioner", &id, &name, org, col(r, "qualification_no")?, &q));
+        if let Some(l) = col::<Option<String>>(r, "licence_valid_until")? {
+            out.extend(item(KINDS[6], "practitioner", &id, &name, org, None, &l));
         }
     }
     out.sort_by(|a, b| {

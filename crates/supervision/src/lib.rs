@@ -9,6 +9,7 @@ pub mod credit;
 pub mod daily;
 pub mod dates;
 pub mod demo;
+pub mod demo_cases;
 pub mod documents;
 pub mod enterprises;
 pub mod expiry;

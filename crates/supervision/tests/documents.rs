@@ -26,7 +26,11 @@ both_backends!(issue_7_a_document_is_read_answered_returned_and_accepted, issue_
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(
         backend,
-        vec![Arc::new(transport::TransportModule::new()), Arc::new(supervision::SupervisionModule)],
+        vec![
+            Arc::new(transport::TransportModule::new()),
+            Arc::new(alarms::AlarmsModule::default()),
+            Arc::new(supervision::SupervisionModule),
+        ],
         |_| {},
     )
     .await
@@ -70,12 +74,10 @@ async fn issue_7_a_document_is_read_answered_returned_and_accepted(app: TestApp)
 
     // The bus company finds it unread, and opening it signs for it; the attachment is shared
     // with it. An enterprise it was not sent to sees nothing.
+    // (The demo bureau has documents of its own: look for this one.)
+    let find = |list: &Value| list["items"].as_array().unwrap().iter().find(|d| d["id"] == id.as_str()).cloned();
     let (_, list) = app.get(&format!("{URL}?pending=true"), &bus).await;
-    assert_eq!(
-        (list["total"].as_i64(), list["items"][0]["mine"]["status"].as_str()),
-        (Some(1), Some("unread")),
-        "{list}"
-    );
+    assert_eq!(find(&list).expect("pending for the bus company")["mine"]["status"], "unread", "{list}");
     let (s, mine) = app.get(&url, &bus).await;
     assert_eq!(s, StatusCode::OK, "{mine}");
     assert_eq!((mine["mine"]["status"].as_str(), mine["mine"]["read_by"].as_str()), (Some("read"), Some("bus.sun")));
@@ -126,11 +128,11 @@ async fn issue_7_a_document_is_read_answered_returned_and_accepted(app: TestApp)
     let (s, v) = post(&app, &reg, &review, json!({"decision": "return", "note": "缺少车辆检查台账"})).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("returned")), "{v}");
     let (_, list) = app.get(&format!("{URL}?pending=true"), &bus).await;
-    assert_eq!(list["total"], 1, "returned: to answer again: {list}");
+    assert!(find(&list).is_some(), "returned: to answer again: {list}");
     let (s, _) = post(&app, &bus, &format!("{url}/reply"), json!({"note": "已补充台账", "files": [report]})).await;
     assert_eq!(s, StatusCode::OK);
     let (_, pending) = app.get(&format!("{URL}?pending=true"), &reg).await;
-    assert_eq!(pending["total"], 1, "an answer to review: {pending}");
+    assert!(find(&pending).is_some(), "an answer to review: {pending}");
     let (s, v) = post(&app, &reg, &review, json!({"decision": "accept", "note": "同意"})).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("accepted")), "{v}");
     let steps: Vec<&str> = v["history"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
@@ -138,7 +140,7 @@ async fn issue_7_a_document_is_read_answered_returned_and_accepted(app: TestApp)
     let (s, _) = post(&app, &reg, &review, json!({"decision": "accept"})).await;
     assert_eq!(s, StatusCode::CONFLICT);
     let (_, list) = app.get(&format!("{URL}?pending=true"), &bus).await;
-    assert_eq!(list["total"], 0, "{list}");
+    assert!(find(&list).is_none(), "accepted: nothing more to do: {list}");
     let (s, r) = app.get(&format!("{url}/recipients/{bus_org}"), &reg).await;
     assert_eq!((s, r["history"].as_array().map(Vec::len)), (StatusCode::OK, Some(5)), "{r}");
     let (s, _) = app.get(&format!("{url}/recipients/{bus_org}"), &shunda).await;
@@ -154,7 +156,7 @@ async fn issue_7_a_document_is_read_answered_returned_and_accepted(app: TestApp)
         ("document.accept", "jt.liu", 1),
         ("document.reply.read", "jt.liu", 1),
     ] {
-        let (_, v) = app.get(&format!("/api/audit?action={action}&actor={actor}"), &aud).await;
+        let (_, v) = app.get(&format!("/api/audit?action={action}&actor={actor}&target_id={id}"), &aud).await;
         assert_eq!(v["total"], n, "{action}: {v}");
     }
     let tokens = [None, Some(reg), Some(bus)];
@@ -167,7 +169,8 @@ async fn issue_7_targets_and_lateness(app: TestApp) {
     let bus_org = app.org_id("wuqing_bus").await;
     let taxi_org = app.org_id("yangcun_taxi").await;
     let st = &app.platform.state;
-    let base = json!({"title": "通知", "body": "正文", "requires_report": true, "deadline": date_of(today_days() + 1)});
+    let base =
+        json!({"title": "测试通知甲", "body": "正文", "requires_report": true, "deadline": date_of(today_days() + 1)});
     let with = |patch: Value| {
         let mut d = base.clone();
         for (k, v) in patch.as_object().unwrap() {
@@ -228,6 +231,6 @@ async fn issue_7_targets_and_lateness(app: TestApp) {
     assert_eq!(recipient(&d, &bus_org)["late"], true);
     let (_, pending) = app.get(&format!("{URL}?pending=true"), &reg).await;
     assert!(pending["items"].as_array().unwrap().iter().any(|x| x["id"] == all_id.as_str()), "{pending}");
-    let (_, mine) = app.get(&format!("{URL}?q=通知"), &coach).await;
+    let (_, mine) = app.get(&format!("{URL}?q=测试通知甲"), &coach).await;
     assert_eq!(mine["total"], 1, "the coach company runs no taxis: {mine}");
 }

@@ -24,7 +24,11 @@ both_backends!(profiles_are_scoped_checked_and_audited);
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(
         backend,
-        vec![Arc::new(transport::TransportModule::new()), Arc::new(supervision::SupervisionModule)],
+        vec![
+            Arc::new(transport::TransportModule::new()),
+            Arc::new(alarms::AlarmsModule::default()),
+            Arc::new(supervision::SupervisionModule),
+        ],
         |_| {},
     )
     .await

@@ -54,6 +54,14 @@ async fn first_vehicle(app: &TestApp, token: &str) -> String {
     v["items"][0]["id"].as_str().unwrap().to_string()
 }
 
+fn items(list: &Value) -> &Vec<Value> {
+    list["items"].as_array().unwrap()
+}
+
+fn find(list: &Value, id: &str) -> Option<Value> {
+    items(list).iter().find(|h| h["id"] == id).cloned()
+}
+
 fn actions(h: &Value) -> Vec<&str> {
     h["history"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect()
 }
@@ -101,8 +109,9 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     let url = format!("{URL}/{id}");
 
     // Found, the enterprise has nothing to do yet; the notice needs a deadline ahead.
+    // (The demo bureau has hazards of its own: look for this one.)
     let (_, inbox) = app.get(&format!("{URL}?inbox=true"), &bus).await;
-    assert_eq!(inbox["total"], 0, "{inbox}");
+    assert!(find(&inbox, &id).is_none(), "{inbox}");
     let (s, v) = post(&app, &reg, &format!("{url}/notify"), json!({})).await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("deadline")), "{v}");
     let (s, v) = post(&app, &reg, &format!("{url}/notify"), json!({"deadline": date_of(today_days() - 1)})).await;
@@ -122,7 +131,7 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     // The enterprise sees it in its inbox and reads the inspector's photo, shared with it;
     // another enterprise sees nothing of it.
     let (_, inbox) = app.get(&format!("{URL}?inbox=true"), &bus).await;
-    assert_eq!((inbox["total"].as_i64(), inbox["items"][0]["id"].as_str()), (Some(1), Some(id.as_str())), "{inbox}");
+    assert!(find(&inbox, &id).is_some(), "{inbox}");
     let (s, _) = app.call_raw(Method::GET, &format!("/api/files/{photo}/content"), Some(&bus), None, None).await;
     assert_eq!(s, StatusCode::OK, "the notice's evidence is shared with the enterprise");
     let (s, _) = app.call_raw(Method::GET, &format!("/api/files/{photo}/content"), Some(&other), None, None).await;
@@ -130,7 +139,7 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     let (s, _) = app.get(&url, &other).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, list) = app.get(URL, &other).await;
-    assert_eq!(list["total"], 0, "{list}");
+    assert!(find(&list, &id).is_none() && items(&list).iter().all(|h| h["org_id"] != bus_org.as_str()), "{list}");
     let (s, _) = post(&app, &other, &format!("{url}/report"), json!({"note": "已整改"})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -166,7 +175,7 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     assert_eq!(s, StatusCode::OK, "{h}");
     assert_eq!((h["state"].as_str(), h["deadline"].as_str()), (Some("returned"), Some(in_a_week.as_str())));
     let (_, inbox) = app.get(&format!("{URL}?inbox=true"), &bus).await;
-    assert_eq!(inbox["total"], 1, "back in the enterprise's inbox: {inbox}");
+    assert!(find(&inbox, &id).is_some(), "back in the enterprise's inbox: {inbox}");
     let (s, _) = post(&app, &bus, &format!("{url}/report"), json!({"note": "补充清晰照片", "files": [evidence]})).await;
     assert_eq!(s, StatusCode::OK);
     let (s, h) = post(&app, &reg, &format!("{url}/review"), json!({"decision": "pass", "note": "同意销号"})).await;
@@ -200,27 +209,34 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("note")), "{v}");
     let (s, v) = post(&app, &reg, &format!("{url2}/withdraw"), json!({"note": "重复录入"})).await;
     assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("withdrawn")), "{v}");
+    let aud = app.login("auditor").await;
+    let (_, a) =
+        app.get(&format!("/api/audit?action=hazard.withdraw&target_id={}", v["id"].as_str().unwrap()), &aud).await;
+    assert_eq!(a["total"], 1, "{a}");
 
     // Filters.
     let (_, v) = app.get(&format!("{URL}?state=closed"), &reg).await;
-    assert_eq!(v["total"], 1, "{v}");
+    assert!(find(&v, &id).is_some() && items(&v).iter().all(|h| h["state"] == "closed"), "{v}");
     let (_, v) = app.get(&format!("{URL}?q=灭火器&org_id={bus_org}"), &reg).await;
-    assert_eq!(v["total"], 1, "{v}");
+    assert!(find(&v, &id).is_some(), "{v}");
+    assert!(
+        items(&v).iter().all(|h| h["title"].as_str().unwrap().contains("灭火器") && h["org_id"] == bus_org.as_str())
+    );
+    let (_, v) = app.get(&format!("{URL}?q=灭火器&org_id={}", app.org_id("shunda").await), &reg).await;
+    assert!(find(&v, &id).is_none(), "{v}");
     let (s, v) = app.get(&format!("{URL}?state=lost"), &reg).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
     // Every step is audited with who took it.
-    let aud = app.login("auditor").await;
     for (action, actor, n) in [
-        ("hazard.create", "jt.liu", 2),
+        ("hazard.create", "jt.liu", 1),
         ("hazard.notify", "jt.liu", 1),
         ("hazard.report", "bus.sun", 2),
         ("hazard.return", "jt.liu", 1),
         ("hazard.pass", "jt.liu", 1),
-        ("hazard.withdraw", "jt.liu", 1),
         ("hazard.read", "bus.sun", 1),
     ] {
-        let (_, v) = app.get(&format!("/api/audit?action={action}&actor={actor}"), &aud).await;
+        let (_, v) = app.get(&format!("/api/audit?action={action}&actor={actor}&target_id={id}"), &aud).await;
         assert_eq!(v["total"], n, "{action}: {v}");
     }
 
@@ -250,10 +266,10 @@ async fn issue_7_overdue_hazards_escalate_once_per_deadline(app: TestApp) {
     assert_eq!(supervision::hazards::escalate(st, today).await.unwrap(), 0);
     assert_eq!(supervision::hazards::escalate(st, today + 1).await.unwrap(), 1);
     assert_eq!(supervision::hazards::escalate(st, today + 2).await.unwrap(), 0, "once per deadline");
-    let (_, alarms) = app.get("/api/alarms?domain=supervision&kind=hazard_overdue", &bus).await;
-    assert_eq!(alarms["total"], 1, "on the enterprise's desk: {alarms}");
-    assert_eq!(alarms["items"][0]["subject"]["id"], id.as_str());
-    assert_eq!(alarms["items"][0]["severity"], "major", "a major hazard's escalation is major");
+    let (_, alarms) = app.get("/api/alarms?domain=supervision&kind=hazard_overdue&limit=200", &bus).await;
+    let ours: Vec<&Value> = items(&alarms).iter().filter(|a| a["subject"]["id"] == id.as_str()).collect();
+    assert_eq!(ours.len(), 1, "on the enterprise's desk, once: {alarms}");
+    assert_eq!(ours[0]["severity"], "major", "a major hazard's escalation is major");
     let (_, h) = app.get(&format!("{URL}/{id}"), &reg).await;
     assert_eq!(h["escalations"], 1, "{h}");
     assert_eq!(actions(&h), ["record", "notify", "escalate"], "{h}");
@@ -269,8 +285,8 @@ async fn issue_7_overdue_hazards_escalate_once_per_deadline(app: TestApp) {
         .unwrap();
     tx.commit().await.unwrap();
     let (_, overdue) = app.get(&format!("{URL}?overdue=true"), &reg).await;
-    assert_eq!(overdue["total"], 1, "{overdue}");
-    assert_eq!(overdue["items"][0]["days_left"], -1);
+    assert_eq!(find(&overdue, &id).expect("overdue")["days_left"], -1, "{overdue}");
+    assert!(items(&overdue).iter().all(|h| h["overdue"] == true), "{overdue}");
     let (s, h) = post(&app, &bus, &format!("{URL}/{id}/report"), json!({"note": "已增配1名监控员"})).await;
     assert_eq!(s, StatusCode::OK, "{h}");
     assert_eq!(h["reported_late"], true, "{h}");

@@ -25,7 +25,11 @@ both_backends!(practitioners_are_checked_masked_and_unique, practitioners_are_sc
 async fn app(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(
         backend,
-        vec![Arc::new(transport::TransportModule::new()), Arc::new(supervision::SupervisionModule)],
+        vec![
+            Arc::new(transport::TransportModule::new()),
+            Arc::new(alarms::AlarmsModule::default()),
+            Arc::new(supervision::SupervisionModule),
+        ],
         |_| {},
     )
     .await
