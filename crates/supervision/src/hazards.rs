@@ -359,15 +359,11 @@ pub async fn get(st: &AppState, c: &Caller, id: &str) -> ApiResult<HazardView> {
 }
 
 /// The next number of the year: `YH-<year>-<n>`, inside the writer's transaction.
-async fn next_number(
-    st: &AppState,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    year: &str,
-) -> ApiResult<String> {
+async fn next_number(st: &AppState, tx: &mut sqlx::Transaction<'static, sqlx::Any>, year: &str) -> ApiResult<String> {
     let prefix = format!("YH-{year}-");
-    let n: i64 = sqlx::query_scalar(&st.store.sql(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM supervision_hazards WHERE number LIKE $1",
-    ))
+    let n: i64 = sqlx::query_scalar(
+        &st.store.sql("SELECT CAST(COUNT(*) AS BIGINT) FROM supervision_hazards WHERE number LIKE $1"),
+    )
     .bind(format!("{prefix}%"))
     .fetch_one(&mut **tx)
     .await
@@ -580,7 +576,11 @@ pub async fn notify(st: &AppState, c: &Caller, id: &str, s: &StepInput) -> ApiRe
     let d = workflow::deadline("deadline", d)?;
     let note = workflow::text("note", s.note.as_deref(), 4000, false)?;
     if !s.files.is_empty() {
-        return Err(ApiError::field(Code::InvalidField, "files", "a notice attaches no files (record them with the hazard)"));
+        return Err(ApiError::field(
+            Code::InvalidField,
+            "files",
+            "a notice attaches no files (record them with the hazard)",
+        ));
     }
     let change = Change {
         action: "notify",
@@ -673,7 +673,11 @@ pub async fn review(st: &AppState, c: &Caller, id: &str, r: &Review) -> ApiResul
             let deadline = match (&r.deadline, old_passed) {
                 (Some(d), _) => Some(workflow::deadline("deadline", d)?),
                 (None, true) => {
-                    return Err(ApiError::field(Code::InvalidField, "deadline", "the deadline has passed: set a new one"));
+                    return Err(ApiError::field(
+                        Code::InvalidField,
+                        "deadline",
+                        "the deadline has passed: set a new one",
+                    ));
                 }
                 (None, false) => None,
             };
