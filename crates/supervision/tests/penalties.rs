@@ -221,7 +221,7 @@ async fn penalties_are_decided_executed_revoked_scoped_and_audited(app: TestApp)
 
     // The credit's view of the year: the revoked fine is there, marked revoked.
     let st = app.platform.state.clone();
-    let recs = supervision::penalties::for_year(&st, &[coach_org.clone()], year).await.unwrap();
+    let recs = supervision::penalties::for_year(&st, std::slice::from_ref(&coach_org), year).await.unwrap();
     let revoked = recs.iter().find(|r| r.id == id).expect("the revoked fine is listed");
     assert_eq!((revoked.state, revoked.amount_fen), (supervision::penalties::State::Revoked, Some(300_000)));
     assert!(recs.iter().all(|r| r.org_id == coach_org));
@@ -314,7 +314,7 @@ async fn incidents_are_recorded_decided_once_and_counted_for_credit(app: TestApp
     // unsubstantiated complaint, told apart.
     let st = app.platform.state.clone();
     let year: i32 = in_days(-2)[..4].parse().unwrap();
-    let recs = supervision::incidents::for_year(&st, &[bus_org.clone()], year).await.unwrap();
+    let recs = supervision::incidents::for_year(&st, std::slice::from_ref(&bus_org), year).await.unwrap();
     let this_year = |d: &str| d.starts_with(&year.to_string());
     let expected = [in_days(-15), in_days(-2), in_days(-1)].iter().filter(|d| this_year(d)).count();
     assert_eq!(recs.len(), expected, "{recs:?}");
