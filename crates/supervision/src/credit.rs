@@ -210,7 +210,7 @@ impl CreditRules {
             return Err(("handling_rate.target_percent".into(), "a percentage, 0 to 100".into()));
         }
         let g = self.grades;
-        if !(g.aaa.is_finite() && g.aa.is_finite() && g.a.is_finite()) || !(g.aaa > g.aa && g.aa > g.a && g.a >= 0.0) {
+        if !(g.aaa.is_finite() && g.aa.is_finite() && g.a.is_finite() && g.aaa > g.aa && g.aa > g.a && g.a >= 0.0) {
             return Err(("grades".into(), "aaa above aa above a, from 0".into()));
         }
         if g.aaa > self.base {
@@ -463,9 +463,34 @@ async fn gather(st: &AppState, orgs: &[String], year: i32) -> ApiResult<Vec<Reco
     let (from, to, from_ms, to_ms) = bounds(year);
     let store = &st.store;
     let counts = alarms::service::assessment_counts(store, "transport", orgs, from_ms, to_ms).await?;
+    let penalties = crate::penalties::for_year(st, orgs, year).await?;
+    let incidents = crate::incidents::for_year(st, orgs, year).await?;
     let mut out = Vec::with_capacity(orgs.len());
     for org in orgs {
         let mut r = Records::default();
+        for p in penalties.iter().filter(|p| &p.org_id == org && p.state != crate::penalties::State::Revoked) {
+            r.penalties.push((p.id.clone(), p.decision_no.clone(), p.decided_on.clone(), p.kind.as_str().to_string()));
+        }
+        for i in incidents.iter().filter(|i| &i.org_id == org) {
+            use crate::incidents::{Kind, Severity};
+            match i.kind {
+                Kind::Accident if i.at_fault == Some(true) => {
+                    let (grade, name) = match i.severity {
+                        Some(Severity::Catastrophic) => (AccidentGrade::Catastrophic, "特别重大"),
+                        Some(Severity::Serious) => (AccidentGrade::Serious, "重大"),
+                        Some(Severity::Major) => (AccidentGrade::Major, "较大"),
+                        _ => (AccidentGrade::Minor, "一般"),
+                    };
+                    let label = format!("{name}事故（{}）", i.occurred_on);
+                    r.accidents.push((i.id.clone(), label, i.occurred_on.clone(), grade, i.deaths.unwrap_or(0)));
+                }
+                Kind::Complaint if i.substantiated == Some(true) => {
+                    let label = format!("有效投诉（{}）", i.occurred_on);
+                    r.complaints.push((i.id.clone(), label, i.occurred_on.clone()));
+                }
+                _ => {}
+            }
+        }
         r.vehicles = sqlx::query_scalar(&store.sql("SELECT COUNT(*) FROM transport_vehicles WHERE org_id = $1"))
             .bind(org.clone())
             .fetch_one(store.reader())
@@ -777,9 +802,8 @@ mod tests {
             (0..10).map(|i| (format!("p{i}"), "x".into(), "2026-01-01".into(), "revocation".into())).collect();
         r.accidents =
             (0..5).map(|i| (format!("a{i}"), "x".into(), "2026-01-01".into(), AccidentGrade::Minor, 0)).collect();
-        let mut rules = CreditRules::default();
-        rules.base = 50.0;
-        rules.grades = Grades { aaa: 45.0, aa: 40.0, a: 30.0 };
+        let mut rules =
+            CreditRules { base: 50.0, grades: Grades { aaa: 45.0, aa: 40.0, a: 30.0 }, ..CreditRules::default() };
         let (score, grade, ..) = assess(&rules, &r);
         assert_eq!((score, grade), (0.0, Grade::B));
         assert!(CreditRules::default().check().is_ok());

@@ -1,5 +1,6 @@
-//! The supervision module's daily work, in Beijing days: the expiry notices (`expiry::notify`)
-//! and the escalation of overdue hazards (`hazards::escalate`). Run at start and then once per
+//! The supervision module's daily work, in Beijing days: the expiry notices (`expiry::notify`),
+//! the escalation of overdue hazards (`hazards::escalate`) and the flags of missing monthly
+//! archives (`archives::flag_missing`). Run at start and then once per
 //! local day (checked hourly); a day whose work failed is tried again an hour later. Each job is
 //! idempotent, so a restart or a second node repeats nothing.
 
@@ -18,6 +19,10 @@ pub async fn run_once(st: &AppState, today: i64) -> anyhow::Result<()> {
     }
     if let Err(e) = crate::hazards::escalate(st, today).await {
         tracing::warn!(error = %e, "overdue hazards not escalated");
+        first_err.get_or_insert(e);
+    }
+    if let Err(e) = crate::archives::flag_missing(st, today).await {
+        tracing::warn!(error = %e, "missing monthly archives not flagged");
         first_err.get_or_insert(e);
     }
     first_err.map_or(Ok(()), Err)

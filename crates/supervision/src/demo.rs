@@ -1,6 +1,7 @@
 //! The demo district's enterprise profiles: a bureau with something to do — one enterprise short
 //! of monitoring staff, one licence about to expire, one expired. The codes are invented, with
-//! correct check characters; no real enterprise's.
+//! correct check characters; no real enterprise's. The penalty decisions, accidents, complaints
+//! and archive files are invented too.
 
 use crate::enterprises::{Profile, check, write};
 use kernel::audit::Actor;
@@ -16,6 +17,7 @@ pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()
     seed_vehicles(state).await?;
     seed_practitioners(state, demo).await?;
     crate::demo_cases::seed(state, demo).await?;
+    seed_cases(state, demo).await?;
     if is_seeded(state, "supervision").await? {
         return Ok(());
     }
@@ -232,5 +234,170 @@ async fn seed_practitioners(state: &AppState, demo: &DemoContext) -> anyhow::Res
         link(state, actor(), &id, &org_id, &mine).await.map_err(|e| anyhow::anyhow!("demo vehicles: {}", e.message))?;
     }
     mark_seeded(state, "supervision.practitioners", "1").await?;
+    Ok(())
+}
+
+/// A small valid PDF (one A4 page with one line of Helvetica: ASCII only) with its cross-reference
+/// table computed, so that the demo's files open in any reader.
+pub fn demo_pdf(line: &str) -> Vec<u8> {
+    let text: String =
+        line.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').filter(|c| !"()\\".contains(*c)).collect();
+    let content = format!("BT /F1 14 Tf 72 770 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut out = String::from("%PDF-1.4\n");
+    let mut offsets = Vec::with_capacity(objects.len());
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
+    }
+    let xref = out.len();
+    out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+    for off in offsets {
+        out.push_str(&format!("{off:010} 00000 n \n"));
+    }
+    out.push_str(&format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1));
+    out.into_bytes()
+}
+
+/// Stores a demo PDF for organisation `org_id`.
+async fn demo_file(state: &AppState, org_id: &str, name: &str, line: &str) -> anyhow::Result<kernel::files::FileMeta> {
+    let up = kernel::files::Upload {
+        org_id,
+        name,
+        declared_type: "application/pdf",
+        classification: kernel::access::Classification::Internal,
+    };
+    kernel::files::store_bytes(state, Actor::cli("demo"), &up, &demo_pdf(line))
+        .await
+        .map_err(|e| anyhow::anyhow!("demo file {name}: {}", e.message))
+}
+
+/// The first vehicle of an enterprise by plate.
+async fn first_vehicle(state: &AppState, org_id: &str) -> anyhow::Result<Option<String>> {
+    let id: Option<String> = sqlx::query_scalar(
+        &state.store.sql("SELECT id FROM transport_vehicles WHERE org_id = $1 ORDER BY plate LIMIT 1"),
+    )
+    .bind(org_id.to_string())
+    .fetch_optional(state.store.reader())
+    .await?;
+    Ok(id)
+}
+
+/// Penalties, an accident, a complaint and three months of archives: an executed fine for the
+/// taxi company's vehicle and a warning for the coach company, not yet executed; an at-fault
+/// minor accident of a taxi and a substantiated complaint against the bus company; archives of
+/// the last three months where shunda filed everything in time, the bus company misses one kind
+/// last month, the taxi company filed late, and the coach company filed nothing.
+async fn seed_cases(state: &AppState, demo: &DemoContext) -> anyhow::Result<()> {
+    use crate::incidents::{self, Kind as IncidentKind, NewIncident, Severity};
+    use crate::penalties::{Kind, NewPenalty, SubjectType, seed_one};
+    if is_seeded(state, "supervision.cases").await? {
+        return Ok(());
+    }
+    let org = |key: &str| demo.orgs.get(key).cloned().ok_or_else(|| anyhow::anyhow!("demo organisation {key} missing"));
+    let (bureau, taxi, coach, bus, shunda) =
+        (org("transport_bureau")?, org("yangcun_taxi")?, org("jingjin_coach")?, org("wuqing_bus")?, org("shunda")?);
+    let today = crate::dates::today_days();
+    let msg = |e: kernel::error::ApiError| anyhow::anyhow!("demo case: {} {}", e.field.unwrap_or_default(), e.message);
+
+    let taxi_car = first_vehicle(state, &taxi).await?;
+    let fined = in_days(-40);
+    let scan = demo_file(state, &bureau, "行政处罚决定书.pdf", "Administrative penalty decision (demo)").await?;
+    let fine = NewPenalty {
+        decision_no: format!("津武交罚〔{}〕0012号", &fined[..4]),
+        org_id: taxi.clone(),
+        subject_type: if taxi_car.is_some() { SubjectType::Vehicle } else { SubjectType::Enterprise }.as_str().into(),
+        subject_id: taxi_car.clone(),
+        kind: Kind::Fine.as_str().into(),
+        facts: "该车辆未按规定使用计价器，经现场检查属实。".into(),
+        legal_basis: "《天津市客运出租汽车管理条例》".into(),
+        amount_fen: Some(200_000),
+        decided_on: fined,
+        files: vec![],
+    };
+    seed_one(state, &bureau, &fine, std::slice::from_ref(&scan), Some(&in_days(-20))).await.map_err(msg)?;
+    let warned = in_days(-10);
+    let warning = NewPenalty {
+        decision_no: format!("津武交罚〔{}〕0031号", &warned[..4]),
+        org_id: coach.clone(),
+        subject_type: SubjectType::Enterprise.as_str().into(),
+        subject_id: None,
+        kind: Kind::Warning.as_str().into(),
+        facts: "未按规定对动态监控数据进行分析处理。".into(),
+        legal_basis: "《道路运输车辆动态监督管理办法》第三十六条".into(),
+        amount_fen: None,
+        decided_on: warned,
+        files: vec![],
+    };
+    seed_one(state, &bureau, &warning, &[], None).await.map_err(msg)?;
+
+    let accident = NewIncident {
+        kind: IncidentKind::Accident.as_str().into(),
+        org_id: taxi.clone(),
+        vehicle_id: taxi_car,
+        occurred_on: in_days(-25),
+        description: "杨村街路口追尾，一名乘客轻伤，出租车负主要责任。".into(),
+        severity: Some(Severity::Minor.as_str().into()),
+        deaths: Some(0),
+        injuries: Some(1),
+        at_fault: Some(true),
+        files: vec![],
+    };
+    incidents::insert(state, None, Actor::cli("demo"), &bureau, &accident).await.map_err(msg)?;
+    let complaint = NewIncident {
+        kind: IncidentKind::Complaint.as_str().into(),
+        org_id: bus.clone(),
+        vehicle_id: None,
+        occurred_on: in_days(-15),
+        description: "12328 热线：某线路公交车未进站停靠。".into(),
+        severity: None,
+        deaths: None,
+        injuries: None,
+        at_fault: None,
+        files: vec![],
+    };
+    let id = incidents::insert(state, None, Actor::cli("demo"), &bureau, &complaint).await.map_err(msg)?;
+    incidents::decide_as(state, Actor::cli("demo"), &bureau, &id, true, Some("经调取车载视频核实属实"))
+        .await
+        .map_err(msg)?;
+
+    seed_archives(state, today, &[(shunda, "shunda"), (bus, "wuqing_bus"), (taxi, "yangcun_taxi")]).await?;
+    mark_seeded(state, "supervision.cases", "1").await?;
+    Ok(())
+}
+
+/// The last three months' archives of the demo enterprises (see [`seed_cases`]).
+async fn seed_archives(state: &AppState, today: i64, orgs: &[(String, &str)]) -> anyhow::Result<()> {
+    use crate::archives::{insert, kinds};
+    use crate::dates::{Month, midnight_ms};
+    let now = kernel::store::now_ms();
+    let kinds = kinds(state, false).await?;
+    let this = Month::of_day(today);
+    let months = [this.prev(), this.prev().prev(), this.prev().prev().prev()];
+    for (org_id, key) in orgs {
+        for (i, month) in months.iter().enumerate() {
+            // In time on the 3rd of the month after; the taxi company on the 12th (late); never
+            // later than now.
+            let day = if *key == "yangcun_taxi" { 12 } else { 3 };
+            let at = (midnight_ms(month.next().day(day)) + 10 * 3_600_000).min(now);
+            for k in &kinds {
+                if *key == "wuqing_bus" && i == 0 && k.code == "driver_safety_education" {
+                    continue;
+                }
+                let line = format!("{} {month} {key}", k.name_en);
+                let f = demo_file(state, org_id, &format!("{}-{month}.pdf", k.name), &line).await?;
+                insert(state, Actor::cli("demo"), org_id, *month, &k.code, &f.id, None, at)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo archive: {}", e.message))?;
+            }
+        }
+    }
     Ok(())
 }

@@ -114,7 +114,7 @@ async fn first_vehicle(st: &AppState, org_id: &str) -> anyhow::Result<Option<Str
 }
 
 pub async fn seed(st: &AppState, demo: &DemoContext) -> anyhow::Result<()> {
-    if is_seeded(st, "supervision.cases").await? {
+    if is_seeded(st, "supervision.casework").await? {
         return Ok(());
     }
     let org = |k: &str| demo.orgs.get(k).cloned().ok_or_else(|| anyhow::anyhow!("demo organisation {k} missing"));
@@ -127,7 +127,7 @@ pub async fn seed(st: &AppState, demo: &DemoContext) -> anyhow::Result<()> {
     seed_documents(st, &reg, &bus_op, &shunda_op, &coach_op).await?;
     // The overdue hazards reach the desk as the daily job would have put them there.
     hazards::escalate(st, crate::dates::today_days()).await?;
-    mark_seeded(st, "supervision.cases", "1").await?;
+    mark_seeded(st, "supervision.casework", "1").await?;
     Ok(())
 }
 

@@ -297,7 +297,10 @@ pub async fn list(st: &AppState, c: &Caller, q: &HazardQuery) -> ApiResult<Paged
     let mut w = Where::new();
     w.scope(&c.scope, "h.org_id");
     if side == Who::Operator {
+        // An enterprise learns of a hazard from its notice: found and not yet notified, it is
+        // the bureau's own working record.
         w.and("h.org_id = ?", Arg::S(c.org_id.clone()));
+        w.and_fixed("h.deadline IS NOT NULL");
     }
     if let Some(o) = &q.org_id {
         c.require_org(o)?;
@@ -345,7 +348,9 @@ async fn load(st: &AppState, id: &str) -> ApiResult<Option<AnyRow>> {
 async fn reachable(st: &AppState, c: &Caller, side: Who, id: &str) -> ApiResult<HazardView> {
     let row = load(st, id).await?.ok_or_else(not_found)?;
     let h = row_to_view(&row, side, today_days())?;
-    if reaches(c, &h.org_id) { Ok(h) } else { Err(not_found()) }
+    // An enterprise does not see a hazard before its notice (every notice sets a deadline).
+    let hidden = side == Who::Operator && h.deadline.is_none();
+    if reaches(c, &h.org_id) && !hidden { Ok(h) } else { Err(not_found()) }
 }
 
 /// One hazard with its history (the read of the case audited).

@@ -1,10 +1,12 @@
 //! Transport supervision (运输行业监管, 智能交通 三(三) 一 and 四): the transport bureau's records
 //! of the road transport enterprises it supervises. This first part keeps each enterprise's
 //! profile (`enterprises`) with its unified social credit code checked (`ident`); licences,
-//! practitioners, hazards and their rectification, credit, penalties and documents build on it.
+//! practitioners, hazards and their rectification, penalties, accidents and complaints, monthly
+//! archives, credit and documents build on it.
 
 pub mod access;
 pub mod api;
+pub mod archives;
 pub mod credit;
 pub mod daily;
 pub mod dates;
@@ -15,6 +17,8 @@ pub mod enterprises;
 pub mod expiry;
 pub mod hazards;
 pub mod ident;
+pub mod incidents;
+pub mod penalties;
 pub mod practitioners;
 pub mod vehicles;
 pub mod workflow;
@@ -189,6 +193,96 @@ CREATE TABLE supervision_document_recipients (
 );
 CREATE INDEX supervision_document_recipients_org ON supervision_document_recipients(org_id, document_id)",
             },
+            Migration {
+                module: "supervision",
+                version: 6,
+                name: "penalties, accidents and complaints",
+                only: None,
+                sql: "CREATE TABLE supervision_penalties (
+    id TEXT PRIMARY KEY,
+    decision_no TEXT NOT NULL UNIQUE,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    subject_label TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    amount_fen BIGINT NULL,
+    decided_on TEXT NOT NULL,
+    state TEXT NOT NULL,
+    executed_on TEXT NULL,
+    execution_note TEXT NULL,
+    revoked_on TEXT NULL,
+    revoke_reason TEXT NULL,
+    created_ms BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX supervision_penalties_org ON supervision_penalties(org_id, decided_on);
+CREATE INDEX supervision_penalties_subject ON supervision_penalties(subject_id);
+CREATE TABLE supervision_incidents (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    vehicle_id TEXT NULL REFERENCES transport_vehicles(id),
+    occurred_on TEXT NOT NULL,
+    description TEXT NOT NULL,
+    severity TEXT NULL,
+    deaths BIGINT NULL,
+    injuries BIGINT NULL,
+    at_fault BIGINT NULL,
+    substantiated BIGINT NULL,
+    decided_on TEXT NULL,
+    decision_note TEXT NULL,
+    created_ms BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX supervision_incidents_org ON supervision_incidents(org_id, occurred_on)",
+            },
+            Migration {
+                module: "supervision",
+                version: 7,
+                name: "monthly archives",
+                only: None,
+                sql: "CREATE TABLE supervision_archive_kinds (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_en TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    ord BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+INSERT INTO supervision_archive_kinds (code, name, name_en, active, ord, updated_ms, updated_by) VALUES
+    ('monitoring_duty_log', '动态监控值班记录', 'Dynamic monitoring duty log', 1, 1, 0, 'migration');
+INSERT INTO supervision_archive_kinds (code, name, name_en, active, ord, updated_ms, updated_by) VALUES
+    ('safety_meeting_minutes', '安全例会记录', 'Safety meeting minutes', 1, 2, 0, 'migration');
+INSERT INTO supervision_archive_kinds (code, name, name_en, active, ord, updated_ms, updated_by) VALUES
+    ('driver_safety_education', '驾驶员安全教育记录', 'Driver safety education record', 1, 3, 0, 'migration');
+CREATE TABLE supervision_archives (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    month TEXT NOT NULL,
+    kind TEXT NOT NULL REFERENCES supervision_archive_kinds(code),
+    file_id TEXT NOT NULL REFERENCES files(id),
+    note TEXT NULL,
+    late BIGINT NOT NULL,
+    uploaded_ms BIGINT NOT NULL,
+    uploaded_by TEXT NOT NULL
+);
+CREATE UNIQUE INDEX supervision_archives_file ON supervision_archives(org_id, month, kind, file_id);
+CREATE INDEX supervision_archives_month ON supervision_archives(month, org_id);
+CREATE TABLE supervision_archive_flags (
+    org_id TEXT NOT NULL REFERENCES organisations(id),
+    month TEXT NOT NULL,
+    missing TEXT NOT NULL,
+    alarm_id TEXT NOT NULL,
+    raised_ms BIGINT NOT NULL,
+    PRIMARY KEY (org_id, month)
+)",
+            },
         ]
     }
 
@@ -200,13 +294,16 @@ CREATE INDEX supervision_document_recipients_org ON supervision_document_recipie
             .merge(hazards::routes())
             .merge(documents::routes())
             .merge(credit::routes())
+            .merge(penalties::routes())
+            .merge(incidents::routes())
+            .merge(archives::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {
         demo::seed(state, demo).await
     }
 
-    /// The daily work: expiry notices and overdue escalation (`daily::run`).
+    /// The daily work: expiry notices, overdue escalation and missing archives (`daily::run`).
     async fn start(
         &self,
         state: &AppState,

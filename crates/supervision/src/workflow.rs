@@ -149,9 +149,9 @@ pub async fn check_files(st: &AppState, c: &Caller, field: &str, ids: &[String])
     for (i, id) in ids.iter().enumerate() {
         let m = files::require_readable(st, c, id)
             .await
-            .map_err(|_| ApiError::field(Code::InvalidField, &format!("{field}[{i}]"), "no such file of yours"))?;
+            .map_err(|_| ApiError::field(Code::InvalidField, format!("{field}[{i}]"), "no such file of yours"))?;
         if out.iter().any(|o| o.id == m.id) {
-            return Err(ApiError::field(Code::InvalidField, &format!("{field}[{i}]"), "the same file twice"));
+            return Err(ApiError::field(Code::InvalidField, format!("{field}[{i}]"), "the same file twice"));
         }
         out.push(m);
     }

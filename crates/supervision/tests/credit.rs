@@ -54,7 +54,13 @@ async fn issue_7_credit_counts_the_years_records_with_evidence(app: TestApp) {
     let (s, before) = app.get("/api/supervision/credit", &reg).await;
     assert_eq!(s, StatusCode::OK, "{before}");
     assert_eq!(before.as_array().unwrap().len(), 4, "{before}");
-    assert!(before.as_array().unwrap().iter().all(|a| a["rules_version"] == 1 && a["year"].to_string() == year));
+    assert!(
+        before
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["rules_version"] == 1 && a["year"].as_i64().map(|y| y.to_string()).as_deref() == Some(year))
+    );
 
     // An overdue hazard of the bus company, escalated; a required report the shunda company
     // left unanswered past its deadline.
@@ -107,6 +113,64 @@ async fn issue_7_credit_counts_the_years_records_with_evidence(app: TestApp) {
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]) && ranks[0] == 1, "{ranks:?}");
     let scores: Vec<f64> = after.as_array().unwrap().iter().map(|a| a["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+
+    // The coach company: a fine and an at-fault accident with a death count; a revoked warning
+    // and an unsubstantiated complaint count for nothing.
+    let coach_org = app.org_id("jingjin_coach").await;
+    let c0 = of(&after, &coach_org).clone();
+    let decide = |no: &str, kind: &str| {
+        let mut p = json!({"decision_no": no, "org_id": coach_org, "subject_type": "enterprise",
+            "subject_id": coach_org, "kind": kind, "facts": "未按规定落实动态监控。",
+            "legal_basis": "《道路运输车辆动态监督管理办法》第三十六条", "decided_on": date_of(today)});
+        if kind == "fine" {
+            p["amount_fen"] = json!(500_000);
+        }
+        p
+    };
+    let (s, fine) = app.post("/api/supervision/penalties", &reg, decide("武交罚〔2026〕901号", "fine")).await;
+    assert_eq!(s, StatusCode::CREATED, "{fine}");
+    let (_, warning) = app.post("/api/supervision/penalties", &reg, decide("武交罚〔2026〕902号", "warning")).await;
+    let (s, v) = app
+        .post(
+            &format!("/api/supervision/penalties/{}/revoke", warning["id"].as_str().unwrap()),
+            &reg,
+            json!({"reason": "复议撤销"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, acc) = app
+        .post(
+            "/api/supervision/incidents",
+            &reg,
+            json!({"kind": "accident", "org_id": coach_org, "occurred_on": date_of(today), "description": "追尾。",
+                "severity": "major", "deaths": 1, "injuries": 3, "at_fault": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{acc}");
+    let (_, complaint) = app
+        .post(
+            "/api/supervision/incidents",
+            &reg,
+            json!({"kind": "complaint", "org_id": coach_org, "occurred_on": date_of(today), "description": "拒载。"}),
+        )
+        .await;
+    let (s, v) = app
+        .post(
+            &format!("/api/supervision/incidents/{}/decide", complaint["id"].as_str().unwrap()),
+            &reg,
+            json!({"substantiated": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, after) = app.get("/api/supervision/credit", &reg).await;
+    let c1 = of(&after, &coach_org);
+    assert_eq!(points(c1, "penalties"), points(&c0, "penalties") + 5.0, "a fine: 5; the revoked warning: 0: {c1}");
+    let pe = deduction(c1, "penalties").unwrap();
+    assert!(pe["evidence"].as_array().unwrap().iter().any(|e| e["label"] == "武交罚〔2026〕901号"), "{pe}");
+    assert!(!pe["evidence"].as_array().unwrap().iter().any(|e| e["label"] == "武交罚〔2026〕902号"), "{pe}");
+    assert_eq!(points(c1, "accidents"), points(&c0, "accidents") + 17.0, "a major accident 15, a death 2: {c1}");
+    assert_eq!(points(c1, "complaints"), points(&c0, "complaints"), "unsubstantiated: {c1}");
+    assert_eq!(c1["score"].as_f64().unwrap(), c0["score"].as_f64().unwrap() - 22.0);
 
     // An enterprise sees its own assessment only.
     let (s, own) = app.get("/api/supervision/credit", &bus).await;

@@ -108,7 +108,12 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     assert_eq!(h["awaits_you"], true, "the bureau has to notify it");
     let url = format!("{URL}/{id}");
 
-    // Found, the enterprise has nothing to do yet; the notice needs a deadline ahead.
+    // Found, the enterprise has nothing to do yet and does not even see it (the bureau's working
+    // record until the notice); the notice needs a deadline ahead.
+    let (s, _) = app.get(&url, &bus).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "not before the notice");
+    let (_, all) = app.get(URL, &bus).await;
+    assert!(find(&all, &id).is_none() && items(&all).iter().all(|h| h["deadline"].is_string()), "{all}");
     // (The demo bureau has hazards of its own: look for this one.)
     let (_, inbox) = app.get(&format!("{URL}?inbox=true"), &bus).await;
     assert!(find(&inbox, &id).is_none(), "{inbox}");
@@ -117,7 +122,7 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     let (s, v) = post(&app, &reg, &format!("{url}/notify"), json!({"deadline": date_of(today_days() - 1)})).await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("deadline")), "past: {v}");
     let (s, v) = post(&app, &bus, &format!("{url}/notify"), json!({"deadline": in_a_week})).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(s, StatusCode::NOT_FOUND, "not the enterprise's to see yet: {v}");
     let (s, h) =
         post(&app, &reg, &format!("{url}/notify"), json!({"deadline": in_a_week, "note": "请于期限内整改"})).await;
     assert_eq!(s, StatusCode::OK, "{h}");
@@ -127,6 +132,8 @@ async fn issue_7_a_hazard_goes_from_notice_to_rectification_to_review(app: TestA
     );
     let (s, v) = post(&app, &reg, &format!("{url}/notify"), json!({"deadline": in_a_week})).await;
     assert_eq!(s, StatusCode::CONFLICT, "notified twice: {v}");
+    let (s, v) = post(&app, &bus, &format!("{url}/notify"), json!({"deadline": in_a_week})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the bureau notifies: {v}");
 
     // The enterprise sees it in its inbox and reads the inspector's photo, shared with it;
     // another enterprise sees nothing of it.
