@@ -122,6 +122,10 @@ try {
   await expectTimeline(['record', 'notify'])
   expect((await drawer.textContent()).includes(plate), 'the drawer does not name the vehicle')
   expect((await drawer.textContent()).includes(`整改期限 ${inDays(7)}`), 'the notice step does not give the deadline')
+  // The drawer's address opens it on a fresh load too.
+  await page.reload()
+  await drawer.getByRole('heading', { name: title }).waitFor()
+  await expectState('已下发')
   const record = await expectDownload('检查记录.txt')
   expect(record.toString('utf8').includes('安全锤缺失'), 'the downloaded record is not the uploaded one')
   await drawer.getByRole('button', { name: '关闭' }).click()
