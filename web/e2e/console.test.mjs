@@ -65,7 +65,7 @@ try {
   await page.getByLabel('密码').fill(password('shunda.zhao'))
   await page.getByRole('button', { name: '登录' }).click()
   await page.waitForURL(`${base}/`)
-  await page.getByRole('link', { name: '车辆' }).click()
+  await page.getByRole('link', { name: '车辆', exact: true }).click()
   await page.getByRole('row').filter({ hasText: '危险货物运输车' }).first().waitFor()
   if (await page.getByText(foreign.plate).count()) throw new Error('another enterprise\'s vehicle is listed')
   await page.goto(`${base}/vehicles/${foreign.id}`)

@@ -1,7 +1,8 @@
 // Takes the screenshots of docs/screenshots/ on a running demo district (a fresh `serve --demo`
 // that has run for a minute, so that vehicles have tracks): the main pages at 1366×768 as a
-// regulator, an operator and the security administrator see them, and the overview and the map
-// at 1920×1080 (a wall display).
+// regulator, an operator and the security administrator see them (the transport supervision
+// pages with a hazard recorded and reported through the API, the enterprise's side in English
+// too), and the overview and the map at 1920×1080 (a wall display).
 // Usage: node e2e/look.mjs BASE_URL DATA_DIR OUT_DIR
 import { mkdirSync } from 'node:fs'
 import { base, token, get, launch, newPage, signIn, signOut, enrolTotp } from './lib.mjs'
@@ -44,6 +45,74 @@ try {
   await settle(wall, 5000)
   await wall.screenshot({ path: `${out}/map-1920.png` })
 
+  // The transport supervision pages, as the bureau sees them.
+  for (const [path, name] of [
+    ['/practitioners', 'practitioners'],
+    ['/supervision/vehicles', 'supervision-vehicles'],
+    ['/expiry', 'expiry'],
+  ]) {
+    await page.goto(`${base}${path}`)
+    await settle(page)
+    await page.screenshot({ path: `${out}/${name}.png` })
+  }
+  // A vehicle's record opened from the list.
+  await page.goto(`${base}/supervision/vehicles?vehicle=${bus.vehicle_id}`)
+  await settle(page)
+  await page.screenshot({ path: `${out}/supervision-vehicle.png` })
+  // A hazard at the bus company with its evidence, reported by the company: the list and the drawer.
+  const reg = await token('jt.liu')
+  const call = async (tok, method, path, body, headers = { 'content-type': 'application/json' }) => {
+    const r = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${tok}`, ...headers }, body })
+    if (!r.ok) throw new Error(`${method} ${path} answered ${r.status}: ${await r.text()}`)
+    return r.json()
+  }
+  const upload = (tok, name, text) =>
+    call(tok, 'POST', '/api/files', text, { 'content-type': 'text/plain', 'x-file-name': encodeURIComponent(name) })
+  const due = new Date(Date.now() + 8 * 3600_000 + 7 * 86_400_000).toISOString().slice(0, 10)
+  const evidence = await upload(reg, '现场检查记录.txt', '2 号车灭火器压力不足，安全锤缺失。')
+  const hazard = await call(reg, 'POST', '/api/supervision/hazards', JSON.stringify({
+    org_id: bus.org_id, vehicle_id: bus.vehicle_id, title: '灭火器压力不足、安全锤缺失', level: 'general',
+    description: '现场检查发现该车 2 具灭火器压力不足，车厢安全锤缺失 3 个。', deadline: due, files: [evidence.id],
+  }))
+  await call(reg, 'POST', '/api/supervision/hazards', JSON.stringify({
+    org_id: bus.org_id, title: '动态监控人员配备不足', level: 'major', description: '监控值班表显示夜班仅 1 人在岗。',
+  }))
+  const photo = await upload(op, '整改照片说明.txt', '已更换灭火器并补齐安全锤。')
+  await call(op, 'POST', `/api/supervision/hazards/${hazard.id}/report`, JSON.stringify({ note: '已更换 2 具灭火器，补齐安全锤 3 个。', files: [photo.id] }))
+  await page.goto(`${base}/hazards`)
+  await settle(page)
+  await page.screenshot({ path: `${out}/hazards.png` })
+  await page.goto(`${base}/hazards/${hazard.id}`)
+  await settle(page)
+  await page.screenshot({ path: `${out}/hazard.png` })
+  await page.getByRole('button', { name: '退回整改' }).click()
+  await settle(page, 500)
+  await page.screenshot({ path: `${out}/hazard-review.png` })
+  // The bureau's new-hazard form, and the practitioners' form.
+  await page.goto(`${base}/hazards`)
+  await page.getByRole('button', { name: '新建隐患' }).click()
+  await settle(page, 1000)
+  await page.screenshot({ path: `${out}/hazard-new.png` })
+
+  await signOut(page)
+  // The enterprise's side: its practitioners' form, its inbox, in English too.
+  await signIn(page, 'bus.sun')
+  await page.waitForURL(`${base}/`)
+  await page.goto(`${base}/practitioners`)
+  await page.getByRole('button', { name: '登记从业人员' }).click()
+  await settle(page)
+  await page.screenshot({ path: `${out}/practitioner-new.png` })
+  await page.goto(`${base}/expiry`)
+  await settle(page)
+  await page.screenshot({ path: `${out}/expiry-operator.png` })
+  await page.getByRole('button', { name: 'English' }).click()
+  await page.goto(`${base}/hazards`)
+  await settle(page)
+  await page.screenshot({ path: `${out}/hazards-en.png` })
+  await page.goto(`${base}/practitioners`)
+  await settle(page)
+  await page.screenshot({ path: `${out}/practitioners-en.png` })
+  await page.getByRole('button', { name: '中文' }).click()
   await signOut(page)
   await signIn(page, 'secadmin')
   await enrolTotp(page)

@@ -72,6 +72,11 @@ const zh = {
   map: '实时监控',
   terminals: '终端',
   enterprises: '企业档案',
+  supervision: '运输监管',
+  practitioners: '从业人员',
+  vehicleRecords: '车辆档案',
+  expiry: '到期预警',
+  hazards: '隐患整改',
 }
 type Dict = typeof zh
 const en: Partial<Dict> = {
@@ -140,6 +145,11 @@ const en: Partial<Dict> = {
   map: 'Live map',
   terminals: 'Terminals',
   enterprises: 'Enterprises',
+  supervision: 'Transport supervision',
+  practitioners: 'Practitioners',
+  vehicleRecords: 'Vehicle records',
+  expiry: 'Expiry watch',
+  hazards: 'Hazards',
 }
 
 export function t(key: keyof Dict): string {

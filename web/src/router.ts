@@ -17,6 +17,11 @@ export const router = createRouter({
     { path: '/vehicles/:id/track', component: () => import('./pages/Track.vue') },
     { path: '/terminals', component: () => import('./pages/Terminals.vue') },
     { path: '/enterprises', component: () => import('./pages/Enterprises.vue') },
+    { path: '/practitioners', component: () => import('./pages/Practitioners.vue') },
+    { path: '/supervision/vehicles', component: () => import('./pages/SupervisionVehicles.vue') },
+    { path: '/expiry', component: () => import('./pages/Expiry.vue') },
+    // One route for the list and a hazard open in its drawer: the list stays as it was.
+    { path: '/hazards/:id?', component: () => import('./pages/Hazards.vue') },
     { path: '/orgs', component: () => import('./pages/Orgs.vue') },
     { path: '/tokens', component: () => import('./pages/Tokens.vue') },
     { path: '/security', component: () => import('./pages/Security.vue') },

@@ -259,6 +259,8 @@ pub struct ExpiryQuery {
     pub within_days: Option<i64>,
     /// One enterprise.
     pub org_id: Option<String>,
+    /// One kind of item (`annual_inspection`, …); the summary still counts every kind.
+    pub kind: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -271,6 +273,11 @@ pub async fn report(st: &AppState, c: &Caller, q: &ExpiryQuery) -> ApiResult<Exp
     let within = q.within_days.unwrap_or(90);
     if !WINDOWS.contains(&within) {
         return Err(ApiError::field(Code::InvalidQuery, "within_days", "30, 60 or 90"));
+    }
+    if let Some(k) = &q.kind {
+        if !KINDS.contains(&k.as_str()) {
+            return Err(ApiError::field(Code::InvalidQuery, "kind", format!("one of {}", KINDS.join(", "))));
+        }
     }
     if let Some(o) = &q.org_id {
         if !reaches(c, o) {
@@ -302,7 +309,10 @@ pub async fn report(st: &AppState, c: &Caller, q: &ExpiryQuery) -> ApiResult<Exp
     }
     summary.sort_by(|a, b| a.org_name.cmp(&b.org_name));
 
-    let chosen: Vec<ExpiryItem> = all.into_iter().filter(|i| i.days_left <= within).collect();
+    let chosen: Vec<ExpiryItem> = all
+        .into_iter()
+        .filter(|i| i.days_left <= within && q.kind.as_deref().is_none_or(|k| k == i.kind))
+        .collect();
     let total = chosen.len() as i64;
     let items = chosen.into_iter().skip(offset as usize).take(limit as usize).collect();
     Ok(ExpiryReport { today: date_of(today), within_days: within, items, total, limit, offset, summary })

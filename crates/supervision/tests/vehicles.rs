@@ -253,6 +253,13 @@ async fn issue_7_expiry_watch_lists_sorts_and_counts(app: TestApp) {
     assert_eq!(page["items"].as_array().unwrap().as_slice(), &items[5..10]);
     let (s, v) = app.get("/api/supervision/expiry?within_days=45", &reg).await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("within_days")), "{v}");
+    // One kind: only its items, in the same order; an unknown kind is refused.
+    let (_, insp) = app.get("/api/supervision/expiry?kind=annual_inspection&limit=500", &reg).await;
+    let want: Vec<_> = items.iter().filter(|i| i["kind"] == "annual_inspection").cloned().collect();
+    assert!(!want.is_empty());
+    assert_eq!((insp["items"].as_array().unwrap(), insp["total"].as_i64()), (&want, Some(want.len() as i64)));
+    let (s, v) = app.get("/api/supervision/expiry?kind=passport", &reg).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("kind")), "{v}");
 
     // An operator: its own items and counts; another enterprise is not found.
     let (_, own) = app.get("/api/supervision/expiry?limit=500", &bus).await;

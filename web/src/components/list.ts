@@ -9,7 +9,12 @@ export interface Column<R> {
   title: string
   value: (row: R) => string
   link?: (row: R) => string | undefined
+  /** Shows the cell as a coloured tag (expired, due soon, …); an export keeps the text only. */
+  tone?: (row: R) => Tone | undefined
 }
+
+/// The tags' colours (style.css `.tag`): bad (expired, overdue), warn (due soon), ok, info, muted.
+export type Tone = 'bad' | 'warn' | 'ok' | 'info' | 'muted'
 
 /// A list's filters as the API's query parameters; an empty or undefined value is left out.
 export type Query = Record<string, string | undefined>
