@@ -379,7 +379,7 @@ fn read_xlsx(bytes: &[u8], max_rows: usize) -> Result<Grid, ReadError> {
             DataRef::Int(i) => i.to_string(),
             DataRef::Float(f) => number_text(*f),
             DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
-            DataRef::DateTime(d) => d.to_string(),
+            DataRef::DateTime(d) => excel_date_text(d),
             DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
             DataRef::Error(e) => e.to_string(),
         };
@@ -393,6 +393,21 @@ fn read_xlsx(bytes: &[u8], max_rows: usize) -> Result<Grid, ReadError> {
         push_row(&mut grid, n, row, max_rows)?;
     }
     Ok(grid)
+}
+
+/// A date cell as ISO text: `2026-12-31`, or `2026-12-31 08:30:00` with a time of day
+/// (Excel keeps dates as day serials, so `46387` is what the cell would read otherwise);
+/// durations as their number of days.
+fn excel_date_text(d: &calamine::ExcelDateTime) -> String {
+    if !d.is_datetime() {
+        return number_text(d.as_f64());
+    }
+    let (y, mo, day, h, mi, sec, _) = d.to_ymd_hms_milli();
+    if (h, mi, sec) == (0, 0, 0) {
+        format!("{y:04}-{mo:02}-{day:02}")
+    } else {
+        format!("{y:04}-{mo:02}-{day:02} {h:02}:{mi:02}:{sec:02}")
+    }
 }
 
 /// A number cell as the user typed it: `2`, not `2.0` (codes, phone numbers).
@@ -710,6 +725,22 @@ mod tests {
         let t = table(&wb.save_to_buffer().unwrap());
         assert_eq!(t.rows.len(), 1);
         assert_eq!((t.rows[0].number, t.rows[0].get("plate"), t.rows[0].get("class")), (3, "2", "2.5"));
+    }
+
+    #[test]
+    fn xlsx_date_cells_read_as_iso_dates() {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(0, 0, "车牌号").unwrap();
+        ws.write_string(0, 1, "车辆类型").unwrap();
+        let date = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+        let when = rust_xlsxwriter::ExcelDateTime::from_ymd(2026, 12, 31).unwrap();
+        ws.write_datetime_with_format(1, 0, &when, &date).unwrap();
+        let stamp = rust_xlsxwriter::ExcelDateTime::parse_from_str("2026-03-01 08:30:00").unwrap();
+        let long = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+        ws.write_datetime_with_format(1, 1, &stamp, &long).unwrap();
+        let t = table(&wb.save_to_buffer().unwrap());
+        assert_eq!((t.rows[0].get("plate"), t.rows[0].get("class")), ("2026-12-31", "2026-03-01 08:30:00"));
     }
 
     #[test]

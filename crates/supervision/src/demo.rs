@@ -146,7 +146,7 @@ async fn seed_vehicles(state: &AppState) -> anyhow::Result<()> {
 
 /// A demo citizen ID: region 120114 (武清区), a birth date and a sequence number, with its
 /// GB 11643-1999 check character. Invented; no real person's.
-fn demo_citizen_id(birth: &str, seq: u32) -> String {
+pub fn demo_citizen_id(birth: &str, seq: u32) -> String {
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     let body = format!("120114{birth}{seq:03}");
     let sum: u32 = body.bytes().zip(W).map(|(d, w)| u32::from(d - b'0') * w).sum();

@@ -309,10 +309,8 @@ pub async fn report(st: &AppState, c: &Caller, q: &ExpiryQuery) -> ApiResult<Exp
     }
     summary.sort_by(|a, b| a.org_name.cmp(&b.org_name));
 
-    let chosen: Vec<ExpiryItem> = all
-        .into_iter()
-        .filter(|i| i.days_left <= within && q.kind.as_deref().is_none_or(|k| k == i.kind))
-        .collect();
+    let chosen: Vec<ExpiryItem> =
+        all.into_iter().filter(|i| i.days_left <= within && q.kind.as_deref().is_none_or(|k| k == i.kind)).collect();
     let total = chosen.len() as i64;
     let items = chosen.into_iter().skip(offset as usize).take(limit as usize).collect();
     Ok(ExpiryReport { today: date_of(today), within_days: within, items, total, limit, offset, summary })

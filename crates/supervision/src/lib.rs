@@ -17,6 +17,7 @@ pub mod enterprises;
 pub mod expiry;
 pub mod hazards;
 pub mod ident;
+pub mod imports;
 pub mod incidents;
 pub mod penalties;
 pub mod practitioners;
@@ -297,6 +298,7 @@ CREATE TABLE supervision_archive_flags (
             .merge(penalties::routes())
             .merge(incidents::routes())
             .merge(archives::routes())
+            .merge(imports::routes())
     }
 
     async fn seed_demo(&self, state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()> {

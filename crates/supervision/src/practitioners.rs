@@ -294,7 +294,8 @@ async fn put_vehicles(
 // ------------------------------------------------------------------------------ access
 
 /// Registering and removing practitioners is the enterprise's own business.
-async fn operator_only(st: &AppState, c: &Caller) -> ApiResult<()> {
+/// Transport enterprises' operators only (they register their own people).
+pub(crate) async fn operator_only(st: &AppState, c: &Caller) -> ApiResult<()> {
     match who(st, c).await? {
         Who::Operator if is_transport_enterprise(st, &c.org_id).await? => Ok(()),
         Who::Operator => Err(ApiError::forbidden("only transport enterprises register practitioners")),
@@ -665,11 +666,34 @@ pub async fn create(st: &AppState, c: &Caller, p: &PractitionerInput) -> ApiResu
 /// Stores a checked record (with its citizen ID) and its audit record in one transaction; the
 /// caller checked access. Also the demo's way in. Returns the new id.
 pub async fn insert(st: &AppState, actor: Actor, org_id: &str, p: &Checked) -> ApiResult<String> {
+    let store = &st.store;
+    let mut tx = store.begin().await?;
+    let id = insert_in(st, &mut tx, &actor.name, org_id, p).await?;
+    audit::append(
+        store,
+        &mut tx,
+        &Event::new(actor, "practitioner.create", "practitioner", Some(&id), Outcome::Success)
+            .detail(audit_detail(org_id, p)),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(id)
+}
+
+/// Inserts a checked record (with its citizen ID) inside the caller's transaction, which also
+/// writes the audit record (one per practitioner, or one for an import). Returns the new id; a
+/// citizen ID already registered in the enterprise is a 409 naming `citizen_id`.
+pub async fn insert_in(
+    st: &AppState,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    by: &str,
+    org_id: &str,
+    p: &Checked,
+) -> ApiResult<String> {
     let cid = p.citizen_id.as_ref().ok_or_else(|| bad("citizen_id", "the citizen ID is required"))?;
     let store = &st.store;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
-    let mut tx = store.begin().await?;
     sqlx::query(&store.sql(
         "INSERT INTO supervision_practitioners (id, org_id, name, role, citizen_id_enc, citizen_id_bidx, qualification_type, \
          qualification_no, qualification_valid_until, licence_class, licence_valid_until, created_ms, updated_ms, updated_by) \
@@ -687,18 +711,10 @@ pub async fn insert(st: &AppState, actor: Actor, org_id: &str, p: &Checked) -> A
     .bind(p.licence_class.clone())
     .bind(p.licence_valid_until.clone())
     .bind(now)
-    .bind(actor.name.clone())
-    .execute(&mut *tx)
+    .bind(by.to_string())
+    .execute(&mut **tx)
     .await
     .map_err(|e| conflict(e.into()))?;
-    audit::append(
-        store,
-        &mut tx,
-        &Event::new(actor, "practitioner.create", "practitioner", Some(&id), Outcome::Success)
-            .detail(audit_detail(org_id, p)),
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(id)
 }
 

@@ -303,7 +303,29 @@ pub async fn put(st: &AppState, c: &Caller, vehicle_id: &str, d: &Details) -> Ap
 pub async fn write(st: &AppState, actor: Actor, vehicle_id: &str, d: &Details) -> ApiResult<()> {
     let store = &st.store;
     let mut tx = store.begin().await?;
-    let by = actor.name.clone();
+    write_in(st, &mut tx, &actor.name, vehicle_id, d).await?;
+    audit::append(
+        store,
+        &mut tx,
+        &Event::new(actor, "vehicle.details", "vehicle", Some(vehicle_id), Outcome::Success)
+            .detail(serde_json::to_value(d).unwrap_or_default()),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Stores details (checked by the caller) inside the caller's transaction, which also writes
+/// the audit record (one per vehicle, or one for an import).
+pub async fn write_in(
+    st: &AppState,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    by: &str,
+    vehicle_id: &str,
+    d: &Details,
+) -> ApiResult<()> {
+    let store = &st.store;
+    let by = by.to_string();
     let now = now_ms();
     let update = store.sql(
         "UPDATE supervision_vehicles SET certificate_no = $1, certificate_valid_until = $2, \
@@ -311,7 +333,7 @@ pub async fn write(st: &AppState, actor: Actor, vehicle_id: &str, d: &Details) -
          tonnage_kg = $7, dg_class = $8, updated_ms = $9, updated_by = $10 WHERE vehicle_id = $11",
     );
     let updated = bind_details(sqlx::query(&update), d, now, &by, vehicle_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(StoreError::from)?
         .rows_affected();
@@ -322,18 +344,10 @@ pub async fn write(st: &AppState, actor: Actor, vehicle_id: &str, d: &Details) -
              vehicle_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         );
         bind_details(sqlx::query(&insert), d, now, &by, vehicle_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(StoreError::from)?;
     }
-    audit::append(
-        store,
-        &mut tx,
-        &Event::new(actor, "vehicle.details", "vehicle", Some(vehicle_id), Outcome::Success)
-            .detail(serde_json::to_value(d).unwrap_or_default()),
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 
