@@ -19,34 +19,6 @@ use kernel::store::{StoreError, now_ms};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A small, valid PDF with a line of text: what a scanned notice or a photo report stands for.
-fn pdf(text: &str) -> Vec<u8> {
-    let stream = format!("BT /F1 12 Tf 40 780 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_string(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
-    );
-    out
-}
-
 async fn file(st: &AppState, c: &Caller, name: &str, text: &str) -> anyhow::Result<String> {
     let up = Upload {
         org_id: &c.org_id,
@@ -54,7 +26,7 @@ async fn file(st: &AppState, c: &Caller, name: &str, text: &str) -> anyhow::Resu
         declared_type: "application/pdf",
         classification: kernel::access::Classification::Internal,
     };
-    let m = files::store_bytes(st, Actor::of(c), &up, &pdf(text))
+    let m = files::store_bytes(st, Actor::of(c), &up, &crate::demo::demo_pdf(text))
         .await
         .map_err(|e| anyhow::anyhow!("demo file {name}: {}", e.message))?;
     Ok(m.id)

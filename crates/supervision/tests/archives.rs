@@ -5,62 +5,19 @@
 //! and month), and the bad-input sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+mod common;
+use axum::http::{Method, StatusCode};
+use common::{app, upload_pdf};
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use supervision::dates::{Month, date_of, midnight_ms, today_days};
-use tower::ServiceExt;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
 
 both_backends!(archives_are_filed_checked_scoped_and_boarded, missing_archives_are_flagged_once_per_enterprise_month);
-
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
 
 const URL: &str = "/api/supervision/archives";
 const DUTY: &str = "monitoring_duty_log";
 const MEETING: &str = "safety_meeting_minutes";
 const EDUCATION: &str = "driver_safety_education";
-
-/// Uploads a small PDF through `POST /api/files` (name percent-encoded); its id.
-async fn upload_pdf(app: &TestApp, token: &str, name: &str) -> String {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/api/files")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/pdf")
-        .header("X-File-Name", name)
-        .body(Body::from(supervision::demo::demo_pdf(name)))
-        .unwrap();
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let v: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    v["id"].as_str().unwrap().to_string()
-}
 
 fn filing(month: Month, kind: &str, file: &str) -> Value {
     json!({"month": month.to_string(), "kind": kind, "file_id": file})
@@ -106,7 +63,7 @@ async fn archives_are_filed_checked_scoped_and_boarded(app: TestApp) {
     assert_eq!(kinds[0]["name"], "动态监控值班记录");
 
     // The coach company files this month's duty log: in time.
-    let file = upload_pdf(&app, &coach, "%E5%80%BC%E7%8F%AD%E8%AE%B0%E5%BD%95.pdf").await;
+    let file = upload_pdf(&app, &coach, "值班记录.pdf").await;
     let (s, v) = app.post(URL, &coach, filing(this, DUTY, &file)).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(

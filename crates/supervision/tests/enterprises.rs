@@ -3,36 +3,13 @@
 //! the fleet, licence days left, audit, and the bad-input sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use axum::http::{Method, StatusCode};
+use common::app;
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
-use std::sync::Arc;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
 
 both_backends!(profiles_are_scoped_checked_and_audited);
-
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
 
 fn by_org<'a>(list: &'a Value, org: &str) -> &'a Value {
     list.as_array().unwrap().iter().find(|e| e["org_id"] == org).unwrap()

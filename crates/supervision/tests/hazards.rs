@@ -5,22 +5,12 @@
 //! hazard found from an alarm; and the bad-input sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use axum::http::{Method, StatusCode};
+use common::{PDF, app};
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use supervision::dates::{date_of, today_days};
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
 
 both_backends!(
     issue_7_a_hazard_goes_from_notice_to_rectification_to_review,
@@ -28,21 +18,7 @@ both_backends!(
     issue_7_a_hazard_found_from_an_alarm_takes_its_enterprise_and_vehicle,
 );
 
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
-
 const URL: &str = "/api/supervision/hazards";
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
 async fn post(app: &TestApp, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::POST, uri, Some(token), Some(body)).await

@@ -4,37 +4,14 @@
 //! or the store already has, who may import what, the audit record and the templates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use axum::http::{Method, StatusCode};
+use common::app;
 use kernel::testing::{Backend, TestApp};
 use serde_json::Value;
-use std::sync::Arc;
 use supervision::demo::demo_citizen_id;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
-
 both_backends!(issue_7_practitioners_import_by_row_and_column, issue_7_vehicle_details_import_by_plate);
-
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
 
 async fn import(app: &TestApp, token: &str, uri: &str, csv: &str) -> (StatusCode, Value) {
     app.call_raw(Method::POST, uri, Some(token), Some(csv.as_bytes().to_vec()), Some("text/csv")).await

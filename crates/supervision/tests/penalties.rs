@@ -5,66 +5,23 @@
 //! the bad-input sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+mod common;
+use axum::http::StatusCode;
+use common::{app, upload_pdf};
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use supervision::dates::{date_of, today_days};
-use tower::ServiceExt;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
 
 both_backends!(
     penalties_are_decided_executed_revoked_scoped_and_audited,
     incidents_are_recorded_decided_once_and_counted_for_credit,
 );
 
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
-
 const URL: &str = "/api/supervision/penalties";
 const INCIDENTS: &str = "/api/supervision/incidents";
 
 fn in_days(n: i64) -> String {
     date_of(today_days() + n)
-}
-
-/// Uploads a small PDF through `POST /api/files`; its id.
-async fn upload_pdf(app: &TestApp, token: &str, name: &str) -> String {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/api/files")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/pdf")
-        .header("X-File-Name", name)
-        .body(Body::from(supervision::demo::demo_pdf(name)))
-        .unwrap();
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let v: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    v["id"].as_str().unwrap().to_string()
 }
 
 /// A vehicle of the enterprise.

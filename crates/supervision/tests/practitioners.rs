@@ -4,36 +4,13 @@
 //! audit without the ID, and the bad-input sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use axum::http::{Method, StatusCode};
+use common::app;
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
-use std::sync::Arc;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
 
 both_backends!(practitioners_are_checked_masked_and_unique, practitioners_are_scoped_filtered_linked_and_audited);
-
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
 
 const URL: &str = "/api/supervision/practitioners";
 /// An invented citizen ID of Wuqing (120114) with a correct check character.

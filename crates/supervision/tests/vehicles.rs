@@ -5,41 +5,18 @@
 //! the bad-input sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use axum::http::{Method, StatusCode};
+use common::app;
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use supervision::dates::{date_of, today_days};
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Sqlite).await { super::$name(app).await } } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { if let Some(app) = super::app(super::Backend::Postgres).await { super::$name(app).await } } )*
-        }
-    };
-}
 
 both_backends!(
     issue_7_vehicle_details_are_scoped_checked_and_audited,
     issue_7_expiry_watch_lists_sorts_and_counts,
     issue_7_expiry_notices_are_raised_once,
 );
-
-async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(
-        backend,
-        vec![
-            Arc::new(transport::TransportModule::new()),
-            Arc::new(alarms::AlarmsModule::default()),
-            Arc::new(supervision::SupervisionModule),
-        ],
-        |_| {},
-    )
-    .await
-}
 
 async fn put(app: &TestApp, token: &str, id: &str, body: &Value) -> (StatusCode, Value) {
     app.call(Method::PUT, &format!("/api/supervision/vehicles/{id}"), Some(token), Some(body.clone())).await
