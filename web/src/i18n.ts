@@ -155,9 +155,9 @@ const en: Partial<Dict> = {
   expiry: 'Expiry watch',
   hazards: 'Hazards',
   documents: 'Documents',
-  penalties: 'Penalties & incidents',
-  archives: 'Monthly archives',
-  credit: 'Credit rating',
+  penalties: 'Penalties',
+  archives: 'Archives',
+  credit: 'Credit',
 }
 
 export function t(key: keyof Dict): string {
