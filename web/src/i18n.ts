@@ -77,6 +77,10 @@ const zh = {
   vehicleRecords: '车辆档案',
   expiry: '到期预警',
   hazards: '隐患整改',
+  documents: '文件报送',
+  penalties: '处罚事故',
+  archives: '月度归档',
+  credit: '信誉考核',
 }
 type Dict = typeof zh
 const en: Partial<Dict> = {
@@ -150,6 +154,10 @@ const en: Partial<Dict> = {
   vehicleRecords: 'Vehicle records',
   expiry: 'Expiry watch',
   hazards: 'Hazards',
+  documents: 'Documents',
+  penalties: 'Penalties',
+  archives: 'Archives',
+  credit: 'Credit',
 }
 
 export function t(key: keyof Dict): string {

@@ -22,6 +22,12 @@ export const router = createRouter({
     { path: '/expiry', component: () => import('./pages/Expiry.vue') },
     // One route for the list and a hazard open in its drawer: the list stays as it was.
     { path: '/hazards/:id?', component: () => import('./pages/Hazards.vue') },
+    { path: '/documents/:id?', component: () => import('./pages/Documents.vue') },
+    // Penalties and incidents are one page with a tab each; the address says which.
+    { path: '/penalties/:id?', component: () => import('./pages/Penalties.vue') },
+    { path: '/incidents/:id?', component: () => import('./pages/Penalties.vue') },
+    { path: '/archives', component: () => import('./pages/Archives.vue') },
+    { path: '/credit', component: () => import('./pages/Credit.vue') },
     { path: '/orgs', component: () => import('./pages/Orgs.vue') },
     { path: '/tokens', component: () => import('./pages/Tokens.vue') },
     { path: '/security', component: () => import('./pages/Security.vue') },

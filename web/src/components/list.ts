@@ -11,6 +11,9 @@ export interface Column<R> {
   link?: (row: R) => string | undefined
   /** Shows the cell as a coloured tag (expired, due soon, …); an export keeps the text only. */
   tone?: (row: R) => Tone | undefined
+  /** The page draws the cell itself (DataList's `cell` slot, a progress display, say); an
+   *  export keeps `value`. */
+  custom?: boolean
 }
 
 /// The tags' colours (style.css `.tag`): bad (expired, overdue), warn (due soon), ok, info, muted.
