@@ -62,6 +62,25 @@ async fn backdate_steps(st: &AppState, kind: &str, case_id: &str, days_ago: &[i6
     Ok(())
 }
 
+/// Moves one recipient's part of a document `days` back: when it read and answered, and the
+/// steps of its case (the bureau's review included).
+async fn backdate_reply(st: &AppState, document_id: &str, org_id: &str, days: i64) -> anyhow::Result<()> {
+    let shift = days * DAY_MS;
+    set(
+        st,
+        "UPDATE supervision_document_recipients SET read_ms = read_ms - $1, replied_ms = replied_ms - $1 \
+         WHERE document_id = $2 AND org_id = $3",
+        vec![I(shift), S(document_id.to_string()), S(org_id.to_string())],
+    )
+    .await?;
+    set(
+        st,
+        "UPDATE supervision_history SET at_ms = at_ms - $1 WHERE case_kind = $2 AND case_id = $3",
+        vec![I(shift), S(documents::REPLY_CASE.to_string()), S(format!("{document_id}:{org_id}"))],
+    )
+    .await
+}
+
 /// Sets columns of one row to values (the demo's story, not the request's time).
 async fn set(st: &AppState, sql: &str, binds: Vec<kernel::store::Arg>) -> anyhow::Result<()> {
     let sql = st.store.sql(sql).into_owned();
@@ -305,6 +324,9 @@ async fn seed_documents(
     )
     .await?;
     backdate_steps(st, documents::CASE, &d.id, &[9]).await?;
+    for (op, days) in [(shunda_op, 7), (bus_op, 2), (coach_op, 6)] {
+        backdate_reply(st, &d.id, &op.org_id, days).await?;
+    }
 
     // 2. Last quarter's report: its deadline has passed; one answered late, one never.
     let d = documents::issue(
@@ -345,6 +367,10 @@ async fn seed_documents(
     )
     .await?;
     backdate_steps(st, documents::CASE, &d.id, &[45]).await?;
+    // The carrier answered in time, the bus company two weeks late, the coach company read it.
+    for (op, days) in [(shunda_op, 38), (bus_op, 6), (coach_op, 40)] {
+        backdate_reply(st, &d.id, &op.org_id, days).await?;
+    }
 
     // 3. A winter-weather notice, no report asked.
     let d = documents::issue(
@@ -364,6 +390,7 @@ async fn seed_documents(
     .map_err(api)?;
     for op in [bus_op, shunda_op] {
         documents::mark_read(st, op, &d.id).await.map_err(api)?;
+        backdate_reply(st, &d.id, &op.org_id, 2).await?;
     }
     set(
         st,
@@ -371,6 +398,7 @@ async fn seed_documents(
         vec![I(now_ms() - 3 * DAY_MS), S(d.id.clone())],
     )
     .await?;
+    backdate_steps(st, documents::CASE, &d.id, &[3]).await?;
 
     // 4. Dangerous goods only, fresh: not yet read.
     documents::issue(
