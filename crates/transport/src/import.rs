@@ -1,4 +1,5 @@
-//! Bulk import of vehicles (车辆批量导入) from xlsx or CSV, and its template.
+//! Bulk import of vehicles (车辆批量导入) and terminals (终端批量导入) from xlsx or CSV, and
+//! their templates.
 //!
 //! Every row is checked as `POST /api/transport/vehicles` checks one vehicle (the registry's
 //! `check_plate`, `check_optional_vin`, the colour and class by their codes or Chinese names),
@@ -29,6 +30,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(import_vehicles))
         .routes(routes!(vehicle_template))
+        .routes(routes!(import_terminals))
+        .routes(routes!(terminal_template))
         // Uploads are larger than the API's JSON bodies; the reader bounds rows and unpacked size.
         .layer(DefaultBodyLimit::max(sheet::MAX_BYTES))
 }
@@ -286,6 +289,193 @@ async fn vehicle_template(Auth(c): Auth) -> ApiResult<Response> {
     registry::require_read(&c)?;
     let bytes = sheet::template_xlsx("车辆 vehicles", &vehicle_columns()).map_err(ApiError::internal)?;
     Ok(sheet::xlsx_attachment(bytes, "vehicles-template.xlsx"))
+}
+
+// ------------------------------------------------------------------------------ terminals
+
+/// The columns of the terminal sheet.
+pub fn terminal_columns() -> Vec<ColumnSpec> {
+    vec![
+        ColumnSpec::new("phone", "终端手机号")
+            .required()
+            .aliases(&["SIM卡号", "终端SIM卡号", "手机号"])
+            .example("13900001234")
+            .help("the number the terminal puts in its message headers: digits, up to 20")
+            .width(16.0),
+        ColumnSpec::new("terminal_id", "终端ID").example("T123456").help("up to 30 characters").width(12.0),
+        ColumnSpec::new("maker", "制造商ID").example("70111").help("up to 11 characters").width(10.0),
+        ColumnSpec::new("model", "终端型号").example("JT-900").help("up to 30 characters").width(12.0),
+        ColumnSpec::new("plate", "绑定车牌号")
+            .aliases(&["车牌号"])
+            .example("津A12345")
+            .help("optional: a vehicle of yours without a terminal")
+            .width(14.0),
+        ColumnSpec::new("plate_colour", "车牌颜色")
+            .aliases(&["号牌颜色"])
+            .help("only when the plate is registered in two colours")
+            .width(10.0),
+    ]
+}
+
+/// Imports terminals of the caller's enterprise from an xlsx workbook or CSV file sent as the
+/// body, each optionally bound to one of the enterprise's vehicles by plate. Every row is checked
+/// as a single registration is, plus phones repeated in the file or registered, plates not of
+/// the enterprise, vehicles that already have a terminal or get two in the file. With any bad
+/// row the default `all_or_nothing` answers 422 with the report and writes nothing;
+/// `valid_only` writes the good rows. One transaction, audited once (`terminal.import`).
+#[utoipa::path(post, path = "/api/transport/terminals/import", tag = "transport", params(ImportQuery),
+    request_body(description = "the xlsx or CSV file", content(
+        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (Vec<u8> = "text/csv"))),
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "a phone or binding was registered meanwhile; nothing imported"),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = ImportRejected)),
+    security(("session" = []), ("bearer" = [])))]
+async fn import_terminals(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    Query(q): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let org_id = q.org_id.clone().unwrap_or_else(|| c.org_id.clone());
+    registry::require_write(&c, &org_id)?;
+    sheet::check_content_type(&headers)?;
+    let (mode, dry_run) = (q.mode.unwrap_or_default(), q.dry_run.unwrap_or(false));
+    let read = tokio::task::spawn_blocking(move || sheet::read_table(&body, &terminal_columns()))
+        .await
+        .map_err(ApiError::internal)?;
+    let t = match read {
+        Ok(t) => t,
+        Err(ReadError::Refused(e)) => return Err(e),
+        Err(ReadError::Header(errors)) => {
+            let report = ImportReport::new(mode, dry_run, 0, errors, 0);
+            return Ok(ImportRejected::new("the header row does not match the template: nothing was imported", report)
+                .into_response());
+        }
+    };
+    // The enterprise's vehicles by plate: (id, colour, has a terminal).
+    let rows = sqlx::query(&st.store.sql(
+        "SELECT v.id AS id, v.plate AS plate, v.plate_colour AS colour, t.id AS terminal FROM transport_vehicles v \
+         LEFT JOIN transport_terminals t ON t.vehicle_id = v.id WHERE v.org_id = $1",
+    ))
+    .bind(org_id.clone())
+    .fetch_all(st.store.reader())
+    .await
+    .map_err(kernel::store::StoreError::from)?;
+    let mut fleet: HashMap<String, Vec<(String, PlateColour, bool)>> = HashMap::new();
+    for r in &rows {
+        let colour: String = kernel::store::col(r, "colour")?;
+        let terminal: Option<String> = kernel::store::col(r, "terminal")?;
+        fleet.entry(kernel::store::col(r, "plate")?).or_default().push((
+            kernel::store::col(r, "id")?,
+            PlateColour::parse(&colour).unwrap_or(PlateColour::Other),
+            terminal.is_some(),
+        ));
+    }
+    let total = t.rows.len();
+    let mut good: Vec<(u32, registry::CheckedTerminal, Option<String>)> = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    let (mut phones, mut bound): (HashMap<String, u32>, HashMap<String, u32>) = (HashMap::new(), HashMap::new());
+    for row in &t.rows {
+        let n = row.number;
+        let new = registry::NewTerminal {
+            org_id: None,
+            phone: row.get("phone").to_string(),
+            terminal_id: row.get("terminal_id").to_string(),
+            maker: row.get("maker").to_string(),
+            model: row.get("model").to_string(),
+        };
+        let checked = match registry::check_terminal(&new) {
+            Ok(ct) => ct,
+            Err(e) => {
+                errors.push(t.error(n, e.field.as_deref().unwrap_or("phone"), e.message));
+                continue;
+            }
+        };
+        let vehicle = match row.get("plate").trim() {
+            "" => None,
+            plate => {
+                let wanted = row.get("plate_colour").trim();
+                let colour = (!wanted.is_empty()).then(|| parse_colour(wanted));
+                let found: Vec<&(String, PlateColour, bool)> = fleet
+                    .get(&plate.to_uppercase())
+                    .or_else(|| fleet.get(plate))
+                    .map(|v| v.iter().filter(|(_, c, _)| colour.is_none_or(|w| w == Some(*c))).collect())
+                    .unwrap_or_default();
+                match found.as_slice() {
+                    [(_, _, true)] => {
+                        errors.push(t.error(n, "plate", "this vehicle has a terminal already: unbind it first"));
+                        continue;
+                    }
+                    [(id, _, false)] => Some(id.clone()),
+                    [] => {
+                        errors.push(t.error(n, "plate", "no vehicle of yours with this plate"));
+                        continue;
+                    }
+                    _ => {
+                        errors.push(t.error(
+                            n,
+                            "plate_colour",
+                            "the plate is registered in more than one colour: name it",
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some(first) = phones.get(checked.phone.as_str()) {
+            errors.push(t.error(n, "phone", format!("the same phone as row {first}")));
+            continue;
+        }
+        if let Some(first) = vehicle.as_ref().and_then(|v| bound.get(v)) {
+            errors.push(t.error(n, "plate", format!("the same vehicle as row {first}")));
+            continue;
+        }
+        phones.insert(checked.phone.as_str().to_string(), n);
+        if let Some(v) = &vehicle {
+            bound.insert(v.clone(), n);
+        }
+        good.push((n, checked, vehicle));
+    }
+    let wanted: Vec<&str> = good.iter().map(|(_, ct, _)| ct.phone.as_str()).collect();
+    let taken = registry::registered_phones(&st.store, &wanted).await?;
+    good.retain(|(n, ct, _)| {
+        let dup = taken.contains(ct.phone.as_str());
+        if dup {
+            errors.push(t.error(*n, "phone", "a terminal with this phone is registered"));
+        }
+        !dup
+    });
+    if !errors.is_empty() && mode == ImportMode::AllOrNothing {
+        let report = ImportReport::new(mode, dry_run, total, errors, 0);
+        let detail = format!(
+            "{} of {total} rows have errors: nothing was imported (fix them, or import with mode=valid_only)",
+            report.invalid_rows.len()
+        );
+        return Ok(ImportRejected::new(detail, report).into_response());
+    }
+    let mut imported = 0;
+    if !dry_run && !good.is_empty() {
+        let rows: Vec<(registry::CheckedTerminal, Option<String>)> = good.into_iter().map(|(_, t, v)| (t, v)).collect();
+        let bound = rows.iter().filter(|(_, v)| v.is_some()).count();
+        let detail = serde_json::json!({"org_id": org_id, "rows": total, "imported": rows.len(), "bound": bound,
+            "skipped": total - rows.len(), "mode": mode});
+        imported = registry::import_terminals(&st.store, Actor::of(&c), &org_id, &rows, detail).await?;
+        metrics::counter!("wuqing_import_rows_total", "what" => "terminals").increment(imported as u64);
+    }
+    tracing::info!(org = %org_id, rows = total, imported, bad = errors.len(), ?mode, dry_run, "terminal import");
+    Ok(axum::Json(ImportReport::new(mode, dry_run, total, errors, imported)).into_response())
+}
+
+/// The terminal import template (xlsx).
+#[utoipa::path(get, path = "/api/transport/terminals/import/template.xlsx", tag = "transport",
+    responses((status = 200, description = "the template",
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 403, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn terminal_template(Auth(c): Auth) -> ApiResult<Response> {
+    registry::require_read(&c)?;
+    let bytes = sheet::template_xlsx("终端 terminals", &terminal_columns()).map_err(ApiError::internal)?;
+    Ok(sheet::xlsx_attachment(bytes, "terminals-template.xlsx"))
 }
 
 #[cfg(test)]

@@ -407,11 +407,95 @@ pub async fn create_terminal(store: &Store, c: &Caller, new: NewTerminal) -> Api
 }
 
 /// Validates and stores a terminal; the caller has checked who may.
+/// A terminal's fields after checking (the phone parsed, the texts bounded).
+#[derive(Debug, Clone)]
+pub struct CheckedTerminal {
+    pub phone: TerminalPhone,
+    pub terminal_id: String,
+    pub maker: String,
+    pub model: String,
+}
+
+/// Checks a terminal's fields: the first fault as a 422 naming it.
+pub fn check_terminal(new: &NewTerminal) -> ApiResult<CheckedTerminal> {
+    Ok(CheckedTerminal {
+        phone: TerminalPhone::parse(&new.phone).map_err(|m| ApiError::field(Code::InvalidField, "phone", m))?,
+        terminal_id: check_text("terminal_id", &new.terminal_id, 30)?,
+        maker: check_text("maker", &new.maker, 11)?,
+        model: check_text("model", &new.model, 30)?,
+    })
+}
+
+/// Which of `phones` are registered already (for an import's report).
+pub async fn registered_phones(store: &Store, phones: &[&str]) -> StoreResult<std::collections::HashSet<String>> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in phones.chunks(500) {
+        let sql = format!(
+            "SELECT phone FROM transport_terminals WHERE phone IN {}",
+            store.values_placeholders(1, chunk.len())
+        );
+        let sql = store.sql(&sql).into_owned();
+        let mut q = sqlx::query(&sql);
+        for p in chunk {
+            q = q.bind(p.to_string());
+        }
+        for r in q.fetch_all(store.reader()).await? {
+            found.insert(col::<String>(&r, "phone")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Stores checked terminals of one enterprise, each bound to its vehicle when one is given, in
+/// ONE transaction with one audit record (`terminal.import`, carrying `detail`): all or none. A
+/// phone registered or a vehicle bound meanwhile is a 409 and nothing is stored. The caller has
+/// checked who may, and that each vehicle is the enterprise's.
+pub async fn import_terminals(
+    store: &Store,
+    actor: Actor,
+    org_id: &str,
+    rows: &[(CheckedTerminal, Option<String>)],
+    detail: serde_json::Value,
+) -> ApiResult<usize> {
+    let now = now_ms();
+    let mut tx = store.begin().await?;
+    // Rows per INSERT: 500 × 9 parameters.
+    for chunk in rows.chunks(IMPORT_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO transport_terminals (id, org_id, phone, terminal_id, maker, model, vehicle_id, created_ms, \
+             updated_ms) VALUES {}",
+            store.values_placeholders(chunk.len(), 9)
+        );
+        let sql = store.sql(&sql).into_owned();
+        let mut q = sqlx::query(&sql);
+        for (t, vehicle) in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(org_id.to_string())
+                .bind(t.phone.as_str().to_string())
+                .bind(t.terminal_id.clone())
+                .bind(t.maker.clone())
+                .bind(t.model.clone())
+                .bind(vehicle.clone())
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut *tx).await.map_err(|e| {
+            write_error(e, "phone", "a terminal with one of these phones, or a binding to one of these vehicles, was registered meanwhile; try again")
+        })?;
+    }
+    audit::append(
+        store,
+        &mut tx,
+        &Event::new(actor, "terminal.import", "organisation", Some(org_id), Outcome::Success).detail(detail),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(rows.len())
+}
+
 pub async fn insert_terminal(store: &Store, actor: Actor, org_id: &str, new: NewTerminal) -> ApiResult<Terminal> {
-    let phone = TerminalPhone::parse(&new.phone).map_err(|m| ApiError::field(Code::InvalidField, "phone", m))?;
-    let terminal_id = check_text("terminal_id", &new.terminal_id, 30)?;
-    let maker = check_text("maker", &new.maker, 11)?;
-    let model = check_text("model", &new.model, 30)?;
+    let CheckedTerminal { phone, terminal_id, maker, model } = check_terminal(&new)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     let mut tx = store.begin().await?;

@@ -352,3 +352,100 @@ async fn sqlite_csv_template_roles_and_garbage() {
 async fn postgres_csv_template_roles_and_garbage() {
     csv_template_roles_and_garbage(Backend::Postgres).await;
 }
+
+async fn terminal_count(app: &TestApp, token: &str) -> i64 {
+    let (_, v) = app.get("/api/transport/terminals?limit=1", token).await;
+    v["total"].as_i64().unwrap()
+}
+
+/// Terminals from a CSV, bound by plate: phones and plates checked by row and column (a bad
+/// phone, a phone registered or repeated, a vehicle with a terminal already or bound twice in
+/// the file, a plate not of the enterprise), nothing written until fixed, then the good rows.
+async fn terminals_by_plate(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let op = app.login("bus.sun").await;
+    // Two new buses without terminals (the demo's fleet has one in every vehicle).
+    let free = ["津C9T001", "津C9T002"].map(String::from);
+    for plate in &free {
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/api/transport/vehicles",
+                Some(&op),
+                Some(json!({"plate": plate, "plate_colour": "yellow", "class": "city_bus"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, taken) = app.get("/api/transport/vehicles?bound=true&limit=1", &op).await;
+    let taken = taken["items"][0]["plate"].as_str().unwrap().to_string();
+    let (_, registered) = app.get("/api/transport/terminals?limit=1", &op).await;
+    let registered = registered["items"][0]["phone"].as_str().unwrap().to_string();
+    let shunda = app.login("shunda.zhao").await;
+    let (_, theirs) = app.get("/api/transport/vehicles?limit=1", &shunda).await;
+    let theirs = theirs["items"][0]["plate"].as_str().unwrap().to_string();
+    let (f0, f1) = (&free[0], &free[1]);
+    let csv = format!(
+        "\u{feff}终端手机号,终端ID,制造商ID,终端型号,绑定车牌号\n\
+         13911110001,T1,70111,JT-900,{f0}\n\
+         13911110002,T2,70111,JT-900,\n\
+         1391111000X,T3,70111,JT-900,\n\
+         {registered},T4,70111,JT-900,\n\
+         13911110001,T5,70111,JT-900,\n\
+         13911110006,T6,70111,JT-900,{taken}\n\
+         13911110007,T7,70111,JT-900,{f0}\n\
+         13911110008,T8,70111,JT-900,{theirs}\n\
+         13911110009,T9,70111,JT-900,{f1}\n"
+    );
+    let uri = "/api/transport/terminals/import";
+    let before = terminal_count(&app, &op).await;
+    let (s, v) = app.call_raw(Method::POST, uri, Some(&op), Some(csv.clone().into_bytes()), Some("text/csv")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let faults: Vec<(i64, &str)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_i64().unwrap(), e["column"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            (4, "终端手机号"),
+            (5, "终端手机号"),
+            (6, "终端手机号"),
+            (7, "绑定车牌号"),
+            (8, "绑定车牌号"),
+            (9, "绑定车牌号")
+        ],
+        "{v}"
+    );
+    assert_eq!(terminal_count(&app, &op).await, before, "nothing written");
+    let (s, v) = app
+        .call_raw(Method::POST, &format!("{uri}?mode=valid_only"), Some(&op), Some(csv.into_bytes()), Some("text/csv"))
+        .await;
+    assert_eq!((s, v["imported"].as_i64()), (StatusCode::OK, Some(3)), "{v}");
+    assert_eq!(terminal_count(&app, &op).await, before + 3);
+    let (_, bound) = app.get("/api/transport/vehicles?bound=true&limit=500", &op).await;
+    let phone_of = |plate: &str| {
+        bound["items"].as_array().unwrap().iter().find(|v| v["plate"] == plate).map(|v| v["terminal_phone"].clone())
+    };
+    assert_eq!(phone_of(f0), Some(json!("13911110001")), "{bound}");
+    assert_eq!(phone_of(f1), Some(json!("13911110009")));
+    assert_eq!(audit_count(&app, "terminal.import").await, 1);
+    // The bureau does not register terminals; the template is for anyone who reads them.
+    let reg = app.login("jt.liu").await;
+    let (s, _) = app.call_raw(Method::POST, uri, Some(&reg), Some(b"x".to_vec()), Some("text/csv")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, body) = get_bytes(&app, "/api/transport/terminals/import/template.xlsx", &reg).await;
+    assert_eq!((s, &body[..2]), (StatusCode::OK, &b"PK"[..]));
+}
+
+#[tokio::test]
+async fn sqlite_terminals_by_plate_issue_7() {
+    terminals_by_plate(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_terminals_by_plate_issue_7() {
+    terminals_by_plate(Backend::Postgres).await;
+}
