@@ -210,7 +210,34 @@ pub async fn put(st: &AppState, c: &Caller, org_id: &str, p: &Profile) -> ApiRes
 pub async fn write(st: &AppState, actor: Actor, org_id: &str, p: &Profile) -> ApiResult<()> {
     let store = &st.store;
     let mut tx = store.begin().await?;
-    let by = actor.name.clone();
+    write_in(st, &mut tx, &actor.name, org_id, p).await?;
+    audit::append(
+        store,
+        &mut tx,
+        &Event::new(actor, "enterprise.profile", "organisation", Some(org_id), Outcome::Success).detail(
+            serde_json::json!({
+                "uscc": p.uscc, "licence_no": p.licence_no, "licence_valid_until": p.licence_valid_until,
+                "monitoring_staff": p.monitoring_staff,
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Stores a profile (checked by the caller) inside the caller's transaction, which also writes
+/// the audit record (one per profile, or one for an import). Another enterprise's credit code is
+/// a 409 naming `uscc`.
+pub async fn write_in(
+    st: &AppState,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    by: &str,
+    org_id: &str,
+    p: &Profile,
+) -> ApiResult<()> {
+    let store = &st.store;
+    let by = by.to_string();
     let now = now_ms();
     let updated = sqlx::query(&store.sql(
         "UPDATE supervision_enterprises SET uscc = $1, business_scope = $2, licence_no = $3, licence_valid_until = $4, \
@@ -225,7 +252,7 @@ pub async fn write(st: &AppState, actor: Actor, org_id: &str, p: &Profile) -> Ap
     .bind(now)
     .bind(by.clone())
     .bind(org_id.to_string())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(conflict)?
     .rows_affected();
@@ -243,22 +270,10 @@ pub async fn write(st: &AppState, actor: Actor, org_id: &str, p: &Profile) -> Ap
         .bind(p.monitoring_staff)
         .bind(now)
         .bind(by)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(conflict)?;
     }
-    audit::append(
-        store,
-        &mut tx,
-        &Event::new(actor, "enterprise.profile", "organisation", Some(org_id), Outcome::Success).detail(
-            serde_json::json!({
-                "uscc": p.uscc, "licence_no": p.licence_no, "licence_valid_until": p.licence_valid_until,
-                "monitoring_staff": p.monitoring_staff,
-            }),
-        ),
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! Spreadsheet imports of the supervision registry (批量导入): practitioners and vehicles'
-//! supervision details, from xlsx or CSV (`kernel::import`), with their templates.
+//! Spreadsheet imports of the supervision registry (批量导入): enterprise profiles,
+//! practitioners and vehicles' supervision details, from xlsx or CSV (`kernel::import`), with
+//! their templates.
 //!
 //! Each row is checked as the single-record API checks it (`practitioners::check`,
 //! `vehicles::check` against the vehicle's class), plus what only a file can get wrong: the same
@@ -10,7 +11,8 @@
 //! rows are written in one transaction with one audit record (`practitioner.import`,
 //! `vehicle.details.import`), never with a citizen ID.
 
-use crate::access::who;
+use crate::access::{Who, who};
+use crate::enterprises::{self, Profile};
 use crate::practitioners::{self, Checked, PractitionerInput, PractitionerRole, QUALIFICATION_TYPES};
 use crate::vehicles::{self, Details};
 use axum::body::Bytes;
@@ -35,6 +37,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(practitioner_template))
         .routes(routes!(import_vehicle_details))
         .routes(routes!(vehicle_details_template))
+        .routes(routes!(import_profiles))
+        .routes(routes!(profile_template))
         .layer(DefaultBodyLimit::max(sheet::MAX_BYTES))
 }
 
@@ -428,4 +432,152 @@ async fn vehicle_details_template(State(st): State<AppState>, Auth(c): Auth) -> 
     let bytes =
         sheet::template_xlsx("车辆档案 vehicle details", &vehicle_detail_columns()).map_err(ApiError::internal)?;
     Ok(sheet::xlsx_attachment(bytes, "vehicle-details-template.xlsx"))
+}
+
+// ------------------------------------------------------------------------------ enterprise profiles
+
+pub fn profile_columns() -> Vec<ColumnSpec> {
+    vec![
+        ColumnSpec::new("name", "企业名称")
+            .required()
+            .example("天津武清顺达危险货物运输有限公司")
+            .help("as registered in the platform's organisations")
+            .width(30.0),
+        ColumnSpec::new("uscc", "统一社会信用代码").required().example("91120114MA06K2R17R").width(22.0),
+        ColumnSpec::new("business_scope", "经营范围").required().example("危险货物运输（2类1项、3类）").width(28.0),
+        ColumnSpec::new("licence_no", "经营许可证号")
+            .required()
+            .aliases(&["道路运输经营许可证号"])
+            .example("津交运管许可危字120114000318号")
+            .width(28.0),
+        ColumnSpec::new("licence_valid_until", "许可证有效期至")
+            .required()
+            .example("2028-06-30")
+            .help("YYYY-MM-DD")
+            .width(16.0),
+        ColumnSpec::new("safety_officer", "安全负责人").required().example("赵立新").width(12.0),
+        ColumnSpec::new("monitoring_staff", "动态监控人员数")
+            .required()
+            .example("3")
+            .help("at least one per 100 vehicles, two at minimum")
+            .width(14.0),
+    ]
+}
+
+/// Imports enterprise profiles (企业档案) by enterprise name: the bureau's regulators, for the
+/// transport enterprises in their reach. Each row is checked as `PUT …/enterprises/{org_id}`
+/// checks a profile (the credit code by its check characters); an unknown or repeated
+/// enterprise, a credit code repeated in the file or held by another enterprise is an error.
+/// Existing profiles are replaced.
+#[utoipa::path(post, path = "/api/supervision/enterprises/import", tag = "supervision", params(ImportQuery),
+    request_body(description = "the xlsx or CSV file", content(
+        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (Vec<u8> = "text/csv"))),
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "a credit code was taken meanwhile; nothing imported"),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = ImportRejected)),
+    security(("session" = []), ("bearer" = [])))]
+async fn import_profiles(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    Query(q): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if who(&st, &c).await? != Who::Regulator {
+        return Err(ApiError::forbidden("the bureau imports profiles; an enterprise keeps its own in the form"));
+    }
+    let t = match read(&headers, body, profile_columns(), &q).await {
+        Ok(t) => t,
+        Err(r) => return Ok(r),
+    };
+    let known: HashMap<String, String> =
+        enterprises::list(&st, &c).await?.into_iter().map(|e| (e.name, e.org_id)).collect();
+    let held: HashMap<String, String> = sqlx::query(&st.store.sql("SELECT org_id, uscc FROM supervision_enterprises"))
+        .fetch_all(st.store.reader())
+        .await
+        .map_err(StoreError::from)?
+        .iter()
+        .map(|r| Ok((col::<String>(r, "uscc")?, col::<String>(r, "org_id")?)))
+        .collect::<Result<_, StoreError>>()?;
+    let total = t.rows.len();
+    let mut good: Vec<(u32, String, Profile)> = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    let (mut orgs, mut codes): (HashMap<String, u32>, HashMap<String, u32>) = (HashMap::new(), HashMap::new());
+    for row in &t.rows {
+        let n = row.number;
+        let Some(org_id) = known.get(row.get("name").trim()).cloned() else {
+            errors.push(t.error(n, "name", "no transport enterprise of this name in your reach"));
+            continue;
+        };
+        let Ok(staff) = row.get("monitoring_staff").trim().parse::<i64>() else {
+            errors.push(t.error(n, "monitoring_staff", "a whole number"));
+            continue;
+        };
+        let p = Profile {
+            uscc: row.get("uscc").to_string(),
+            business_scope: row.get("business_scope").to_string(),
+            licence_no: row.get("licence_no").to_string(),
+            licence_valid_until: row.get("licence_valid_until").to_string(),
+            safety_officer: row.get("safety_officer").to_string(),
+            monitoring_staff: staff,
+        };
+        let p = match enterprises::check(&p) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(row_error(&t, n, &e, "name"));
+                continue;
+            }
+        };
+        if let Some(first) = orgs.get(&org_id) {
+            errors.push(t.error(n, "name", format!("the same enterprise as row {first}")));
+            continue;
+        }
+        if let Some(first) = codes.get(&p.uscc) {
+            errors.push(t.error(n, "uscc", format!("the same credit code as row {first}")));
+            continue;
+        }
+        if held.get(&p.uscc).is_some_and(|o| *o != org_id) {
+            errors.push(t.error(n, "uscc", "another enterprise is registered with this credit code"));
+            continue;
+        }
+        orgs.insert(org_id.clone(), n);
+        codes.insert(p.uscc.clone(), n);
+        good.push((n, org_id, p));
+    }
+    if let Some(r) = refuse(&q, total, &errors) {
+        return Ok(r);
+    }
+    let (mode, dry_run) = (q.mode.unwrap_or_default(), q.dry_run.unwrap_or(false));
+    let mut imported = 0;
+    if !dry_run && !good.is_empty() {
+        let store = &st.store;
+        let mut tx = store.begin().await?;
+        for (_, org_id, p) in &good {
+            enterprises::write_in(&st, &mut tx, &c.username, org_id, p).await?;
+        }
+        imported = good.len();
+        let detail =
+            serde_json::json!({"rows": total, "imported": imported, "skipped": total - imported, "mode": mode});
+        audit::append(
+            store,
+            &mut tx,
+            &Event::new(Actor::of(&c), "enterprise.profile.import", "organisation", None, Outcome::Success)
+                .detail(detail),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    tracing::info!(rows = total, imported, bad = errors.len(), ?mode, dry_run, "enterprise profile import");
+    Ok(axum::Json(ImportReport::new(mode, dry_run, total, errors, imported)).into_response())
+}
+
+/// The enterprise profile import template (xlsx).
+#[utoipa::path(get, path = "/api/supervision/enterprises/import/template.xlsx", tag = "supervision",
+    responses((status = 200, description = "the template",
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 403, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn profile_template(State(st): State<AppState>, Auth(c): Auth) -> ApiResult<Response> {
+    who(&st, &c).await?;
+    let bytes = sheet::template_xlsx("企业档案 enterprises", &profile_columns()).map_err(ApiError::internal)?;
+    Ok(sheet::xlsx_attachment(bytes, "enterprises-template.xlsx"))
 }

@@ -8,10 +8,14 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::app;
 use kernel::testing::{Backend, TestApp};
-use serde_json::Value;
+use serde_json::{Value, json};
 use supervision::demo::demo_citizen_id;
 
-both_backends!(issue_7_practitioners_import_by_row_and_column, issue_7_vehicle_details_import_by_plate);
+both_backends!(
+    issue_7_practitioners_import_by_row_and_column,
+    issue_7_vehicle_details_import_by_plate,
+    issue_7_enterprise_profiles_import_by_name
+);
 
 async fn import(app: &TestApp, token: &str, uri: &str, csv: &str) -> (StatusCode, Value) {
     app.call_raw(Method::POST, uri, Some(token), Some(csv.as_bytes().to_vec()), Some("text/csv")).await
@@ -151,4 +155,61 @@ async fn issue_7_vehicle_details_import_by_plate(app: TestApp) {
     assert_eq!(v["total"], 2, "{v}");
     let (s, _) = import(&app, &app.login("dr.wu").await, URL, &csv).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+async fn issue_7_enterprise_profiles_import_by_name(app: TestApp) {
+    let reg = app.login("jt.liu").await;
+    let bus = app.login("bus.sun").await;
+    const URL: &str = "/api/supervision/enterprises/import";
+    let (_, list) = app.get("/api/supervision/enterprises", &reg).await;
+    let by_key = |key: &str, list: &Value| -> Value {
+        list.as_array().unwrap().iter().find(|e| e["name"].as_str().unwrap().contains(key)).unwrap().clone()
+    };
+    let (b, c, s) = (by_key("公共交通", &list), by_key("京津", &list), by_key("顺达", &list));
+    let taxi_code = by_key("出租", &list)["profile"]["uscc"].as_str().unwrap().to_string();
+    let code = |e: &Value| e["profile"]["uscc"].as_str().unwrap().to_string();
+    let mistyped = {
+        let good = code(&c);
+        format!("{}{}", &good[..17], if good.ends_with('7') { '8' } else { '7' })
+    };
+    let line = |name: &Value, uscc: &str, staff: &str| {
+        format!(
+            "{},{uscc},城市公共汽车客运,津交运管许可公字120114000007号,2030-12-31,孙丽,{staff}\n",
+            name.as_str().unwrap()
+        )
+    };
+    let csv = format!(
+        "企业名称,统一社会信用代码,经营范围,经营许可证号,许可证有效期至,安全负责人,动态监控人员数\n{}{}{}{}{}{}",
+        line(&b["name"], &code(&b), "3"),
+        line(&json!("不存在的运输公司"), &code(&b), "3"),
+        line(&c["name"], &mistyped, "2"),
+        line(&s["name"], &taxi_code, "3"),
+        line(&b["name"], &code(&b), "4"),
+        line(&c["name"], &code(&c), "两"),
+    );
+    let (s_, _) = import(&app, &bus, URL, &csv).await;
+    assert_eq!(s_, StatusCode::FORBIDDEN, "an enterprise keeps its own profile in the form");
+    let (st, v) = import(&app, &reg, URL, &csv).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        faults(&v),
+        [
+            (3, "企业名称".to_string()),
+            (4, "统一社会信用代码".to_string()),
+            (5, "统一社会信用代码".to_string()),
+            (6, "企业名称".to_string()),
+            (7, "动态监控人员数".to_string())
+        ],
+        "{v}"
+    );
+    assert_eq!(b["monitoring_short"], true, "the demo's bus company is a monitor short");
+    let (st, v) = import(&app, &reg, &format!("{URL}?mode=valid_only"), &csv).await;
+    assert_eq!((st, v["imported"].as_i64()), (StatusCode::OK, Some(1)), "{v}");
+    let (_, after) = app.get("/api/supervision/enterprises", &reg).await;
+    let b2 = by_key("公共交通", &after);
+    assert_eq!((b2["profile"]["monitoring_staff"].as_i64(), b2["monitoring_short"].as_bool()), (Some(3), Some(false)));
+    assert_eq!(by_key("顺达", &after)["profile"], s["profile"], "the refused row changed nothing");
+    let aud = app.login("auditor").await;
+    let (_, a) = app.get("/api/audit?action=enterprise.profile.import&actor=jt.liu", &aud).await;
+    assert_eq!(a["total"], 1, "{a}");
 }
