@@ -91,7 +91,10 @@ async fn serve(mut sock: TcpStream, conn: usize, log: Log) {
                 enc.encode(&rh, &Message::TextMessage(text), &mut out).unwrap();
             }
         }
+        // A terminal that logs out and closes at once may have reset the connection before
+        // the answer to its logout goes out: that is its close too.
         if sock.write_all(&out).await.is_err() {
+            log.lock().unwrap().push(Seen::Closed { conn, at: now() });
             return;
         }
     }
