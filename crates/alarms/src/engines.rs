@@ -18,17 +18,18 @@ pub fn severity(s: rules::Severity) -> Severity {
     }
 }
 
-/// The snapshot saved in `table` (`id BIGINT PRIMARY KEY, snapshot TEXT, saved_ms BIGINT`);
-/// `None` when there is none, or when it is of an older engine (logged: the task starts afresh
-/// rather than not at all).
-pub async fn load_snapshot(store: &Store, table: &'static str) -> StoreResult<Option<EngineSnapshot>> {
-    let row = sqlx::query(&store.sql(&format!("SELECT snapshot FROM {table} WHERE id = 1")))
+/// The snapshot saved in `table` (`id BIGINT PRIMARY KEY, snapshot TEXT, saved_ms BIGINT`) and
+/// when it was saved; `None` when there is none, or when it is of an older engine (logged: the
+/// task starts afresh rather than not at all).
+pub async fn load_snapshot(store: &Store, table: &'static str) -> StoreResult<Option<(EngineSnapshot, i64)>> {
+    let row = sqlx::query(&store.sql(&format!("SELECT snapshot, saved_ms FROM {table} WHERE id = 1")))
         .fetch_optional(store.reader())
         .await?;
     let Some(row) = row else { return Ok(None) };
     let text: String = col(&row, "snapshot")?;
+    let saved_ms: i64 = col(&row, "saved_ms")?;
     match serde_json::from_str(&text) {
-        Ok(s) => Ok(Some(s)),
+        Ok(s) => Ok(Some((s, saved_ms))),
         Err(e) => {
             tracing::warn!(table, error = %e, "rules state not restored: starting with empty state");
             Ok(None)

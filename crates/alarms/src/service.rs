@@ -226,6 +226,17 @@ pub async fn end(
     Ok(alarm)
 }
 
+/// The episodes (kind, start) raised for a subject in a domain, whatever their status: what the
+/// crash test compares with the alarms the stored positions imply. No caller: not scoped.
+pub async fn episodes_of(store: &Store, domain: &str, subject_id: &str) -> StoreResult<Vec<(String, i64)>> {
+    let rows = sqlx::query(&store.sql("SELECT kind, started_ms FROM alarms WHERE domain = $1 AND subject_id = $2"))
+        .bind(domain)
+        .bind(subject_id)
+        .fetch_all(store.reader())
+        .await?;
+    rows.iter().map(|r| Ok((col::<String>(r, "kind")?, col::<i64>(r, "started_ms")?))).collect()
+}
+
 pub async fn alarm_by_id(store: &Store, id: &str) -> StoreResult<Option<Alarm>> {
     let r = sqlx::query(&store.sql(&format!("SELECT {COLS} FROM alarms WHERE id = $1")))
         .bind(id.to_string())

@@ -115,7 +115,7 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
     let mut seen = None;
     let rules = newer_rules(&state.store, &mut seen).await.unwrap_or(rules);
     let mut engine = match engines::load_snapshot(&state.store, STATE_TABLE).await {
-        Ok(Some(s)) => Engine::restore(rules, s),
+        Ok(Some((s, _))) => Engine::restore(rules, s),
         Ok(None) => Engine::new(rules),
         Err(e) => {
             tracing::warn!(error = %e, "sensor rules state not read: starting with empty state");

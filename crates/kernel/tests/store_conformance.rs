@@ -29,6 +29,7 @@ conformance!(
     telemetry_range_and_retention,
     demo_seed_is_idempotent,
     operator_scope_over_http,
+    integrity_check_passes_on_a_seeded_store,
 );
 
 async fn migrations_are_idempotent_and_edits_refused(app: TestApp) {
@@ -195,4 +196,10 @@ async fn operator_scope_over_http(app: TestApp) {
     let other = app.user_id("shunda.zhao").await;
     let (s, _) = app.get(&format!("/api/users/{other}"), &op).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// `wuqing check` after a crash: SQLite's `integrity_check`, PostgreSQL's `amcheck` over every
+/// B-tree index (the test role is a superuser, so the extension is created).
+async fn integrity_check_passes_on_a_seeded_store(app: TestApp) {
+    assert_eq!(app.platform.state.store.integrity_check().await.unwrap(), "ok");
 }

@@ -357,6 +357,12 @@ impl Engine {
         self.subjects.len()
     }
 
+    /// Device time of the newest fix observed of a subject: where a replay of stored fixes after
+    /// a restart starts (anything not newer was seen before the snapshot).
+    pub fn newest_ms(&self, subject: &str) -> Option<i64> {
+        self.subjects.get(subject).and_then(|s| s.newest_ms)
+    }
+
     /// A subject's counters.
     pub fn counters(&self, subject: &str) -> Option<Counters> {
         self.subjects.get(subject).map(|s| Counters {

@@ -7,7 +7,8 @@
 //! publishes after the commit, so the engine sees only stored positions and the gateway's
 //! acknowledgements never wait for rules. The engine's state is saved every minute and at
 //! shutdown (`transport_rules_state`) and restored at start, so a restart keeps the driving
-//! clocks.
+//! clocks; then the positions stored after the snapshot are replayed ([`catch_up`]), so a crash
+//! loses no alarm that acknowledged positions imply.
 //!
 //! The rule set is the newest stored version of `transport.rules` ([`crate::rules_api`]), or the
 //! built-in set while none is stored. A publication is heard on the bus
@@ -100,6 +101,73 @@ async fn refresh(
     }
 }
 
+/// How far back a vehicle the restored state does not know is replayed after a start (its
+/// first fixes may have come in after the snapshot, or there is no snapshot at all).
+const CATCH_UP_UNKNOWN: Duration = Duration::from_secs(15 * 60);
+/// Most fixes replayed per vehicle after a start.
+const CATCH_UP_MAX: i64 = 20_000;
+
+/// After a start, replays what was stored but may not have been seen by the engine: positions
+/// are acknowledged once committed and reach the rules from the bus afterwards, and the state is
+/// saved only every minute, so a crash (SIGKILL, power loss) between the two would otherwise lose
+/// the alarms those positions imply. For each registered vehicle: its fixes newer than the newest
+/// the restored state saw, or, for a vehicle it does not know, those of the last
+/// [`CATCH_UP_UNKNOWN`] before the snapshot (or before now without one). Fixes seen twice are
+/// harmless: the engine counts a repeated device time as a duplicate, and an alarm is raised once
+/// per episode. Returns the events, with how many vehicles and fixes were replayed.
+async fn catch_up(
+    store: &Store,
+    engine: &mut Engine,
+    vehicles: &mut HashMap<String, Option<VehicleInfo>>,
+    saved_ms: Option<i64>,
+) -> StoreResult<(Vec<Event>, usize, usize)> {
+    let unknown_from = saved_ms.unwrap_or_else(now_ms) - CATCH_UP_UNKNOWN.as_millis() as i64;
+    let to = now_ms() + engine.rules().engine.future_tolerance_s.saturating_mul(1000);
+    let (mut events, mut replayed_vehicles, mut replayed_fixes) = (Vec::new(), 0, 0);
+    let mut offset = 0;
+    loop {
+        let (page, _) = registry::all_vehicles(store, 500, offset).await?;
+        if page.is_empty() {
+            return Ok((events, replayed_vehicles, replayed_fixes));
+        }
+        offset += page.len() as i64;
+        for v in &page {
+            let from = engine.newest_ms(&v.id).map_or(unknown_from, |n| n + 1);
+            let stored = crate::positions::range(store, &v.id, from, to, CATCH_UP_MAX).await?;
+            if stored.is_empty() {
+                continue;
+            }
+            let info = VehicleInfo::of(v);
+            engine.set_profile(&v.id, Profile::new(info.class, &info.org_id));
+            vehicles.insert(v.id.clone(), Some(info));
+            let fixes: Vec<Fix> = stored.iter().map(fix_of).collect();
+            events.extend(engine.observe_batch(&v.id, &fixes));
+            replayed_vehicles += 1;
+            replayed_fixes += fixes.len();
+        }
+    }
+}
+
+/// The alarm episodes (kind code, start) that a vehicle's stored positions imply under the rules
+/// in force, as a fresh engine replaying all of them in device-time order raises them: the
+/// oracle of the crash test (`wuqing sim verify --alarms`). Offline episodes are left out: they
+/// depend on when the engine's clock ticks, not on the positions alone.
+pub async fn implied_episodes(store: &Store, vehicle_id: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let Some(v) = registry::vehicle_by_id(store, vehicle_id).await? else { return Ok(vec![]) };
+    let rules = newer_rules(store, &mut None).await.unwrap_or_default();
+    let mut engine = Engine::new(rules);
+    engine.set_profile(&v.id, Profile::new(v.class.as_str(), &v.org_id));
+    let stored = crate::positions::range(store, &v.id, 0, i64::MAX, 10_000_000).await?;
+    let fixes: Vec<Fix> = stored.iter().map(fix_of).collect();
+    Ok(engine
+        .observe_batch(&v.id, &fixes)
+        .iter()
+        .filter(|e| matches!(e.phase, Phase::Raised | Phase::PreWarning))
+        .filter(|e| !matches!(e.kind, rules::AlarmKind::Offline | rules::AlarmKind::OfflineLong))
+        .map(|e| (kind_code(e), e.start_ms))
+        .collect())
+}
+
 /// A JT/T 808 position as the engine takes it.
 pub fn fix_of(p: &Position) -> Fix {
     Fix {
@@ -189,15 +257,30 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
     };
     let mut seen = None;
     let rules = newer_rules(&state.store, &mut seen).await.unwrap_or_default();
-    let mut engine = match engines::load_snapshot(&state.store, STATE_TABLE).await {
-        Ok(Some(s)) => Engine::restore(rules, s),
-        Ok(None) => Engine::new(rules),
+    let (mut engine, saved_ms) = match engines::load_snapshot(&state.store, STATE_TABLE).await {
+        Ok(Some((s, saved_ms))) => (Engine::restore(rules, s), Some(saved_ms)),
+        Ok(None) => (Engine::new(rules), None),
         Err(e) => {
             tracing::warn!(error = %e, "rules state not read: starting with empty state");
-            Engine::new(rules)
+            (Engine::new(rules), None)
         }
     };
     let mut vehicles: HashMap<String, Option<VehicleInfo>> = HashMap::new();
+    // Subscribed above, before this read: a position stored meanwhile is seen twice at worst.
+    match catch_up(&state.store, &mut engine, &mut vehicles, saved_ms).await {
+        Ok((events, n_vehicles, n_fixes)) => {
+            if n_fixes > 0 {
+                tracing::info!(
+                    vehicles = n_vehicles,
+                    fixes = n_fixes,
+                    events = events.len(),
+                    "rules caught up with stored positions"
+                );
+            }
+            record(&state, &connections, &vehicles, events).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "rules did not catch up with stored positions"),
+    }
     let mut tick = tokio::time::interval(every.tick);
     let mut save = tokio::time::interval(every.save);
     save.tick().await;
@@ -252,16 +335,26 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
                 continue;
             }
         };
-        for e in events {
-            let vehicle = e.key.subject.clone();
-            let Some(Some(info)) = vehicles.get(&vehicle).cloned() else { continue };
-            if let Err(err) = handle(&state, &connections, &vehicle, &info, e).await {
-                tracing::warn!(error = %err, "alarm not recorded");
-            }
-        }
+        record(&state, &connections, &vehicles, events).await;
     }
     if let Err(e) = engines::save_snapshot(&state.store, STATE_TABLE, &engine).await {
         tracing::warn!(error = %e, "rules state not saved at shutdown");
+    }
+}
+
+/// Turns the engine's events into alarms.
+async fn record(
+    state: &AppState,
+    connections: &Connections,
+    vehicles: &HashMap<String, Option<VehicleInfo>>,
+    events: Vec<Event>,
+) {
+    for e in events {
+        let vehicle = e.key.subject.clone();
+        let Some(Some(info)) = vehicles.get(&vehicle).cloned() else { continue };
+        if let Err(err) = handle(state, connections, &vehicle, &info, e).await {
+            tracing::warn!(error = %err, "alarm not recorded");
+        }
     }
 }
 

@@ -170,3 +170,71 @@ async fn a_changed_class_reaches_the_running_rules() {
     assert_eq!(a["details"]["limit_kmh"], 60.0, "{a}");
     token.cancel();
 }
+
+/// Positions are acknowledged once committed and reach the rules afterwards: a crash in between
+/// (here: the rules task not running while they are stored) must not lose their alarms. Each
+/// start replays what was stored after the saved state, once.
+async fn overspeed_count(app: &TestApp, token: &str, vehicle: &str) -> i64 {
+    let (_, v) = app.get(&format!("/api/alarms?subject_id={vehicle}&kind=overspeed"), token).await;
+    v["total"].as_i64().unwrap()
+}
+
+async fn caught_up_after_a_crash(backend: Backend) {
+    let module = TransportModule { alerting: true, ..TransportModule::new() };
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule::default())];
+    let Some(app) = TestApp::spawn_with(backend, modules, |_| {}).await else { return };
+    let st = &app.platform.state;
+    let shunda = app.login("shunda.zhao").await;
+    let (_, v) = app.get("/api/transport/vehicles?limit=1", &shunda).await;
+    let speeder = v["items"][0]["id"].as_str().unwrap().to_string();
+    let episode = |t0: i64| -> Vec<Position> {
+        let mut b: Vec<Position> =
+            (0..18).map(|k| at(&speeder, t0 + k * 10_000, 117.0 + k as f64 * 0.004, 120.0)).collect();
+        b.extend((18..24).map(|k| at(&speeder, t0 + k * 10_000, 117.072 + (k - 18) as f64 * 0.002, 50.0)));
+        b
+    };
+    // Stored before the rules ever ran, with no saved state: an episode ten minutes ago.
+    let t0 = kernel::store::now_ms() - 10 * 60_000;
+    transport::ingest::ingest(st, &module.live, &episode(t0)).await.unwrap();
+    let token = kernel::platform::CancellationToken::new();
+    let tasks = module.start(st, token.clone()).await.unwrap();
+    let a = alarm_of(&app, &shunda, &speeder, "overspeed").await;
+    let within = |started: &str, t: i64| {
+        started >= kernel::store::ms_to_rfc3339(t).as_str()
+            && started <= kernel::store::ms_to_rfc3339(t + 180_000).as_str()
+    };
+    assert!(within(a["started_at"].as_str().unwrap(), t0), "{a}");
+    token.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Stored after the state was saved at shutdown, while nothing ran: a second episode.
+    let t1 = t0 + 5 * 60_000;
+    transport::ingest::ingest(st, &module.live, &episode(t1)).await.unwrap();
+    let token = kernel::platform::CancellationToken::new();
+    let tasks = module.start(st, token.clone()).await.unwrap();
+    for _ in 0..200 {
+        if overspeed_count(&app, &shunda, &speeder).await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(overspeed_count(&app, &shunda, &speeder).await, 2, "the second episode, and the first not raised again");
+    let (_, v) = app.get(&format!("/api/alarms?subject_id={speeder}&kind=overspeed"), &shunda).await;
+    let starts: Vec<&str> = v["items"].as_array().unwrap().iter().map(|a| a["started_at"].as_str().unwrap()).collect();
+    assert!(starts.iter().any(|s| within(s, t1)), "{starts:?}");
+    token.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_alarms_of_positions_stored_before_a_crash_are_raised_at_start() {
+    caught_up_after_a_crash(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_alarms_of_positions_stored_before_a_crash_are_raised_at_start() {
+    caught_up_after_a_crash(Backend::Postgres).await;
+}

@@ -97,6 +97,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Checks the database's integrity (SQLite `integrity_check`; PostgreSQL `amcheck` on every
+    /// B-tree index); exits non-zero on a fault. For after a crash, and before a backup is trusted.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -185,6 +188,10 @@ enum SimCmd {
     Verify {
         #[arg(long)]
         ack_log: PathBuf,
+        /// Also check that every alarm the stored positions of those terminals imply (replayed
+        /// through a fresh rules engine in device-time order) was raised.
+        #[arg(long)]
+        alarms: bool,
     },
     /// Registers COUNT vehicles with bound terminals 1370000nnnn for load tests, in an
     /// enterprise named "负载测试企业 (load test)". Run on the server, like `user add`.
@@ -281,6 +288,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::User { cmd } => user(&platform, cmd).await,
+        Cmd::Check => {
+            let r = platform.state.store.integrity_check().await?;
+            println!("database integrity: {r}");
+            if r != "ok" && !r.starts_with("skipped") {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Audit { cmd: AuditCmd::Verify } => {
             let v = kernel::audit::verify(&platform.state.store).await?;
             if v.ok() {
@@ -317,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Config { .. } => Ok(()),
         Cmd::Sim { cmd: SimCmd::Provision { count } } => provision(&platform, count).await,
         Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } } => Ok(()),
-        Cmd::Sim { cmd: SimCmd::Verify { ack_log } } => verify_acks(&platform, &ack_log).await,
+        Cmd::Sim { cmd: SimCmd::Verify { ack_log, alarms } } => verify_acks(&platform, &ack_log, alarms).await,
     }
 }
 
@@ -424,7 +439,7 @@ fn raise_open_files_limit() {
 }
 
 /// `wuqing sim verify`: every acknowledged report must be in the store.
-async fn verify_acks(platform: &Platform, log: &std::path::Path) -> anyhow::Result<()> {
+async fn verify_acks(platform: &Platform, log: &std::path::Path, alarms: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
     let st = &platform.state;
     let mut vehicles: std::collections::HashMap<String, String> = Default::default();
@@ -450,10 +465,37 @@ async fn verify_acks(platform: &Platform, log: &std::path::Path) -> anyhow::Resu
         }
     }
     println!("acknowledged reports checked {checked}, lost {lost}");
-    if lost > 0 {
+    let missing = if alarms { verify_alarms(platform, vehicles.values()).await? } else { 0 };
+    if lost > 0 || missing > 0 {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The alarms that the stored positions of these vehicles imply, each looked up on the desk by
+/// kind and start; returns how many are missing.
+async fn verify_alarms<'a>(platform: &Platform, vehicles: impl Iterator<Item = &'a String>) -> anyhow::Result<u64> {
+    let store = &platform.state.store;
+    let (mut implied, mut missing, mut raised) = (0u64, 0u64, 0u64);
+    for vid in vehicles {
+        let expected = transport::alerting::implied_episodes(store, vid).await?;
+        let present: std::collections::HashSet<(String, i64)> =
+            alarms::service::episodes_of(store, transport::alerting::DOMAIN, vid).await?.into_iter().collect();
+        raised += present.len() as u64;
+        for (kind, start) in expected {
+            implied += 1;
+            if !present.contains(&(kind.clone(), start)) {
+                missing += 1;
+                if missing <= 10 {
+                    println!("alarm missing: {kind} of vehicle {vid} from {}", kernel::store::ms_to_rfc3339(start));
+                }
+            }
+        }
+    }
+    println!(
+        "alarms implied by the stored positions {implied}, missing {missing} ({raised} on the desk for these vehicles)"
+    );
+    Ok(missing)
 }
 
 /// `wuqing sim run`: no store needed, only the gateway.
