@@ -22,6 +22,9 @@ else
 fi
 data=$(mktemp -d)
 export WUQING__LOG__LEVEL=warn
+# Each start logs how many stored positions the rules replayed, and every rule event: the
+# evidence kept (with the data directory) when a check fails.
+export RUST_LOG=${RUST_LOG:-warn,transport::alerting=debug}
 [ -n "$store" ] && export WUQING__STORE__URL="$store"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(free_port); gw=$(free_port)

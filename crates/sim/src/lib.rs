@@ -16,4 +16,4 @@ pub mod terminal;
 pub use drive::{Behaviour, Driver};
 pub use hold::{HoldConfig, HoldStats, hold_all};
 pub use scenario::{Plan, Scenario, ScenarioError};
-pub use terminal::{MAX_PENDING, SimError, SimTerminal, Stats, run, run_with_backlog};
+pub use terminal::{Latency, LatencyCounts, MAX_PENDING, SimError, SimTerminal, Stats, run, run_with_backlog};

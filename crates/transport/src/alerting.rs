@@ -351,7 +351,11 @@ async fn record(
 ) {
     for e in events {
         let vehicle = e.key.subject.clone();
-        let Some(Some(info)) = vehicles.get(&vehicle).cloned() else { continue };
+        tracing::debug!(%vehicle, kind = ?e.kind, phase = ?e.phase, start_ms = e.start_ms, "rule event");
+        let Some(Some(info)) = vehicles.get(&vehicle).cloned() else {
+            tracing::debug!(%vehicle, "rule event of an unregistered vehicle dropped");
+            continue;
+        };
         if let Err(err) = handle(state, connections, &vehicle, &info, e).await {
             tracing::warn!(error = %err, "alarm not recorded");
         }

@@ -546,6 +546,9 @@ async fn sim_run(
         s.cancel();
     });
     let mut last = (0u64, started);
+    // Acknowledgement latency of live reports over the whole run, beside each interval's.
+    let mut whole = sim::LatencyCounts::default();
+    let ms = |d: Option<std::time::Duration>| d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -554,13 +557,18 @@ async fn sim_run(
         let acked = stats.acked.load(Relaxed);
         let rate = (acked - last.0) as f64 / last.1.elapsed().as_secs_f64();
         last = (acked, std::time::Instant::now());
+        let lat = stats.ack_latency.take();
+        whole.add(&lat);
         println!(
-            "{:>6.0}s  terminals {n}  connects {}  sent {}  acked {acked}  refused {}  batches {}  acked/s {rate:.0}",
+            "{:>6.0}s  terminals {n}  connects {}  sent {}  acked {acked}  refused {}  batches {}  acked/s {rate:.0}  \
+             ack ms p50 {} p99 {}",
             started.elapsed().as_secs_f64(),
             stats.connects.load(Relaxed),
             stats.sent.load(Relaxed),
             stats.refused.load(Relaxed),
             stats.batches.load(Relaxed),
+            ms(lat.quantile(0.5)),
+            ms(lat.quantile(0.99)),
         );
         if seconds.is_some_and(|sec| started.elapsed().as_secs() >= sec) {
             stop.cancel();
@@ -570,6 +578,15 @@ async fn sim_run(
         let _ = t.await;
     }
     println!("acked {} of {} sent", stats.acked.load(Relaxed), stats.sent.load(Relaxed));
+    whole.add(&stats.ack_latency.take());
+    println!(
+        "live reports acknowledged in ms: p50 {} p90 {} p99 {} max {} ({} timed)",
+        ms(whole.quantile(0.5)),
+        ms(whole.quantile(0.9)),
+        ms(whole.quantile(0.99)),
+        ms(whole.quantile(1.0)),
+        whole.count()
+    );
     if let (Some(path), Some(log)) = (ack_log, &stats.ack_log) {
         let lines: String =
             log.lock().map(|l| l.iter().map(|(p, t)| format!("{p} {t}\n")).collect()).unwrap_or_default();
