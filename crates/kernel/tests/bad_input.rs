@@ -122,7 +122,8 @@ async fn issue_8_error_answers_are_as_documented() {
     }
     // A malformed body, sent raw.
     let doc = app.openapi().await;
-    let (s, v) = app.call_raw(Method::POST, "/api/orgs", Some(&admin), Some(b"{".to_vec()), Some("application/json")).await;
+    let (s, v) =
+        app.call_raw(Method::POST, "/api/orgs", Some(&admin), Some(b"{".to_vec()), Some("application/json")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     kernel::testing::check_documented(&doc, &Method::POST, "/api/orgs", s, "application/problem+json", &v).unwrap();
     // The checker itself refuses what is not documented.

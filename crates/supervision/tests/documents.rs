@@ -226,7 +226,8 @@ async fn issue_8_answers_are_as_the_openapi_document_says(app: TestApp) {
     let bus_org = app.org_id("wuqing_bus").await;
     let ok = |s: StatusCode, v: &Value| assert_eq!(s, StatusCode::OK, "{v}");
     let first_id = |v: &Value| v["items"][0]["id"].as_str().unwrap().to_string();
-    let year = &date_of(today_days())[..4];
+    let today = date_of(today_days());
+    let (year, month) = (&today[..4], &today[..7]);
     for (token, who) in [(&reg, "regulator"), (&bus, "operator")] {
         let t = Some(token.as_str());
         for (route, uri) in [
@@ -235,7 +236,7 @@ async fn issue_8_answers_are_as_the_openapi_document_says(app: TestApp) {
             ("/api/supervision/incidents".into(), "/api/supervision/incidents".into()),
             ("/api/supervision/penalties".into(), "/api/supervision/penalties".into()),
             ("/api/supervision/credit".into(), format!("/api/supervision/credit?year={year}")),
-            ("/api/supervision/archives/board".into(), "/api/supervision/archives/board".into()),
+            ("/api/supervision/archives/board".into(), format!("/api/supervision/archives/board?month={month}")),
             ("/api/alarms".into(), "/api/alarms".into()),
         ] {
             let (s, v) = app.call_documented(Method::GET, &route, &uri, t, None).await;
@@ -250,21 +251,32 @@ async fn issue_8_answers_are_as_the_openapi_document_says(app: TestApp) {
         ] {
             let (s, v) = app.get(list, token).await;
             ok(s, &v);
-            assert!(!v["items"].as_array().unwrap().is_empty(), "{who}: the demo has {list}");
+            if v["items"].as_array().unwrap().is_empty() {
+                // The bureau sees every demo record; an enterprise only its own.
+                assert_eq!(who, "operator", "the demo has {list}");
+                continue;
+            }
             let uri = item.replace("{id}", &first_id(&v));
             let (s, v) = app.call_documented(Method::GET, item, &uri, t, None).await;
             assert_eq!(s, StatusCode::OK, "{who} {uri}: {v}");
         }
     }
-    // The bureau's view of one recipient, with its steps.
-    let (_, v) = app.get(URL, &reg).await;
+    // The bureau's view of one recipient, with its steps (a document the bus company received).
+    let (_, v) = app.get(URL, &bus).await;
     let doc_id = first_id(&v);
     let route = "/api/supervision/documents/{id}/recipients/{org_id}";
     let uri = format!("{URL}/{doc_id}/recipients/{bus_org}");
     let (s, v) = app.call_documented(Method::GET, route, &uri, Some(&reg), None).await;
     ok(s, &v);
-    let (s, v) =
-        app.call_documented(Method::GET, "/api/supervision/credit/enterprises/{org_id}", &format!("/api/supervision/credit/enterprises/{bus_org}?year={year}"), Some(&reg), None).await;
+    let (s, v) = app
+        .call_documented(
+            Method::GET,
+            "/api/supervision/credit/enterprises/{org_id}",
+            &format!("/api/supervision/credit/enterprises/{bus_org}?year={year}"),
+            Some(&reg),
+            None,
+        )
+        .await;
     ok(s, &v);
     // An empty file to an import: the 422 carries the (empty) report, as documented.
     let (s, v) = app

@@ -69,7 +69,8 @@ fn document_operation(op: &mut Operation) {
 
 /// `body = Problem` documents `application/json`; problems are sent as `application/problem+json`.
 fn problem_media_type(resp: &mut Response) {
-    let is_problem = |c: &Content| matches!(&c.schema, Some(RefOr::Ref(r)) if PROBLEM_REFS.contains(&r.ref_location.as_str()));
+    let is_problem =
+        |c: &Content| matches!(&c.schema, Some(RefOr::Ref(r)) if PROBLEM_REFS.contains(&r.ref_location.as_str()));
     if let Some(c) = resp.content.get("application/json") {
         if is_problem(c) {
             if let Some(c) = resp.content.shift_remove("application/json") {
