@@ -155,7 +155,8 @@ pub struct Alarm {
     pub rule_version: i64,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// The observations that show it (a few positions or readings).
+    #[schema(value_type = Vec<Object>)]
     pub evidence: serde_json::Value,
     pub action: Option<Action>,
     /// A regulator asked for it to be handled (督办).

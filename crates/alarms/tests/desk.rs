@@ -253,3 +253,33 @@ async fn the_stream_pushes_each_change_to_those_who_may_see_it() {
     );
     stop.cancel();
 }
+
+/// Issue #8 (schemathesis): an alarm's evidence (a list of observations) was documented as an
+/// object, and its status and steps under names other modules reused; the desk's answers must
+/// match the OpenAPI document.
+#[tokio::test]
+async fn issue_8_the_desk_answers_as_documented() {
+    let app = TestApp::spawn_with(Backend::Sqlite, vec![Arc::new(AlarmsModule::default())], |_| {}).await.unwrap();
+    let st = &app.platform.state;
+    let shunda = app.login("shunda.zhao").await;
+    let (_, me) = app.get("/api/auth/me", &shunda).await;
+    let org = me["user"]["org_id"].as_str().unwrap().to_string();
+    let t0 = 1_795_000_000_000i64;
+    let (a, _) = service::raise(&st.store, &st.bus, &overspeed(&org, "v1", t0, t0 + 60_000, Severity::Minor, 88.0))
+        .await
+        .unwrap();
+    let mut quiet = overspeed(&org, "v2", t0, t0 + 60_000, Severity::Minor, 88.0);
+    quiet.evidence = json!([]);
+    service::raise(&st.store, &st.bus, &quiet).await.unwrap();
+    let (s, v) = app
+        .call(axum::http::Method::POST, &format!("/api/alarms/{}/acknowledge", a.id), Some(&shunda), Some(json!({})))
+        .await;
+    assert!(s.is_success(), "{v}");
+    let get = axum::http::Method::GET;
+    let (s, v) = app.call_documented(get.clone(), "/api/alarms", "/api/alarms", Some(&shunda), None).await;
+    assert_eq!((s, v["total"].as_i64()), (StatusCode::OK, Some(2)), "{v}");
+    let uri = format!("/api/alarms/{}", a.id);
+    let (s, v) = app.call_documented(get, "/api/alarms/{id}", &uri, Some(&shunda), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["evidence"].is_array(), "{v}");
+}

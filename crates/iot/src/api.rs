@@ -250,6 +250,7 @@ async fn ingest_http(
 
 /// The device endpoints' state.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IotStatus)]
 pub struct Status {
     /// The platform's own MQTT endpoint, if it is listening.
     pub mqtt_listen: Option<String>,

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 /// What a device is bound to (监测对象).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = DeviceSubjectType)]
 pub enum SubjectType {
     /// 冷库 / 冷藏车厢: a cold store or a refrigerated body.
     ColdStore,

@@ -593,3 +593,16 @@ async fn a_patients_monitor_alarm_reaches_the_family_doctor_without_the_patients
     assert_eq!(s, StatusCode::FORBIDDEN);
     stop.cancel();
 }
+
+/// Issue #8 (schemathesis): the endpoints' state was documented as an alarm's status (two
+/// schemas named `Status`); it must answer as the OpenAPI document says, devices too.
+#[tokio::test]
+async fn issue_8_status_and_devices_answer_as_documented() {
+    let Some(app) = spawn(Backend::Sqlite, &IotModule::default(), |_| {}).await else { return };
+    let shunda = app.login("shunda.zhao").await;
+    let get = axum::http::Method::GET;
+    let (s, v) = app.call_documented(get.clone(), "/api/iot/status", "/api/iot/status", Some(&shunda), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app.call_documented(get, "/api/iot/devices", "/api/iot/devices", Some(&shunda), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

@@ -245,6 +245,26 @@ pub enum ReadError {
     Header(Vec<RowError>),
 }
 
+impl ReadError {
+    /// The answer to a file that could not be read. Every 422 of an import carries the report
+    /// (empty here: no row was checked), as the operations document it; a file that is not a
+    /// spreadsheet at all, or too large, is a plain problem (400, 413, 415).
+    pub fn into_response(self, mode: ImportMode, dry_run: bool) -> Response {
+        match self {
+            ReadError::Refused(e) if e.code.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+                ImportRejected { problem: e.problem(), report: ImportReport::new(mode, dry_run, 0, Vec::new(), 0) }
+                    .into_response()
+            }
+            ReadError::Refused(e) => e.into_response(),
+            ReadError::Header(errors) => ImportRejected::new(
+                "the header row does not match the template: nothing was imported",
+                ImportReport::new(mode, dry_run, 0, errors, 0),
+            )
+            .into_response(),
+        }
+    }
+}
+
 impl From<ApiError> for ReadError {
     fn from(e: ApiError) -> Self {
         ReadError::Refused(e)

@@ -105,6 +105,43 @@ impl TestApp {
         body: Option<Vec<u8>>,
         content_type: Option<&str>,
     ) -> (StatusCode, Value) {
+        let (status, _, v) = self.send(method, uri, token, body, content_type).await;
+        (status, v)
+    }
+
+    /// Like [`TestApp::call`], and the answer must be as the OpenAPI document says for the
+    /// operation `route` (its path template, e.g. `/api/alarms/{id}`): a documented status, a
+    /// documented media type, and a body that matches the documented schema. Panics if not.
+    pub async fn call_documented(
+        &self,
+        method: Method,
+        route: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let (status, ct, v) = self.send(method.clone(), uri, token, bytes, Some("application/json")).await;
+        let doc = self.openapi().await;
+        if let Err(e) = check_documented(&doc, &method, route, status, &ct, &v) {
+            panic!("{method} {uri} answered {status} ({ct}) not as documented: {e}\n{v}");
+        }
+        (status, v)
+    }
+
+    /// The OpenAPI document the app serves.
+    pub async fn openapi(&self) -> Value {
+        self.send(Method::GET, "/api/openapi.json", None, None, None).await.2
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, String, Value) {
         let mut b = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -131,7 +168,7 @@ impl TestApp {
             );
         }
         let v = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, v)
+        (status, ct, v)
     }
 
     /// Stores a file through `POST /api/files` (`name` sent percent-encoded, as the console
@@ -325,4 +362,133 @@ fn regex_lite_replace(path: &str, id: &str) -> String {
         }
     }
     out
+}
+
+/// Whether an answer of `method route` with `status`, media type `content_type` and JSON body
+/// `body` is as the OpenAPI document `doc` says; why not, if it is not.
+pub fn check_documented(
+    doc: &Value,
+    method: &Method,
+    route: &str,
+    status: StatusCode,
+    content_type: &str,
+    body: &Value,
+) -> Result<(), String> {
+    let op = &doc["paths"][route][method.as_str().to_lowercase()];
+    if op.is_null() {
+        return Err(format!("no operation {method} {route} in the document"));
+    }
+    let responses = &op["responses"];
+    let documented = responses.get(status.as_str()).or_else(|| responses.get("default"));
+    let Some(resp) = documented else {
+        let listed: Vec<&String> = responses.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+        return Err(format!("status {status} is not documented (documented: {listed:?})"));
+    };
+    let Some(content) = resp.get("content").and_then(Value::as_object) else {
+        return if body.is_null() || body.as_str() == Some("") {
+            Ok(())
+        } else {
+            Err("a body where none is documented".into())
+        };
+    };
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let Some(c) = content.get(media) else {
+        return Err(format!("media type {media:?} is not documented (documented: {:?})", content.keys()));
+    };
+    match c.get("schema") {
+        Some(schema) if media.ends_with("json") => check_schema(doc, schema, body, "$"),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `value` against a JSON Schema of an OpenAPI 3.1 document: the keywords utoipa writes
+/// (`$ref`, `type`, `enum`, `const`, `required`, `properties`, `additionalProperties`, `items`,
+/// `allOf`, `anyOf`, `oneOf`); formats and numeric bounds are not checked.
+pub fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.strip_prefix("#/components/schemas/").ok_or_else(|| format!("{at}: unknown $ref {r}"))?;
+        let target = &doc["components"]["schemas"][name];
+        if target.is_null() {
+            return Err(format!("{at}: $ref {r} names no schema"));
+        }
+        check_schema(doc, target, value, at)?;
+    }
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        for s in all {
+            check_schema(doc, s, value, at)?;
+        }
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+        let errors: Vec<String> = any.iter().filter_map(|s| check_schema(doc, s, value, at).err()).collect();
+        if errors.len() == any.len() {
+            return Err(format!("{at}: matches none of anyOf: {errors:?}"));
+        }
+    }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+        let errors: Vec<String> = one.iter().filter_map(|s| check_schema(doc, s, value, at).err()).collect();
+        match one.len() - errors.len() {
+            1 => {}
+            0 => return Err(format!("{at}: matches none of oneOf: {errors:?}")),
+            n => return Err(format!("{at}: matches {n} of oneOf, not exactly one")),
+        }
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let is = |ty: &str| match ty {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0),
+            _ => true,
+        };
+        if !types.iter().any(|ty| is(ty)) {
+            return Err(format!("{at}: {} is not of type {t}", short(value)));
+        }
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
+        if !e.contains(value) {
+            return Err(format!("{at}: {} is not one of {}", short(value), Value::Array(e.clone())));
+        }
+    }
+    if let Some(c) = schema.get("const") {
+        if c != value {
+            return Err(format!("{at}: {} is not {c}", short(value)));
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        for key in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(k) = key.as_str() {
+                if !obj.contains_key(k) {
+                    return Err(format!("{at}: the required member {k:?} is missing"));
+                }
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, v) in obj {
+            match (props.and_then(|p| p.get(k)), schema.get("additionalProperties")) {
+                (Some(s), _) => check_schema(doc, s, v, &format!("{at}.{k}"))?,
+                (None, Some(Value::Bool(false))) => return Err(format!("{at}: the member {k:?} is not documented")),
+                (None, Some(s)) if s.is_object() => check_schema(doc, s, v, &format!("{at}.{k}"))?,
+                _ => {}
+            }
+        }
+    }
+    if let (Some(items), Some(a)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in a.iter().enumerate() {
+            check_schema(doc, items, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 80 { format!("{}…", s.chars().take(80).collect::<String>()) } else { s }
 }

@@ -84,3 +84,54 @@ async fn each_kind_of_bad_input_gets_its_own_code() {
     let (s, v) = app.call(Method::GET, "/api/users", None, None).await;
     assert_eq!((s, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
 }
+
+/// Issue #8 (schemathesis): every error is documented as the problem document it is
+/// (`application/problem+json`, not `application/json`), and the answers of the shared
+/// extractors are documented on the operations that use them.
+#[tokio::test]
+async fn issue_8_error_answers_are_as_documented() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let admin = app.login("sysadmin").await;
+    let regulator = app.login("jt.liu").await;
+    let cases: Vec<(Method, &str, String, Option<&str>, Option<serde_json::Value>, StatusCode)> = vec![
+        (Method::GET, "/api/users", "/api/users".into(), None, None, StatusCode::UNAUTHORIZED),
+        (Method::GET, "/api/users", "/api/users?limit=0".into(), Some(&admin), None, StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/users/{id}", "/api/users/nobody".into(), Some(&admin), None, StatusCode::NOT_FOUND),
+        (Method::GET, "/api/audit", "/api/audit".into(), Some(&regulator), None, StatusCode::FORBIDDEN),
+        (
+            Method::POST,
+            "/api/orgs",
+            "/api/orgs".into(),
+            Some(&admin),
+            Some(serde_json::json!({"name": 1, "kind": "bureau"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Method::POST,
+            "/api/auth/totp/enable",
+            "/api/auth/totp/enable".into(),
+            Some(&regulator),
+            Some(serde_json::json!({"code": "123456"})),
+            StatusCode::CONFLICT,
+        ),
+        (Method::GET, "/api/auth/me", "/api/auth/me".into(), Some(&regulator), None, StatusCode::OK),
+    ];
+    for (m, route, uri, token, body, want) in cases {
+        let (s, v) = app.call_documented(m, route, &uri, token, body).await;
+        assert_eq!(s, want, "{uri}: {v}");
+    }
+    // A malformed body, sent raw.
+    let doc = app.openapi().await;
+    let (s, v) =
+        app.call_raw(Method::POST, "/api/orgs", Some(&admin), Some(b"{".to_vec()), Some("application/json")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    kernel::testing::check_documented(&doc, &Method::POST, "/api/orgs", s, "application/problem+json", &v).unwrap();
+    // The checker itself refuses what is not documented.
+    assert!(
+        kernel::testing::check_documented(&doc, &Method::POST, "/api/orgs", s, "application/json", &v).is_err(),
+        "a problem is never documented as application/json"
+    );
+    assert!(
+        kernel::testing::check_documented(&doc, &Method::GET, "/api/health", StatusCode::IM_A_TEAPOT, "", &v).is_err()
+    );
+}

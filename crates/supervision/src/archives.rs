@@ -441,6 +441,7 @@ pub async fn get(st: &AppState, c: &Caller, id: &str) -> ApiResult<ArchiveView> 
 /// A kind's state for one enterprise and month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ArchiveStatus)]
 pub enum Status {
     /// 已归档: a file attached in time.
     Uploaded,

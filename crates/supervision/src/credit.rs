@@ -295,6 +295,7 @@ pub struct Records {
 
 /// An enterprise's assessment.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CreditAssessment)]
 pub struct Assessment {
     pub org_id: String,
     pub org_name: String,
@@ -665,6 +666,7 @@ async fn get_one(
 
 /// The rules in force.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreditRulesView)]
 pub struct RulesView {
     pub version: i64,
     pub rules: CreditRules,
@@ -675,6 +677,7 @@ pub struct RulesView {
 /// A new version of the rules.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PublishCreditRules)]
 pub struct PublishRules {
     /// The version the edit started from: 409 when another was published since.
     pub base_version: i64,

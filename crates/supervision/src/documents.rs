@@ -107,6 +107,7 @@ pub enum ReplyDecision {
 /// One recipient's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RecipientStatus)]
 pub enum Status {
     /// 未读
     Unread,

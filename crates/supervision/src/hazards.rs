@@ -44,6 +44,7 @@ pub const OVERDUE: &str = "hazard_overdue";
 /// A hazard's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = HazardState)]
 pub enum State {
     /// 已发现: recorded, the enterprise not told yet.
     Found,

@@ -23,7 +23,7 @@ use kernel::access::{Caller, Role};
 use kernel::audit::{self, Actor, Event, Outcome};
 use kernel::error::{ApiError, ApiResult, Problem};
 use kernel::http::{AppState, Auth, Query};
-use kernel::import::{self as sheet, ColumnSpec, ImportMode, ImportRejected, ImportReport, ReadError, RowError, Table};
+use kernel::import::{self as sheet, ColumnSpec, ImportMode, ImportRejected, ImportReport, RowError, Table};
 use kernel::store::{StoreError, col};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -53,21 +53,13 @@ pub struct ImportQuery {
     pub dry_run: Option<bool>,
 }
 
-/// Reads the body as a table of `specs`; a header that does not match is the 422 report.
+/// Reads the body as a table of `specs`; a header that does not match, or no rows, is the 422 report.
 async fn read(headers: &HeaderMap, body: Bytes, specs: Vec<ColumnSpec>, q: &ImportQuery) -> Result<Table, Response> {
     sheet::check_content_type(headers).map_err(IntoResponse::into_response)?;
     let read = tokio::task::spawn_blocking(move || sheet::read_table(&body, &specs))
         .await
         .map_err(|e| ApiError::internal(e).into_response())?;
-    match read {
-        Ok(t) => Ok(t),
-        Err(ReadError::Refused(e)) => Err(e.into_response()),
-        Err(ReadError::Header(errors)) => {
-            let report = ImportReport::new(q.mode.unwrap_or_default(), q.dry_run.unwrap_or(false), 0, errors, 0);
-            Err(ImportRejected::new("the header row does not match the template: nothing was imported", report)
-                .into_response())
-        }
-    }
+    read.map_err(|e| e.into_response(q.mode.unwrap_or_default(), q.dry_run.unwrap_or(false)))
 }
 
 /// The all-or-nothing refusal when rows are bad, else `None` (go on and write).

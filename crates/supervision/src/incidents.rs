@@ -31,6 +31,7 @@ const MAX_PEOPLE: i64 = 10_000;
 /// 事故 or 投诉.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = IncidentKind)]
 pub enum Kind {
     /// 事故.
     Accident,
@@ -54,6 +55,7 @@ impl Kind {
 /// An accident's grade (生产安全事故报告和调查处理条例 第三条).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = IncidentGrade)]
 pub enum Severity {
     /// 一般事故.
     Minor,

@@ -47,6 +47,7 @@ pub const MAX_AMOUNT_FEN: i64 = 10_000_000_000;
 /// The kind of decision (行政处罚法 第九条 and the measures of 道路运输条例).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PenaltyKind)]
 pub enum Kind {
     /// 警告.
     Warning,
@@ -90,6 +91,7 @@ impl Kind {
 /// A decision's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PenaltyState)]
 pub enum State {
     /// 已作出: decided and served, not yet carried out.
     Decided,
@@ -116,6 +118,7 @@ impl State {
 /// What the decision is against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PenaltySubjectType)]
 pub enum SubjectType {
     /// The enterprise itself (`subject_id` is its organisation id, or left out).
     Enterprise,

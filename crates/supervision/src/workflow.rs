@@ -38,6 +38,7 @@ impl From<&FileMeta> for FileRef {
 
 /// One step of a case's history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CaseStep)]
 pub struct Step {
     /// 1, 2, … in commit order.
     pub seq: i64,

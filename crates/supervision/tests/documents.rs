@@ -11,7 +11,11 @@ use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
 use supervision::dates::{date_of, today_days};
 
-both_backends!(issue_7_a_document_is_read_answered_returned_and_accepted, issue_7_targets_and_lateness);
+both_backends!(
+    issue_7_a_document_is_read_answered_returned_and_accepted,
+    issue_7_targets_and_lateness,
+    issue_8_answers_are_as_the_openapi_document_says
+);
 
 const URL: &str = "/api/supervision/documents";
 
@@ -209,4 +213,85 @@ async fn issue_7_targets_and_lateness(app: TestApp) {
     assert!(pending["items"].as_array().unwrap().iter().any(|x| x["id"] == all_id.as_str()), "{pending}");
     let (_, mine) = app.get(&format!("{URL}?q=测试通知甲"), &coach).await;
     assert_eq!(mine["total"], 1, "the coach company runs no taxis: {mine}");
+}
+
+/// Issue #8 (schemathesis): schemas named alike in different modules (a recipient's `Status` and
+/// an alarm's, a case's `Step` and an alarm's, an incident's `Kind` and a penalty's, the credit's
+/// `Assessment` and the transport one) overwrote each other in the OpenAPI document, so the
+/// demo's own answers contradicted it. Each read of the supervision desk, as the bureau and as an
+/// enterprise, must match its documented schema.
+async fn issue_8_answers_are_as_the_openapi_document_says(app: TestApp) {
+    let reg = app.login("jt.liu").await;
+    let bus = app.login("bus.sun").await;
+    let bus_org = app.org_id("wuqing_bus").await;
+    let ok = |s: StatusCode, v: &Value| assert_eq!(s, StatusCode::OK, "{v}");
+    let first_id = |v: &Value| v["items"][0]["id"].as_str().unwrap().to_string();
+    let today = date_of(today_days());
+    let (year, month) = (&today[..4], &today[..7]);
+    for (token, who) in [(&reg, "regulator"), (&bus, "operator")] {
+        let t = Some(token.as_str());
+        for (route, uri) in [
+            (URL.to_string(), URL.to_string()),
+            ("/api/supervision/hazards".into(), "/api/supervision/hazards".into()),
+            ("/api/supervision/incidents".into(), "/api/supervision/incidents".into()),
+            ("/api/supervision/penalties".into(), "/api/supervision/penalties".into()),
+            ("/api/supervision/credit".into(), format!("/api/supervision/credit?year={year}")),
+            ("/api/supervision/archives/board".into(), format!("/api/supervision/archives/board?month={month}")),
+            ("/api/alarms".into(), "/api/alarms".into()),
+        ] {
+            let (s, v) = app.call_documented(Method::GET, &route, &uri, t, None).await;
+            assert_eq!(s, StatusCode::OK, "{who} {uri}: {v}");
+        }
+        for (list, item) in [
+            (URL, "/api/supervision/documents/{id}"),
+            ("/api/supervision/hazards", "/api/supervision/hazards/{id}"),
+            ("/api/supervision/incidents", "/api/supervision/incidents/{id}"),
+            ("/api/supervision/penalties", "/api/supervision/penalties/{id}"),
+            ("/api/alarms", "/api/alarms/{id}"),
+        ] {
+            let (s, v) = app.get(list, token).await;
+            ok(s, &v);
+            if v["items"].as_array().unwrap().is_empty() {
+                // The bureau sees every demo record; an enterprise only its own.
+                assert_eq!(who, "operator", "the demo has {list}");
+                continue;
+            }
+            let uri = item.replace("{id}", &first_id(&v));
+            let (s, v) = app.call_documented(Method::GET, item, &uri, t, None).await;
+            assert_eq!(s, StatusCode::OK, "{who} {uri}: {v}");
+        }
+    }
+    // The bureau's view of one recipient, with its steps (a document the bus company received).
+    let (_, v) = app.get(URL, &bus).await;
+    let doc_id = first_id(&v);
+    let route = "/api/supervision/documents/{id}/recipients/{org_id}";
+    let uri = format!("{URL}/{doc_id}/recipients/{bus_org}");
+    let (s, v) = app.call_documented(Method::GET, route, &uri, Some(&reg), None).await;
+    ok(s, &v);
+    let (s, v) = app
+        .call_documented(
+            Method::GET,
+            "/api/supervision/credit/enterprises/{org_id}",
+            &format!("/api/supervision/credit/enterprises/{bus_org}?year={year}"),
+            Some(&reg),
+            None,
+        )
+        .await;
+    ok(s, &v);
+    // An empty file to an import: the 422 carries the (empty) report, as documented.
+    let (s, v) = app
+        .call_raw(Method::POST, "/api/supervision/practitioners/import", Some(&bus), Some(Vec::new()), Some("text/csv"))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!((v["field"].as_str(), v["total_rows"].as_u64()), (Some("file"), Some(0)), "{v}");
+    let doc = app.openapi().await;
+    kernel::testing::check_documented(
+        &doc,
+        &Method::POST,
+        "/api/supervision/practitioners/import",
+        s,
+        "application/problem+json",
+        &v,
+    )
+    .unwrap();
 }

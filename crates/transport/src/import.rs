@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use kernel::audit::Actor;
 use kernel::error::{ApiError, ApiResult, Problem};
 use kernel::http::{AppState, Auth, Query};
-use kernel::import::{self as sheet, ColumnSpec, ImportMode, ImportRejected, ImportReport, ReadError, RowError, Table};
+use kernel::import::{self as sheet, ColumnSpec, ImportMode, ImportRejected, ImportReport, RowError, Table};
 use serde::Deserialize;
 use std::collections::HashMap;
 use utoipa::IntoParams;
@@ -246,12 +246,7 @@ async fn import_vehicles(
         .map_err(ApiError::internal)?;
     let table = match read {
         Ok(t) => t,
-        Err(ReadError::Refused(e)) => return Err(e),
-        Err(ReadError::Header(errors)) => {
-            let report = ImportReport::new(mode, dry_run, 0, errors, 0);
-            return Ok(ImportRejected::new("the header row does not match the template: nothing was imported", report)
-                .into_response());
-        }
+        Err(e) => return Ok(e.into_response(mode, dry_run)),
     };
     let total = table.rows.len();
     let (good, errors) = check_rows(&st, &table).await?;
@@ -346,12 +341,7 @@ async fn import_terminals(
         .map_err(ApiError::internal)?;
     let t = match read {
         Ok(t) => t,
-        Err(ReadError::Refused(e)) => return Err(e),
-        Err(ReadError::Header(errors)) => {
-            let report = ImportReport::new(mode, dry_run, 0, errors, 0);
-            return Ok(ImportRejected::new("the header row does not match the template: nothing was imported", report)
-                .into_response());
-        }
+        Err(e) => return Ok(e.into_response(mode, dry_run)),
     };
     // The enterprise's vehicles by plate: (id, colour, has a terminal).
     let rows = sqlx::query(&st.store.sql(

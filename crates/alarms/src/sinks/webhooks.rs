@@ -113,6 +113,7 @@ impl DeliveryStatus {
 
 /// One delivery of one event to one webhook, with its attempts.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
 pub struct Delivery {
     /// Also sent as `X-Wuqing-Delivery`.
     pub id: String,

@@ -226,7 +226,8 @@ pub struct TotpCode {
 
 /// Activates TOTP with a code from the authenticator.
 #[utoipa::path(post, path = "/api/auth/totp/enable", tag = "auth", request_body = TotpCode,
-    responses((status = 204), (status = 422, body = Problem)), security(("session" = [])))]
+    responses((status = 204), (status = 409, body = Problem, description = "no enrolment started"), (status = 422, body = Problem)),
+    security(("session" = [])))]
 async fn totp_enable(
     State(state): State<AppState>,
     AuthAny(c): AuthAny,

@@ -107,7 +107,7 @@ async fn get_file(
 /// Downloads a file (audited), always as an attachment under its original name, with its stored
 /// type, `nosniff` and a sandboxing Content-Security-Policy: never shown inline by the browser.
 #[utoipa::path(get, path = "/api/files/{id}/content", tag = "files", params(("id" = String, Path)),
-    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = FileBytes,
+    responses((status = 200, description = "The file's bytes, sent with the media type checked at upload (PDF, OFD, an image, an Office document…)", content_type = "*/*", body = FileBytes,
             headers(("Content-Disposition" = String, description = "attachment; filename*=UTF-8''…"))),
         (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("session" = []), ("bearer" = [])))]

@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod auth_api;
+mod doc_errors;
 mod files_api;
 mod policy_api;
 mod system_api;
@@ -326,7 +327,8 @@ pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Route
         api = api.merge(m.routes());
     }
     let console = modules.iter().find_map(|m| m.console());
-    let (router, doc) = api.split_for_parts();
+    let (router, mut doc) = api.split_for_parts();
+    doc_errors::document(&mut doc);
     let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let _ = state.openapi.set(json);
     let limit = state.config.raw.server.body_limit_bytes;
