@@ -34,6 +34,7 @@ both_backends!(
     filters_naming_another_enterprise_are_refused_and_lists_hold_none_of_its_records,
     tokens_cannot_exceed_their_scope,
     brute_force_locks_out_and_unknown_users_look_like_known_ones,
+    bodies_naming_another_enterprises_records_are_refused,
 );
 
 /// The platform as the binary mounts it (every module), the demo district seeded. Background
@@ -146,6 +147,20 @@ async fn b_records(app: &TestApp) -> BRecords {
     let (s, shared) =
         app.post("/api/supervision/documents", &reg, doc(vec![org.clone(), a_org], "致顺达与公交公司")).await;
     assert_eq!(s, StatusCode::CREATED, "{shared}");
+    // The bureau's rule set with an override for B (an operator of A must not see it).
+    let (s, rules) = app.get("/api/transport/rules", &reg).await;
+    assert_eq!(s, StatusCode::OK, "{rules}");
+    let mut set = rules["rules"].clone();
+    set["by_enterprise"] = json!({org.clone(): {"speed_limit_kmh": 50.0}});
+    let (s, v) = app
+        .call(
+            Method::PUT,
+            "/api/transport/rules",
+            Some(&reg),
+            Some(json!({"base_version": rules["version"], "rules": set})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     // A fine decided against B (the demo's are against other enterprises).
     let vehicle = first_id(&get("/api/transport/vehicles?limit=1").await, "vehicle");
     let (s, penalty) = app
@@ -547,7 +562,7 @@ async fn no_route_reaches_another_enterprises_records(app: TestApp) {
     for route in NOT_ORGANISATION_OWNED {
         assert!(routes.iter().any(|(r, _)| r == route), "{route} is gone: update the list");
     }
-    for uri in ["/api/transport/rules/versions/1", "/api/iot/rules/versions/1"] {
+    for uri in ["/api/transport/rules/versions/1", "/api/transport/rules/versions/2", "/api/iot/rules/versions/1"] {
         let (s, v) = app.get(uri, &a).await;
         assert!(s == StatusCode::OK || s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND, "{uri} {s} {v}");
         assert!(!v.to_string().contains(&b.org), "{uri} shows B: {v}");
@@ -855,4 +870,71 @@ async fn brute_force_locks_out_and_unknown_users_look_like_known_ones(app: TestA
     assert!(recs.iter().any(|r| r["outcome"] == "denied"), "refusals while locked out are not audited: {v}");
     let (_, v) = app.get("/api/audit?action=login&actor=no.such.user&limit=100", &aud).await;
     assert!(v["total"].as_i64().unwrap() >= 6, "{v}");
+}
+
+async fn bodies_naming_another_enterprises_records_are_refused(app: TestApp) {
+    let b = b_records(&app).await;
+    let a = app.login(A_OP).await;
+    let own = |uri: &'static str| {
+        let a = a.clone();
+        let app = &app;
+        async move {
+            let (s, v) = app.get(uri, &a).await;
+            assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+            first_id(&v, uri)
+        }
+    };
+    let terminal = own("/api/transport/terminals?limit=1").await;
+    let practitioner = own("/api/supervision/practitioners?limit=1").await;
+    let digest = tables_digest(&app).await;
+    let cases = [
+        (
+            Method::POST,
+            format!("/api/transport/terminals/{terminal}/bind"),
+            json!({"vehicle_id": b.vehicle}),
+            Some("vehicle_id"),
+        ),
+        (
+            Method::PUT,
+            format!("/api/supervision/practitioners/{practitioner}/vehicles"),
+            json!({"vehicle_ids": [b.vehicle]}),
+            Some("vehicle_ids"),
+        ),
+        (
+            Method::POST,
+            "/api/supervision/archives".into(),
+            json!({"month": &today()[..7], "kind": "driver_safety_education", "file_id": b.file}),
+            Some("file_id"),
+        ),
+        (
+            Method::POST,
+            format!("/api/supervision/documents/{}/reply", b.shared_document),
+            json!({"note": "见附件", "files": [b.file]}),
+            Some("files[0]"),
+        ),
+        (
+            Method::POST,
+            "/api/iot/devices".into(),
+            json!({"org_id": b.org, "code": "A-INTO-B", "kind": "probe", "name": "n", "subject_type": "other"}),
+            Some("org_id"),
+        ),
+        (
+            Method::POST,
+            "/api/transport/vehicles".into(),
+            json!({"org_id": b.org, "plate": "津C9X001", "plate_colour": "yellow", "class": "city_bus"}),
+            Some("org_id"),
+        ),
+        (Method::PATCH, format!("/api/users/{}", app.user_id(A_OP).await), json!({"org_id": b.org}), None),
+    ];
+    // Each refused for the field that names B's record (the operator's own user: for the role).
+    for (m, uri, body, field) in cases {
+        let (s, v) = app.call(m.clone(), &uri, Some(&a), Some(body)).await;
+        assert!(s.is_client_error(), "{m} {uri} with B's record in the body → {s}: {v}");
+        assert_eq!(v["field"].as_str(), field, "{m} {uri}: {v}");
+    }
+    let mut after = tables_digest(&app).await;
+    after.retain(|k, _| digest.contains_key(k));
+    assert_eq!(after, digest, "a request naming B's records changed data");
+    // B's file is not A's now by way of an attachment.
+    assert_eq!(app.get(&format!("/api/files/{}", b.file), &a).await.0, StatusCode::NOT_FOUND);
 }
