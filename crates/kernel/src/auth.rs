@@ -75,6 +75,77 @@ fn restriction_of(u: &UserRecord, s: &AuthSettings) -> Option<Restriction> {
     }
 }
 
+fn invalid_credentials() -> ApiError {
+    ApiError::new(Code::InvalidCredentials, "wrong username or password (用户名或密码错误)")
+}
+
+fn locked_for(minutes: u32) -> ApiError {
+    ApiError::new(
+        Code::AccountLocked,
+        format!("too many failed logins: this account is locked for {minutes} minutes (登录失败次数过多，账户已锁定)"),
+    )
+}
+
+fn locked_until(ms: i64) -> ApiError {
+    ApiError::new(
+        Code::AccountLocked,
+        format!(
+            "too many failed logins: this account is locked until {} (登录失败次数过多，账户已锁定)",
+            ms_to_rfc3339(ms)
+        ),
+    )
+}
+
+/// A login under a name that is no account's, answered as an account's wrong password is:
+/// the same work (a password hash verified, a row written with the audit record), the same
+/// answers, and the same lock-out after as many failures (table `login_unknown`), so that
+/// neither the answers nor the lock-out tell which names are accounts.
+async fn unknown_user(store: &Store, s: &AuthSettings, username: &str, pw: &str, ev: Event) -> ApiResult<LoginOk> {
+    let now = now_ms();
+    let key = token_hash(username);
+    let row = sqlx::query(&store.sql("SELECT failures, locked_until_ms FROM login_unknown WHERE name_hash = $1"))
+        .bind(key.clone())
+        .fetch_optional(store.reader())
+        .await
+        .map_err(StoreError::from)?;
+    let (failures, locked_until_ms): (i64, i64) = match &row {
+        Some(r) => (col(r, "failures")?, col(r, "locked_until_ms")?),
+        None => (0, 0),
+    };
+    metrics::counter!("wuqing_logins_total", "outcome" => "failure").increment(1);
+    if locked_until_ms > now {
+        audit::record(store, ev).await?;
+        return Err(locked_until(locked_until_ms));
+    }
+    password::verify_async(pw.to_string(), password::dummy_hash().to_string()).await;
+    let failures = failures + 1;
+    let lock = failures >= i64::from(s.lockout_threshold);
+    let (failures, until) = if lock { (0, now + i64::from(s.lockout_minutes) * 60_000) } else { (failures, 0) };
+    let mut tx = store.begin().await?;
+    // Names tried once a day ago and not locked out are forgotten, so that spraying names
+    // does not grow the table without end.
+    sqlx::query(&store.sql("DELETE FROM login_unknown WHERE updated_ms < $1 AND locked_until_ms < $2"))
+        .bind(now - 86_400_000)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    sqlx::query(&store.sql(
+        "INSERT INTO login_unknown (name_hash, failures, locked_until_ms, updated_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name_hash) DO UPDATE SET failures = $2, locked_until_ms = $3, updated_ms = $4",
+    ))
+    .bind(key)
+    .bind(failures)
+    .bind(until)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    audit::append(store, &mut tx, &ev).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Err(if lock { locked_for(s.lockout_minutes) } else { invalid_credentials() })
+}
+
 pub async fn login(
     store: &Store,
     cipher: &FieldCipher,
@@ -98,27 +169,11 @@ pub async fn login(
     };
     let user = if username.len() <= 64 { users::by_username(store, username).await? } else { None };
     let Some(user) = user else {
-        password::verify_async(pw.to_string(), password::dummy_hash().to_string()).await;
-        audit::record(store, deny(Outcome::Failure, "unknown user", None)).await?;
-        metrics::counter!("wuqing_logins_total", "outcome" => "failure").increment(1);
-        return Err(ApiError::new(Code::InvalidCredentials, "wrong username or password (用户名或密码错误)"));
+        return unknown_user(store, s, username, pw, deny(Outcome::Failure, "unknown user", None)).await;
     };
-    if user.disabled {
-        audit::record(store, deny(Outcome::Denied, "account locked by an administrator", Some(&user))).await?;
-        return Err(ApiError::new(
-            Code::AccountLocked,
-            "this account is locked by an administrator (账户已被管理员锁定)",
-        ));
-    }
     if user.locked_until_ms > now {
         audit::record(store, deny(Outcome::Denied, "locked out after failed logins", Some(&user))).await?;
-        return Err(ApiError::new(
-            Code::AccountLocked,
-            format!(
-                "too many failed logins: this account is locked until {} (登录失败次数过多，账户已锁定)",
-                ms_to_rfc3339(user.locked_until_ms)
-            ),
-        ));
+        return Err(locked_until(user.locked_until_ms));
     }
     let ok = password::verify_async(pw.to_string(), user.password_hash.clone()).await;
     let needs_totp = s.admin_totp && user.role.is_admin() && user.totp_enabled;
@@ -167,15 +222,18 @@ pub async fn login(
         metrics::counter!("wuqing_logins_total", "outcome" => "failure").increment(1);
         if lock {
             tracing::warn!(user_id = %user.id, "account locked out after failed logins");
-            return Err(ApiError::new(
-                Code::AccountLocked,
-                format!(
-                    "too many failed logins: this account is locked for {} minutes (登录失败次数过多，账户已锁定)",
-                    s.lockout_minutes
-                ),
-            ));
+            return Err(locked_for(s.lockout_minutes));
         }
-        return Err(ApiError::new(Code::InvalidCredentials, "wrong username or password (用户名或密码错误)"));
+        return Err(invalid_credentials());
+    }
+    // Only now, with the password right: an administrator's lock refused before the password
+    // was checked would tell anyone which names are accounts (issue 8).
+    if user.disabled {
+        audit::record(store, deny(Outcome::Denied, "account locked by an administrator", Some(&user))).await?;
+        return Err(ApiError::new(
+            Code::AccountLocked,
+            "this account is locked by an administrator (账户已被管理员锁定)",
+        ));
     }
     let token = new_secret("wqs_");
     let id = uuid::Uuid::now_v7().to_string();

@@ -148,5 +148,17 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
                   org_id TEXT NOT NULL REFERENCES organisations(id), shared_ms BIGINT NOT NULL, \
                   PRIMARY KEY (file_id, org_id))",
         },
+        // Failed logins under names that are no account's (`auth::login`), counted and locked out
+        // like an account's, so that the lock-out does not tell who has an account. Keyed by the
+        // SHA-256 of the name; rows a day old are purged by the next such failure.
+        Migration {
+            module: "kernel",
+            version: 6,
+            name: "failed logins of unknown names",
+            only: None,
+            sql: "CREATE TABLE login_unknown (name_hash TEXT PRIMARY KEY, failures BIGINT NOT NULL, \
+                  locked_until_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);\n\
+                  CREATE INDEX login_unknown_updated ON login_unknown(updated_ms)",
+        },
     ]
 }

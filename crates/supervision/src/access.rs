@@ -4,7 +4,7 @@
 
 use crate::enterprises::DOMAIN;
 use kernel::access::{Caller, Role};
-use kernel::error::{ApiError, ApiResult};
+use kernel::error::{ApiError, ApiResult, Code};
 use kernel::http::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,4 +29,15 @@ pub async fn who(st: &AppState, c: &Caller) -> ApiResult<Who> {
 /// operator only its own.
 pub fn reaches(c: &Caller, org_id: &str) -> bool {
     c.scope.contains(org_id) && (c.role != Role::Operator || c.org_id == org_id)
+}
+
+/// For a list filtered by `org_id`: 403 unless the caller reaches it. An out-of-scope filter is
+/// refused, never answered with an empty page nor a 404 (ARCHITECTURE.md's invariant); an id
+/// in a path is the other case, a 404.
+pub fn require_filter(c: &Caller, org_id: &str) -> ApiResult<()> {
+    if reaches(c, org_id) {
+        Ok(())
+    } else {
+        Err(ApiError::field(Code::Forbidden, "org_id", "that organisation is outside your scope"))
+    }
 }

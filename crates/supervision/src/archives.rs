@@ -25,7 +25,7 @@
 //! the 5th itself the board says `missing` and the alarm stands, though a file attached that day
 //! still counts as in time: the last day's reminder.
 
-use crate::access::{Who, reaches, who};
+use crate::access::{Who, reaches, require_filter, who};
 use crate::dates::{Month, date_of, day_of_ms, midnight_ms, today_days};
 use crate::enterprises::DOMAIN;
 use crate::expiry::ALARM_DOMAIN;
@@ -399,9 +399,7 @@ pub async fn list(st: &AppState, c: &Caller, q: &ArchiveQuery) -> ApiResult<Page
         w.and("a.org_id = ?", Arg::S(c.org_id.clone()));
     }
     if let Some(o) = &q.org_id {
-        if !reaches(c, o) {
-            return Err(ApiError::not_found("enterprise"));
-        }
+        require_filter(c, o)?;
         w.and("a.org_id = ?", Arg::S(o.clone()));
     }
     if let Some(m) = &q.month {
@@ -544,9 +542,7 @@ pub async fn board(st: &AppState, c: &Caller, q: &BoardQuery, today: i64) -> Api
     let month = q.month.as_deref().ok_or_else(|| ApiError::field(Code::InvalidQuery, "month", "required, YYYY-MM"))?;
     let month = check_month("month", month, Code::InvalidQuery, today)?;
     if let Some(o) = &q.org_id {
-        if !reaches(c, o) {
-            return Err(ApiError::not_found("enterprise"));
-        }
+        require_filter(c, o)?;
     }
     let orgs = enterprises_in_reach(st, c, q.org_id.as_deref()).await?;
     let active = kinds(st, false).await?;

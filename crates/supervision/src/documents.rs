@@ -474,6 +474,7 @@ async fn recipient_row(st: &AppState, id: &str, org_id: &str) -> ApiResult<Optio
 /// sent to the caller's enterprise).
 async fn detail(st: &AppState, c: &Caller, side: Who, id: &str) -> ApiResult<DocumentView> {
     let Doc { mut view, file_ids } = load(st, id).await?.ok_or_else(not_found)?;
+    hide_other_recipients(&mut view, c);
     match side {
         Who::Regulator => {
             if !c.scope.contains(&view.issuer_org_id) {
@@ -506,6 +507,14 @@ async fn detail(st: &AppState, c: &Caller, side: Who, id: &str) -> ApiResult<Doc
     }
     view.files = workflow::readable_refs(st, c, &file_ids).await?;
     Ok(view)
+}
+
+/// The enterprises a document was sent to, as the caller may see them: only those it reaches
+/// (an enterprise is not told which others received the same document; issue 8).
+fn hide_other_recipients(view: &mut DocumentView, c: &Caller) {
+    if let Some(ids) = view.target.org_ids.as_mut() {
+        ids.retain(|o| reaches(c, o));
+    }
 }
 
 fn count(rs: &[Recipient]) -> Counts {
@@ -791,6 +800,7 @@ pub async fn list(st: &AppState, c: &Caller, q: &DocumentQuery) -> ApiResult<Pag
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
         let Doc { mut view, file_ids } = row_to_doc(r, today)?;
+        hide_other_recipients(&mut view, c);
         match side {
             Who::Regulator => {
                 let rs = sqlx::query(&st.store.sql(&format!(

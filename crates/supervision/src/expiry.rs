@@ -17,7 +17,7 @@
 //! updates the same alarm rather than adding one. When an item expires, its 30-day notice's
 //! episode is ended.
 
-use crate::access::reaches;
+use crate::access::{reaches, require_filter};
 use crate::dates::{date_of, days_of, midnight_ms, today_days};
 use crate::enterprises::DOMAIN;
 use crate::vehicles::require_reader;
@@ -280,9 +280,7 @@ pub async fn report(st: &AppState, c: &Caller, q: &ExpiryQuery) -> ApiResult<Exp
         }
     }
     if let Some(o) = &q.org_id {
-        if !reaches(c, o) {
-            return Err(ApiError::not_found("enterprise"));
-        }
+        require_filter(c, o)?;
     }
     let today = today_days();
     let all = items(st, &Reach::Caller(c, q.org_id.as_deref()), 90, today).await?;

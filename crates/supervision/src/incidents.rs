@@ -9,7 +9,7 @@
 //! record and decide; the enterprise's operators read their own. Every write is a step of the
 //! case history and an audit record in one transaction.
 
-use crate::access::{Who, reaches, who};
+use crate::access::{Who, reaches, require_filter, who};
 use crate::penalties::{check_year, enterprise_in_reach, vehicle_of};
 use crate::workflow::{self, NewStep, Step, not_yours, wrong_state};
 use kernel::access::Caller;
@@ -230,9 +230,7 @@ pub async fn list(st: &AppState, c: &Caller, q: &IncidentQuery) -> ApiResult<Pag
         w.and("i.org_id = ?", Arg::S(c.org_id.clone()));
     }
     if let Some(o) = &q.org_id {
-        if !reaches(c, o) {
-            return Err(ApiError::not_found("enterprise"));
-        }
+        require_filter(c, o)?;
         w.and("i.org_id = ?", Arg::S(o.clone()));
     }
     if let Some(k) = q.kind {

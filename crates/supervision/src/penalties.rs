@@ -21,7 +21,7 @@
 //! the practitioner's record does not rewrite the bureau's file. The credit assessment reads a
 //! year's decisions through [`for_year`], where revoked ones are marked as such.
 
-use crate::access::{Who, reaches, who};
+use crate::access::{Who, reaches, require_filter, who};
 use crate::dates::{date_of, today_days};
 use crate::enterprises::DOMAIN;
 use crate::workflow::{self, NewStep, Step, not_yours, wrong_state};
@@ -314,9 +314,7 @@ pub async fn list(st: &AppState, c: &Caller, q: &PenaltyQuery) -> ApiResult<Page
         w.and("p.org_id = ?", Arg::S(c.org_id.clone()));
     }
     if let Some(o) = &q.org_id {
-        if !reaches(c, o) {
-            return Err(ApiError::not_found("enterprise"));
-        }
+        require_filter(c, o)?;
         w.and("p.org_id = ?", Arg::S(o.clone()));
     }
     if let Some(t) = q.subject_type {

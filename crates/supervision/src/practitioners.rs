@@ -581,6 +581,7 @@ pub async fn list(st: &AppState, c: &Caller, q: &ListQuery) -> ApiResult<Paged<P
     let mut w = Where::new();
     w.scope(&Scope::Orgs(visible_orgs(st, c, who).await?), "p.org_id");
     if let Some(o) = &q.org_id {
+        crate::access::require_filter(c, o)?;
         w.and("p.org_id = ?", Arg::S(o.clone()));
     }
     if let Some(r) = q.role {

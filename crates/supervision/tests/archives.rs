@@ -104,8 +104,8 @@ async fn archives_are_filed_checked_scoped_and_boarded(app: TestApp) {
 
     // Another enterprise's operator finds none of it.
     assert_eq!(app.get(&format!("{URL}/{id}"), &bus).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&format!("{URL}?org_id={coach_org}"), &bus).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&format!("{URL}/board?month={this}&org_id={coach_org}"), &bus).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("{URL}?org_id={coach_org}"), &bus).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&format!("{URL}/board?month={this}&org_id={coach_org}"), &bus).await.0, StatusCode::FORBIDDEN);
     let (s, v) = app.get(&format!("{URL}/{id}"), &reg).await;
     assert_eq!((s, v["org_id"].as_str()), (StatusCode::OK, Some(coach_org.as_str())), "{v}");
     let (_, mine) = app.get(URL, &coach).await;

@@ -128,7 +128,7 @@ async fn penalties_are_decided_executed_revoked_scoped_and_audited(app: TestApp)
     assert!(own["items"].as_array().unwrap().iter().all(|p| p["org_id"] == coach_org.as_str()), "{own}");
     assert_eq!(own["total"], 2, "{own}");
     assert_eq!(app.get(&format!("{URL}/{id}"), &bus).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&format!("{URL}?org_id={coach_org}"), &bus).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("{URL}?org_id={coach_org}"), &bus).await.0, StatusCode::FORBIDDEN);
     let (s, _) = app.post(&format!("{URL}/{id}/execute"), &bus, json!({"executed_on": in_days(0)})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The enterprise itself does not record its own execution.

@@ -247,7 +247,7 @@ async fn issue_7_expiry_watch_lists_sorts_and_counts(app: TestApp) {
         own["summary"][0]["expired"].as_i64().unwrap() + own["summary"][0]["within_90"].as_i64().unwrap()
     );
     let (s, _) = app.get(&format!("/api/supervision/expiry?org_id={coach_org}"), &bus).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(s, StatusCode::FORBIDDEN);
     let (_, one) = app.get(&format!("/api/supervision/expiry?org_id={coach_org}&limit=500"), &reg).await;
     assert!(one["items"].as_array().unwrap().iter().all(|i| i["org_id"] == coach_org.as_str()));
     assert_eq!(one["summary"].as_array().unwrap().len(), 1);

@@ -6,29 +6,11 @@ use clap::{Parser, Subcommand};
 use kernel::access::{Classification, Role};
 use kernel::audit::Actor;
 use kernel::config::{Config, Overrides, RawConfig};
-use kernel::module::Module;
 use kernel::platform::CancellationToken;
 use kernel::platform::Platform;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The domain modules of this build. Adding a domain is one line here.
-fn modules(jt808: Option<std::net::SocketAddr>, mqtt: Option<String>, demo: bool) -> Vec<Arc<dyn Module>> {
-    let mut transport = match jt808 {
-        Some(addr) => transport::TransportModule::with_gateway(addr),
-        None => transport::TransportModule::new(),
-    };
-    transport.simulate = demo;
-    transport.alerting = true;
-    let iot = iot::IotModule { simulate: demo, listen: mqtt, ..iot::IotModule::default() };
-    vec![
-        Arc::new(transport),
-        Arc::new(alarms::AlarmsModule::default()),
-        Arc::new(iot),
-        Arc::new(supervision::SupervisionModule),
-        Arc::new(console::ConsoleModule),
-    ]
-}
+use wuqing::modules;
 
 /// `--jt808 ADDR` or `--jt808 off`.
 fn parse_jt808(s: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
