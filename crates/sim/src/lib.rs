@@ -2,10 +2,12 @@
 //! roads of Wuqing and talk to a gateway over real TCP exactly as field terminals do (register,
 //! authenticate, report, retransmit, reconnect, back-fill, answer commands).
 //!
-//! `drive`, `roads` and `scenario` (scenario files) are pure; `terminal` and `hold` (connections
-//! that only heartbeat, for the connections benchmark) do the IO. Used by `wuqing sim`, by
+//! `drive`, `roads` and `scenario` (scenario files) are pure; `terminal`, `hold` (connections
+//! that only heartbeat, for the connections benchmark), `probe` (one terminal's acknowledgement
+//! latency) and `abuse` (misbehaving connections, for the storm benchmark) do the IO. Used by `wuqing sim`, by
 //! `serve --demo` (which drives a few hundred demo vehicles in-process) and by the benchmarks.
 
+pub mod abuse;
 pub mod drive;
 pub mod hold;
 pub mod probe;
@@ -13,6 +15,7 @@ pub mod roads;
 pub mod scenario;
 pub mod terminal;
 
+pub use abuse::{Abuse, AbuseStats, abuse_all};
 pub use drive::{Behaviour, Driver};
 pub use hold::{HoldConfig, HoldStats, hold_all};
 pub use scenario::{Plan, Scenario, ScenarioError};

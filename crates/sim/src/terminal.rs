@@ -304,6 +304,12 @@ impl Link {
         Err(SimError::Refused("authentication"))
     }
 
+    /// The socket (with whatever the platform sent that is not read yet dropped), the phone and
+    /// the last serial: for connections that go on to misbehave (`abuse`).
+    pub(crate) fn into_parts(self) -> (TcpStream, Phone, u16) {
+        (self.sock, self.phone, self.serial)
+    }
+
     pub(crate) async fn send(&mut self, m: &Message) -> Result<u16, SimError> {
         self.serial = self.serial.wrapping_add(1);
         let h = Header::new(0, self.phone, self.serial);
@@ -452,6 +458,56 @@ fn blind_area_batches(pending: &VecDeque<(i64, Location)>) -> Vec<(Vec<i64>, Vec
     out
 }
 
+/// JT/T 808's retransmission: a message not answered within the TCP response time-out
+/// (parameter 0x0002) is sent again with a growing time-out, at most parameter 0x0003 times. Ours,
+/// simplified: after 10, 20 and 30 s; then the reports wait for the 30 s rule below to reconnect
+/// and upload them as a blind-area batch.
+const RETRANSMIT_AFTER: Duration = Duration::from_secs(10);
+const RETRANSMISSIONS: u32 = 3;
+
+/// A report (or batch) sent and not yet answered.
+struct InFlight {
+    serial: u16,
+    times: Vec<i64>,
+    sent: std::time::Instant,
+    attempts: u32,
+    /// A live report (0x0200), whose acknowledgement latency is measured.
+    live: bool,
+}
+
+impl InFlight {
+    fn new(serial: u16, times: Vec<i64>) -> Self {
+        Self { serial, times, sent: std::time::Instant::now(), attempts: 0, live: false }
+    }
+
+    fn live(serial: u16, times: Vec<i64>) -> Self {
+        Self { live: true, ..Self::new(serial, times) }
+    }
+}
+
+/// Sends again the single reports that waited too long for their answer (a new serial: the
+/// answer to either clears it). Blind-area batches are not: they were all sent at once after a
+/// reconnection, and a slow platform working through them should not get them twice; they go
+/// up again after the next reconnection if need be.
+async fn retransmit(
+    link: &mut Link,
+    in_flight: &mut [InFlight],
+    pending: &VecDeque<(i64, Location)>,
+) -> Result<(), SimError> {
+    for f in in_flight.iter_mut() {
+        if f.times.len() != 1 || f.attempts >= RETRANSMISSIONS || f.sent.elapsed() < RETRANSMIT_AFTER * (f.attempts + 1)
+        {
+            continue;
+        }
+        // Recent reports are at the back.
+        let Some((_, l)) = pending.iter().rev().find(|(t, _)| *t == f.times[0]) else { continue };
+        f.serial = link.send(&Message::Location(l.clone())).await?;
+        f.sent = std::time::Instant::now();
+        f.attempts += 1;
+    }
+    Ok(())
+}
+
 async fn session(
     addr: SocketAddr,
     t: &mut SimTerminal,
@@ -475,12 +531,11 @@ async fn session(
         .await?;
     }
     // What piled up while disconnected goes up as blind-area batches (0x0704, kind 1).
-    // (serial, device times, when a live report was sent: batches are not timed).
-    let mut in_flight: Vec<(u16, Vec<i64>, Option<std::time::Instant>)> = vec![];
+    let mut in_flight: Vec<InFlight> = vec![];
     for (times, locations) in blind_area_batches(pending) {
         let s = link.send(&Message::LocationBatch(LocationBatch { kind: 1, locations })).await?;
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        in_flight.push((s, times, None));
+        in_flight.push(InFlight::new(s, times));
     }
     let mut last_ack = std::time::Instant::now();
     let mut tick = tokio::time::interval(t.interval);
@@ -499,7 +554,8 @@ async fn session(
                 }
                 let s = link.send(&Message::Location(l)).await?;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
-                in_flight.push((s, vec![now], Some(std::time::Instant::now())));
+                in_flight.push(InFlight::live(s, vec![now]));
+                retransmit(&mut link, &mut in_flight, pending).await?;
                 // Nothing acknowledged for 30 s: the link is dead, whatever TCP thinks. (A busy
                 // platform is slow, not dead: dropping sooner only adds a reconnection storm.)
                 if !in_flight.is_empty() && last_ack.elapsed() > Duration::from_secs(30) {
@@ -510,13 +566,14 @@ async fn session(
                 let (h, m) = r?;
                 match m {
                     Message::PlatformResponse(r) => {
-                        if let Some(i) = in_flight.iter().position(|(s, ..)| *s == r.reply_serial) {
+                        if let Some(i) = in_flight.iter().position(|f| f.serial == r.reply_serial) {
                             last_ack = std::time::Instant::now();
-                            let (_, times, sent_at) = in_flight.remove(i);
+                            let f = in_flight.remove(i);
+                            if f.live && f.attempts == 0 && r.result == 0 {
+                                stats.ack_latency.record(f.sent.elapsed());
+                            }
+                            let times = f.times;
                             if r.result == 0 {
-                                if let Some(at) = sent_at {
-                                    stats.ack_latency.record(at.elapsed());
-                                }
                                 stats.acked.fetch_add(times.len() as u64, Ordering::Relaxed);
                                 if let Some(log) = &stats.ack_log {
                                     if let Ok(mut l) = log.lock() {

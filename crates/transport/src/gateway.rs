@@ -19,7 +19,7 @@ use crate::live::LiveMap;
 use crate::model::TerminalPhone;
 use crate::positions::Position;
 use crate::registry::{self, Terminal};
-use crate::writer::PositionWriter;
+use crate::writer::{Episode, PositionWriter, StorageHealth};
 use jt808::framing::{FrameSplitter, Split};
 use jt808::message::{GeneralResponse, RegisterResponse};
 use jt808::reassembly::{Outcome, Reassembler, ReassemblyConfig};
@@ -54,6 +54,13 @@ pub struct GatewayConfig {
     /// Frames in a row that fail to decode before the connection is closed.
     pub max_bad_frames: u32,
     pub checksum: ChecksumPolicy,
+    /// How long a connection waits for the store (a commit of its positions, a registry read
+    /// while registering or authenticating) before it gives up and answers nothing: the terminal
+    /// sends the message again (JT/T 808 retransmits what is not answered). Meanwhile the
+    /// connection reads nothing more from its socket, so a terminal that keeps sending fills its
+    /// own TCP window rather than the gateway's memory; past this wait it reads on, so that a
+    /// terminal gone during the stall is noticed and its socket closed.
+    pub storage_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -64,6 +71,7 @@ impl Default for GatewayConfig {
             max_frames_per_sec: 100,
             max_bad_frames: 20,
             checksum: ChecksumPolicy::Strict,
+            storage_wait: Duration::from_secs(10),
         }
     }
 }
@@ -208,12 +216,54 @@ pub struct Gateway {
     pub connections: Connections,
     pub writer: PositionWriter,
     pub config: GatewayConfig,
+    /// Registry reads failing while terminals register or authenticate (logged per episode).
+    registry: Episode,
+    /// `accept` failing (out of file descriptors: logged per episode).
+    accepting: Episode,
 }
 
 impl Gateway {
-    pub fn new(state: AppState, live: LiveMap, connections: Connections, config: GatewayConfig) -> Self {
-        let writer = PositionWriter::start(state.clone(), live.clone());
-        Self { state, live, connections, writer, config }
+    pub fn new(
+        state: AppState,
+        live: LiveMap,
+        connections: Connections,
+        config: GatewayConfig,
+        health: StorageHealth,
+    ) -> Self {
+        let writer = PositionWriter::start(state.clone(), live.clone(), health);
+        Self {
+            state,
+            live,
+            connections,
+            writer,
+            config,
+            registry: Episode::new("terminal registry", "registrations and authentications are not answered"),
+            accepting: Episode::new("jt808 accept", "new connections wait in the listen backlog"),
+        }
+    }
+
+    /// Waits for a store operation at most `storage_wait`; `None` if it failed or took longer
+    /// (the episode logged), and the caller answers nothing.
+    async fn registry_read<T>(
+        &self,
+        op: impl std::future::Future<Output = kernel::store::StoreResult<T>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(self.config.storage_wait, op).await {
+            Ok(Ok(v)) => {
+                if self.registry.on() {
+                    self.registry.ok();
+                }
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.registry.failure(&e);
+                None
+            }
+            Err(_) => {
+                self.registry.stall();
+                None
+            }
+        }
     }
 
     /// Accepts connections until `shutdown`; each connection runs in its own task.
@@ -223,6 +273,9 @@ impl Gateway {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
+                        if self.accepting.on() {
+                            self.accepting.ok();
+                        }
                         let gw = self.clone();
                         let stop = shutdown.clone();
                         tokio::spawn(async move {
@@ -233,7 +286,10 @@ impl Gateway {
                         });
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "jt808 accept failed");
+                        // Out of file descriptors (EMFILE) most likely: the pending connections
+                        // wait in the backlog until some close; retry shortly, log once.
+                        metrics::counter!("wuqing_jt808_accept_failures_total").increment(1);
+                        self.accepting.failure(&e);
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
@@ -256,7 +312,7 @@ impl Gateway {
                 Some(d) = next_command(&mut conn.commands) => {
                     out.clear();
                     conn.downlink(*d, &mut out);
-                    if !out.is_empty() && socket.write_all(&out).await.is_err() {
+                    if !out.is_empty() && !write_within(&mut socket, &out, self.config.idle_timeout).await {
                         break "write failed";
                     }
                     continue;
@@ -264,7 +320,7 @@ impl Gateway {
                 _ = housekeeping.tick(), if conn.reassembler.buffered_bytes() > 0 => {
                     out.clear();
                     conn.resend_requests(&mut out);
-                    if !out.is_empty() && socket.write_all(&out).await.is_err() {
+                    if !out.is_empty() && !write_within(&mut socket, &out, self.config.idle_timeout).await {
                         break "write failed";
                     }
                     continue;
@@ -352,7 +408,7 @@ impl Gateway {
                     }
                 }
             }
-            if !out.is_empty() && socket.write_all(&out).await.is_err() {
+            if !out.is_empty() && !write_within(&mut socket, &out, self.config.idle_timeout).await {
                 break "write failed";
             }
             if let Some(v) = verdict {
@@ -365,6 +421,13 @@ impl Gateway {
         conn.offline();
         reason
     }
+}
+
+/// Writes `out` unless the terminal has not read for `wait`: a peer that sends but never reads
+/// (or vanished with our data unacknowledged) would otherwise hold its connection's task and
+/// socket for good once the socket's buffers are full, beyond the reach of the idle time-out.
+async fn write_within(socket: &mut TcpStream, out: &[u8], wait: Duration) -> bool {
+    matches!(tokio::time::timeout(wait, socket.write_all(out)).await, Ok(Ok(())))
 }
 
 fn reply(enc: &mut Encoder, to: &Header, msg_id: u16, result: u8, out: &mut Vec<u8>) {
@@ -575,32 +638,28 @@ impl<'g> Conn<'g> {
         r: jt808::message::Register,
         out: &mut Vec<u8>,
     ) -> Result<(), &'static str> {
-        let store = &self.gw.state.store;
+        let gw = self.gw;
+        let store = &gw.state.store;
+        // A store that fails or stalls gets no answer from us (not a refusal, which a terminal
+        // may take as final): the terminal registers again after its time-out.
         let (result, code) = match TerminalPhone::parse(phone) {
             Err(_) => (REG_NO_TERMINAL, String::new()),
-            Ok(tp) => match registry::terminal_by_phone(store, &tp).await {
-                Err(e) => {
-                    tracing::warn!(error = %e, "registration look-up failed");
-                    reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
-                    return Ok(());
-                }
-                Ok(None) => (REG_NO_TERMINAL, String::new()),
-                Ok(Some(t)) => match &t.vehicle_id {
+            Ok(tp) => match gw.registry_read(registry::terminal_by_phone(store, &tp)).await {
+                None => return Ok(()),
+                Some(None) => (REG_NO_TERMINAL, String::new()),
+                Some(Some(t)) => match &t.vehicle_id {
                     None => (REG_NO_VEHICLE, String::new()),
-                    Some(vid) => match registry::vehicle_by_id(store, vid).await {
-                        Ok(Some(v)) if r.plate.trim().is_empty() || r.plate.trim().eq_ignore_ascii_case(&v.plate) => {
-                            match registry::issue_auth_code(store, &t).await {
-                                Ok(code) => (REG_OK, code),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "could not store an authentication code");
-                                    reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
-                                    return Ok(());
-                                }
+                    Some(vid) => match gw.registry_read(registry::vehicle_by_id(store, vid)).await {
+                        None => return Ok(()),
+                        Some(Some(v)) if r.plate.trim().is_empty() || r.plate.trim().eq_ignore_ascii_case(&v.plate) => {
+                            match gw.registry_read(registry::issue_auth_code(store, &t)).await {
+                                Some(code) => (REG_OK, code),
+                                None => return Ok(()),
                             }
                         }
                         // The terminal claims another vehicle than the one it is bound to.
-                        Ok(Some(_)) => (REG_VEHICLE_TAKEN, String::new()),
-                        _ => (REG_NO_VEHICLE, String::new()),
+                        Some(Some(_)) => (REG_VEHICLE_TAKEN, String::new()),
+                        Some(None) => (REG_NO_VEHICLE, String::new()),
                     },
                 },
             },
@@ -608,9 +667,8 @@ impl<'g> Conn<'g> {
         let outcome = if result == REG_OK { AuditOutcome::Success } else { AuditOutcome::Failure };
         let ev = Event::new(device_actor(phone, self.peer), "terminal.register", "terminal", Some(phone), outcome)
             .detail(serde_json::json!({"result": result, "plate": r.plate, "maker": r.maker, "model": r.model}));
-        if let Err(e) = kernel::audit::record(&self.gw.state.store, ev).await {
-            tracing::warn!(error = %e, "registration not audited");
-        }
+        // The record stays queued if the store is slow; the answer does not wait past the bound.
+        gw.registry_read(kernel::audit::record(store, ev)).await;
         let mut rh = Header::new(0x8100, h.phone, h.serial);
         rh.version = h.version;
         rh.protocol_version = h.protocol_version;
@@ -628,14 +686,24 @@ impl<'g> Conn<'g> {
         code: &str,
         out: &mut Vec<u8>,
     ) -> Result<(), &'static str> {
-        let store = &self.gw.state.store;
+        let gw = self.gw;
+        let store = &gw.state.store;
+        // A store that fails or stalls gets no answer (see `register`).
         let t = match TerminalPhone::parse(phone) {
-            Ok(tp) => registry::terminal_by_phone(store, &tp).await.ok().flatten(),
+            Ok(tp) => match gw.registry_read(registry::terminal_by_phone(store, &tp)).await {
+                Some(t) => t,
+                None => return Ok(()),
+            },
             Err(_) => None,
         };
         let ok = match &t {
-            Some(t) => t.vehicle_id.is_some() && registry::check_auth_code(store, &t.id, code).await.unwrap_or(false),
-            None => false,
+            Some(t) if t.vehicle_id.is_some() => {
+                match gw.registry_read(registry::check_auth_code(store, &t.id, code)).await {
+                    Some(ok) => ok,
+                    None => return Ok(()),
+                }
+            }
+            _ => false,
         };
         if !ok {
             metrics::counter!("wuqing_jt808_auth_failures_total").increment(1);
@@ -646,9 +714,7 @@ impl<'g> Conn<'g> {
                 Some(phone),
                 AuditOutcome::Failure,
             );
-            if let Err(e) = kernel::audit::record(store, ev).await {
-                tracing::warn!(error = %e, "failed authentication not audited");
-            }
+            gw.registry_read(kernel::audit::record(store, ev)).await;
             reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
             return Ok(());
         }
@@ -712,15 +778,23 @@ impl<'g> Conn<'g> {
                 }
             }
         }
-        match self.gw.writer.write(positions).await {
-            Ok(_) => {
+        // Not stored (the store failed) or not yet (it stalls past `storage_wait`): no answer at
+        // all. JT/T 808 terminals send again what is not answered (and keep it for a blind-area
+        // upload after reconnecting), while a failure result (1) says the report was received
+        // and refused, which a terminal may take as final. The writer logs the episode once;
+        // a job still queued when we give up is dropped with our receiver.
+        match tokio::time::timeout(self.gw.config.storage_wait, self.gw.writer.write(positions)).await {
+            Ok(Ok(_)) => {
                 metrics::counter!("wuqing_jt808_positions_acked_total").increment(locs.len() as u64);
                 reply(&mut self.encoder, h, h.msg_id, OK, out);
             }
-            Err(e) => {
-                // Not stored, so not acknowledged: the terminal sends it again.
-                tracing::warn!(error = %e, "positions not stored");
-                reply(&mut self.encoder, h, h.msg_id, FAILURE, out);
+            Ok(Err(e)) => {
+                metrics::counter!("wuqing_jt808_positions_unanswered_total").increment(locs.len() as u64);
+                tracing::debug!(peer = %self.peer, error = %e, "positions not stored: not answered");
+            }
+            Err(_) => {
+                metrics::counter!("wuqing_jt808_positions_unanswered_total").increment(locs.len() as u64);
+                tracing::debug!(peer = %self.peer, "positions not committed in time: not answered");
             }
         }
         Ok(())

@@ -45,6 +45,8 @@ pub struct TransportModule {
     pub alerting_intervals: alerting::Intervals,
     /// The address the gateway actually bound (port 0 in tests picks one).
     pub bound: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// How the gateway's position storage fares: commits, failures, episodes of trouble.
+    pub storage: writer::StorageHealth,
 }
 
 impl TransportModule {
@@ -396,6 +398,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
                         self.live.clone(),
                         self.connections.clone(),
                         self.gateway.clone(),
+                        self.storage.clone(),
                     );
                     let stop = shutdown.clone();
                     tasks.push(tokio::spawn(async move { gw.serve(listener, stop).await }));

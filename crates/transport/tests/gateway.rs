@@ -1,5 +1,6 @@
 //! The JT/T 808 gateway over real sockets: register → authenticate → positions → 0x8001 →
-//! visible through the API; refusals; sub-packaged batches; a garbage terminal among 100 good ones.
+//! visible through the API; refusals; sub-packaged batches; a garbage terminal among 100 good ones;
+//! a 1 MiB frame, a flooding terminal and half-open connections, each closed alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use jt808::framing::{FrameSplitter, Split};
@@ -120,8 +121,16 @@ fn loc(t: i64, lat: f64, lon: f64, kmh: f64) -> Location {
 }
 
 async fn start() -> (TestApp, TransportModule, SocketAddr) {
+    start_with(|_| {}).await
+}
+
+/// The gateway with its limits adjusted by `tweak`.
+async fn start_with(
+    tweak: impl FnOnce(&mut transport::gateway::GatewayConfig),
+) -> (TestApp, TransportModule, SocketAddr) {
     let mut module = TransportModule::with_gateway("127.0.0.1:0".parse().unwrap());
     module.gateway.idle_timeout = Duration::from_secs(30);
+    tweak(&mut module.gateway);
     let app = TestApp::spawn_with(Backend::Sqlite, vec![Arc::new(module.clone())], |_| {}).await.unwrap();
     let _ = module.start(&app.platform.state, kernel::platform::CancellationToken::new()).await.unwrap();
     let addr = *module.bound.get().expect("gateway bound");
@@ -993,4 +1002,138 @@ async fn a_drivers_card_shows_who_drives_with_the_certificate_masked() {
     assert_eq!(driver, serde_json::json!({"name": "王建国", "certificate": "120114********1234"}));
     stop.cancel();
     let _ = task.await;
+}
+
+/// Reads until the gateway closes the connection (end of stream or reset); false if it is still
+/// open after `wait`.
+async fn closed_by_gateway(sock: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, sock.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Neighbours report `rounds` times each and every report is acknowledged.
+async fn neighbours_report(terms: &mut [Term], t0: i64, rounds: i64) {
+    for round in 0..rounds {
+        for (i, t) in terms.iter_mut().enumerate() {
+            let s = t.send(&Message::Location(loc(t0 + round, 39.3 + i as f64 * 1e-3, 117.0, 40.0))).await;
+            assert_eq!(t.ack(s).await, 0, "neighbour {i} round {round}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_one_mebibyte_frame_is_refused_alone_while_the_neighbours_are_acknowledged() {
+    let (app, _module, addr) = start().await;
+    let mut good = vec![];
+    for (i, p) in ["13900000001", "13900000002", "13900000003"].into_iter().enumerate() {
+        let mut t = Term::connect(addr, p, i == 1).await;
+        t.login().await;
+        good.push(t);
+    }
+    // 1 MiB without a delimiter, and one 1 MiB frame between delimiters.
+    let mut spammers = vec![];
+    for delimited in [false, true] {
+        let mut bytes = vec![0x55u8; 1 << 20];
+        if delimited {
+            bytes.insert(0, 0x7e);
+            bytes.push(0x7e);
+        }
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        spammers.push(tokio::spawn(async move {
+            // The gateway may close the connection before it has all: a failed write is fine.
+            let _ = sock.write_all(&bytes).await;
+            closed_by_gateway(&mut sock, Duration::from_secs(20)).await
+        }));
+    }
+    let now = kernel::store::now_ms() / 1000;
+    neighbours_report(&mut good, now, 5).await;
+    for s in spammers {
+        assert!(s.await.unwrap(), "the 1 MiB sender was disconnected");
+    }
+    neighbours_report(&mut good, now + 5, 2).await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transport_positions")
+        .fetch_one(app.platform.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 21);
+}
+
+/// A terminal that reports far above its rate (here 600 reports back to back against a limit of
+/// 5 frames a second over 10 s, i.e. 50) is closed by the frame-rate limit; the others are not.
+#[tokio::test]
+async fn a_terminal_flooding_reports_is_closed_by_the_frame_rate_limit_while_the_neighbours_are_acknowledged() {
+    let (app, module, addr) = start_with(|g| g.max_frames_per_sec = 5).await;
+    let mut good = vec![];
+    for (i, p) in ["13900000001", "13900000002"].into_iter().enumerate() {
+        let mut t = Term::connect(addr, p, i == 1).await;
+        t.login().await;
+        good.push(t);
+    }
+    let mut flood = Term::connect(addr, "13900000003", false).await;
+    flood.login().await;
+    let now = kernel::store::now_ms() / 1000;
+    let mut frames = vec![];
+    for k in 0..600i64 {
+        let h = flood.header();
+        Encoder::default().encode(&h, &Message::Location(loc(now - 3600 + k, 39.4, 117.1, 30.0)), &mut frames).unwrap();
+    }
+    let mut sock = flood.sock;
+    let flooder = tokio::spawn(async move {
+        let _ = sock.write_all(&frames).await;
+        closed_by_gateway(&mut sock, Duration::from_secs(20)).await
+    });
+    // The neighbours send far less than the limit (5 + 2 logins and reports in 10 s at most).
+    neighbours_report(&mut good, now, 2).await;
+    assert!(flooder.await.unwrap(), "the flooding terminal was disconnected");
+    let online: Vec<String> = module.connections.list().into_iter().map(|c| c.phone).collect();
+    assert_eq!(online, vec!["13900000001".to_string(), "13900000002".to_string()]);
+    // The flooder got no further than the limit: at most 50 frames in the window (its login
+    // counted), so at most 49 reports stored.
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transport_positions")
+        .fetch_one(app.platform.state.store.reader())
+        .await
+        .unwrap();
+    assert!(stored <= 4 + 49, "{stored}");
+}
+
+/// Half-open connections: one that never speaks, one that stops in the middle of a frame, and an
+/// authenticated terminal that goes silent are all closed by the idle time-out (short here) and
+/// leave the registry of who is online; a terminal that keeps its heartbeats is kept.
+#[tokio::test]
+async fn half_open_connections_are_closed_by_the_idle_timeout_and_leave_nothing_behind() {
+    let (_app, module, addr) = start_with(|g| g.idle_timeout = Duration::from_millis(1500)).await;
+    let mut alive = Term::connect(addr, "13900000001", false).await;
+    alive.login().await;
+    let mut silent_terminal = Term::connect(addr, "13900000002", true).await;
+    silent_terminal.login().await;
+    assert_eq!(module.connections.list().len(), 2);
+    let mute = TcpStream::connect(addr).await.unwrap();
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    // A frame's start: the delimiter and half a header.
+    partial.write_all(&[0x7e, 0x02, 0x00, 0x00, 0x1c, 0x01, 0x38]).await.unwrap();
+    let watch =
+        |mut s: TcpStream| tokio::spawn(async move { closed_by_gateway(&mut s, Duration::from_secs(30)).await });
+    let (mute, partial) = (watch(mute), watch(partial));
+    let silent =
+        tokio::spawn(async move { closed_by_gateway(&mut silent_terminal.sock, Duration::from_secs(30)).await });
+    // Meanwhile the live terminal beats every 200 ms, well inside the time-out.
+    while !(mute.is_finished() && partial.is_finished() && silent.is_finished()) {
+        let s = alive.send(&Message::Heartbeat).await;
+        assert_eq!(alive.ack(s).await, 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(mute.await.unwrap(), "a connection that never spoke was closed");
+    assert!(partial.await.unwrap(), "a connection stalled mid-frame was closed");
+    assert!(silent.await.unwrap(), "a silent terminal was closed");
+    let online: Vec<String> = module.connections.list().into_iter().map(|c| c.phone).collect();
+    assert_eq!(online, vec!["13900000001".to_string()], "the silent terminal left the registry");
+    let s = alive.send(&Message::Heartbeat).await;
+    assert_eq!(alive.ack(s).await, 0, "the live terminal was kept");
 }

@@ -162,7 +162,57 @@ enum SimCmd {
         /// New connections per second at most.
         #[arg(long, default_value_t = 2000)]
         rate: u32,
+        /// Registrations and authentications in flight at most (a storm after a network blip:
+        /// as many as there are terminals).
+        #[arg(long, default_value_t = 256)]
+        handshakes: usize,
         /// Stop after this many seconds (default: hold until Ctrl-C or SIGTERM).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// One terminal that reports every interval and measures how long each acknowledgement
+    /// takes (while other load or misbehaving connections run); prints percentiles at the end.
+    Probe {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:6808")]
+        gateway: std::net::SocketAddr,
+        /// The probe's phone (bound to a vehicle).
+        #[arg(long)]
+        phone: String,
+        /// Milliseconds between reports.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+        /// Seconds a report may wait for its acknowledgement before it counts as unanswered.
+        #[arg(long, default_value_t = 10)]
+        wait_s: u64,
+        /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Misbehaving connections: `silent` (connect, then nothing), `partial` (a frame's start,
+    /// then nothing), `huge` (1 MiB without delimiters, or one 1 MiB frame), `flood` (an
+    /// authenticated terminal reporting back to back, or at --rate a second). Each is kept until
+    /// the gateway closes it; prints how many it closed.
+    Abuse {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:6808")]
+        gateway: std::net::SocketAddr,
+        /// silent, partial, huge or flood.
+        #[arg(long)]
+        kind: sim::Abuse,
+        /// How many connections (silent, partial, huge).
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Phones of the flooding terminals (bound to vehicles), e.g. 13700000000-13700000009.
+        #[arg(long)]
+        phones: Option<String>,
+        /// Frames per second of each flooding terminal (0: as fast as it can).
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        /// Local address to connect from.
+        #[arg(long)]
+        source_ip: Option<std::net::IpAddr>,
+        /// Stop after this many seconds (default: until Ctrl-C, SIGTERM or all closed).
         #[arg(long)]
         seconds: Option<u64>,
     },
@@ -224,7 +274,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_tracing(&cfg);
-    if matches!(cli.cmd, Cmd::Serve { .. } | Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } }) {
+    if matches!(
+        cli.cmd,
+        Cmd::Serve { .. } | Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } | SimCmd::Abuse { .. } }
+    ) {
         raise_open_files_limit();
     }
     if let Cmd::Sim {
@@ -241,15 +294,28 @@ async fn main() -> anyhow::Result<()> {
         };
         return sim_run(*gateway, phones, opts, ack_log.as_deref()).await;
     }
-    if let Cmd::Sim { cmd: SimCmd::Hold { gateway, phones, source_ip, heartbeat_s, rate, seconds } } = &cli.cmd {
+    if let Cmd::Sim { cmd: SimCmd::Hold { gateway, phones, source_ip, heartbeat_s, rate, handshakes, seconds } } =
+        &cli.cmd
+    {
         let cfg = sim::HoldConfig {
             gateway: *gateway,
             source_ip: *source_ip,
             heartbeat: std::time::Duration::from_secs(*heartbeat_s),
             connects_per_sec: *rate,
-            handshakes: 256,
+            handshakes: *handshakes,
         };
         return sim_hold(cfg, phones, *seconds).await;
+    }
+    if let Cmd::Sim { cmd: SimCmd::Probe { gateway, phone, interval_ms, wait_s, seconds } } = &cli.cmd {
+        return sim_probe(*gateway, phone, *interval_ms, *wait_s, *seconds).await;
+    }
+    if let Cmd::Sim { cmd: SimCmd::Abuse { gateway, kind, count, phones, rate, source_ip, seconds } } = &cli.cmd {
+        let phones = match (kind, phones) {
+            (sim::Abuse::Flood, Some(p)) => phone_range(p)?,
+            (sim::Abuse::Flood, None) => bail!("--kind flood needs --phones (terminals bound to vehicles)"),
+            _ => vec![String::new(); *count],
+        };
+        return sim_abuse(*gateway, *source_ip, *kind, phones, *rate, *seconds).await;
     }
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (jt808, mqtt, demo) = match &cli.cmd {
@@ -313,7 +379,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Config { .. } => Ok(()),
         Cmd::Sim { cmd: SimCmd::Provision { count } } => provision(&platform, count).await,
-        Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } } => Ok(()),
+        Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } | SimCmd::Probe { .. } | SimCmd::Abuse { .. } } => {
+            Ok(())
+        }
         Cmd::Sim { cmd: SimCmd::Verify { ack_log, alarms } } => verify_acks(&platform, &ack_log, alarms).await,
     }
 }
@@ -598,9 +666,10 @@ async fn sim_hold(cfg: sim::HoldConfig, phones: &str, seconds: Option<u64>) -> a
     let task = tokio::spawn(sim::hold_all(cfg, phones, stats.clone(), stop.clone()));
     let started = std::time::Instant::now();
     loop {
+        // Every second: the storm benchmark times how long all take to come back.
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
         println!(
             "{:>6.0}s  established {} of {n}  connects {}  failures {}  drops {}  heartbeats {}  commands {}",
@@ -618,6 +687,92 @@ async fn sim_hold(cfg: sim::HoldConfig, phones: &str, seconds: Option<u64>) -> a
     }
     let _ = task.await;
     println!("held {n} terminals; {} connections made", stats.connects.load(Relaxed));
+    Ok(())
+}
+
+/// `wuqing sim probe`: one terminal's acknowledgement latency.
+async fn sim_probe(
+    gateway: std::net::SocketAddr,
+    phone: &str,
+    interval_ms: u64,
+    wait_s: u64,
+    seconds: Option<u64>,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        match seconds {
+            Some(sec) => tokio::select! {
+                _ = wait_for_signal() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(sec)) => {}
+            },
+            None => wait_for_signal().await,
+        }
+        s.cancel();
+    });
+    let r = sim::probe::measure(
+        gateway,
+        phone,
+        std::time::Duration::from_millis(interval_ms.max(1)),
+        std::time::Duration::from_secs(wait_s.max(1)),
+        stop,
+    )
+    .await;
+    let ms = |q: f64| r.quantile(q).map_or("-".to_string(), |v| format!("{v:.1}"));
+    println!(
+        "probe {phone}: sent {} acked {} unanswered {} connects {} latency ms p50 {} p99 {} max {}",
+        r.sent,
+        r.acked,
+        r.unanswered,
+        r.connects,
+        ms(0.5),
+        ms(0.99),
+        ms(1.0)
+    );
+    Ok(())
+}
+
+/// `wuqing sim abuse`: misbehaving connections, for the storm benchmark.
+async fn sim_abuse(
+    gateway: std::net::SocketAddr,
+    source_ip: Option<std::net::IpAddr>,
+    kind: sim::Abuse,
+    phones: Vec<String>,
+    rate: u32,
+    seconds: Option<u64>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = phones.len();
+    let stats = Arc::new(sim::AbuseStats::default());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        s.cancel();
+    });
+    let mut task = tokio::spawn(sim::abuse_all(gateway, source_ip, kind, phones, rate, stats.clone(), stop.clone()));
+    let started = std::time::Instant::now();
+    let line = |st: &sim::AbuseStats| {
+        format!(
+            "{:>6.0}s  {kind:?} {n}: opened {}  failed {}  closed by the gateway {}  sent {}",
+            started.elapsed().as_secs_f64(),
+            st.opened.load(Relaxed),
+            st.failed.load(Relaxed),
+            st.closed.load(Relaxed),
+            st.sent.load(Relaxed),
+        )
+    };
+    loop {
+        tokio::select! {
+            _ = &mut task => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+        println!("{}", line(&stats));
+        if seconds.is_some_and(|sec| started.elapsed().as_secs() >= sec) {
+            stop.cancel();
+        }
+    }
+    println!("{}", line(&stats));
     Ok(())
 }
 

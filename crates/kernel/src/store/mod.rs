@@ -324,6 +324,20 @@ async fn sqlite_pool(url: &str, max: u32, cache_kib: i64) -> StoreResult<AnyPool
                 Ok(())
             })
         })
+        // A connection whose transaction ended in an error that SQLite answered by rolling the
+        // transaction back itself (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) is not given back: the
+        // ROLLBACK that sqlx then sends fails ("no transaction is active") and sqlx keeps counting
+        // the transaction as open, so its next `begin` would issue a SAVEPOINT, the matching
+        // commit only a RELEASE, and after one more failure (ROLLBACK TO, which leaves the
+        // transaction open) a "committed" write would sit in a transaction that never commits:
+        // acknowledged, never stored. The ping first runs the rollback a dropped transaction queued.
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                conn.ping().await?;
+                Ok(!conn.is_in_transaction())
+            })
+        })
         .connect(url)
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))
