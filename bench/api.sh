@@ -44,7 +44,7 @@ api() { curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$http$1"; }
 # Wait until the backlog is in: every load vehicle's hour stored (acknowledged ≥ vehicles × 3600).
 want=$((vehicles * 3600))
 for _ in $(seq 1 900); do
-  acked=$(grep -o 'acked [0-9]*' "$data/sim.log" | tail -n 1 | awk '{print $2}')
+  acked=$(grep -o 'acked [0-9]*' "$data/sim.log" | tail -n 1 | awk '{print $2}' || true)
   [ "${acked:-0}" -ge "$want" ] && break
   sleep 2
 done
