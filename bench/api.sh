@@ -16,14 +16,8 @@ secs=${2:-20}
 store=${3:-}
 conns=${CONNECTIONS:-50 200}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 2; }
-if [ -z "${WUQING_BIN:-}" ]; then
-  cargo build --release -q -p wuqing
-  bin=./target/release/wuqing
-else
-  bin=$WUQING_BIN
-fi
+. bench/lib.sh
 data=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(free_port); gw=$(free_port)
 export WUQING__LOG__LEVEL=warn
 [ -n "$store" ] && export WUQING__STORE__URL="$store"

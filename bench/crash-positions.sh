@@ -14,19 +14,13 @@ cd "$(dirname "$0")/.."
 terms=${1:-200}
 kills=${2:-20}
 store=${3:-}
-if [ -z "${WUQING_BIN:-}" ]; then
-  cargo build --release -q -p wuqing
-  bin=./target/release/wuqing
-else
-  bin=$WUQING_BIN
-fi
+. bench/lib.sh
 data=$(mktemp -d)
 export WUQING__LOG__LEVEL=warn
 # Each start logs how many stored positions the rules replayed, and every rule event: the
 # evidence kept (with the data directory) when a check fails.
 export RUST_LOG=${RUST_LOG:-warn,transport::alerting=debug}
 [ -n "$store" ] && export WUQING__STORE__URL="$store"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(free_port); gw=$(free_port)
 $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 start() {

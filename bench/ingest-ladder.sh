@@ -13,17 +13,11 @@ terms=${1:-10000}
 secs=${2:-30}
 store=${3:-}
 intervals=${INTERVALS:-10000 5000 2000 1000 500 250}
-if [ -z "${WUQING_BIN:-}" ]; then
-  cargo build --release -q -p wuqing
-  bin=./target/release/wuqing
-else
-  bin=$WUQING_BIN
-fi
+. bench/lib.sh
 data=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 export WUQING__LOG__LEVEL=warn
 [ -n "$store" ] && export WUQING__STORE__URL="$store"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(free_port); gw=$(free_port)
 $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -11,14 +11,8 @@ minutes=${1:-60}
 terms=${2:-2000}
 interval=${3:-1000}
 store=${4:-}
-if [ -z "${WUQING_BIN:-}" ]; then
-  cargo build --release -q -p wuqing
-  bin=./target/release/wuqing
-else
-  bin=$WUQING_BIN
-fi
+. bench/lib.sh
 data=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(free_port); gw=$(free_port)
 export WUQING__LOG__LEVEL=warn
 [ -n "$store" ] && export WUQING__STORE__URL="$store"
