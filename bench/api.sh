@@ -43,13 +43,12 @@ for _ in $(seq 1 900); do
   sleep 2
 done
 echo "backlog stored: ${acked:-0} positions acknowledged (wanted $want); live reports continue every 10 s"
-# The load vehicles' ids (up to 500), for random track queries.
-api "/api/transport/vehicles?limit=500" | python3 -c '
+# The load vehicles' ids (up to 500), for random track queries: `sim provision` plates them
+# 津L… (the demo district's own vehicles, driven in-process, have no hour of history).
+api "/api/transport/vehicles?limit=500&plate=%E6%B4%A5L" | python3 -c '
 import json, sys
-from collections import Counter
-items = json.load(sys.stdin)["items"]
-load = Counter(v["org_id"] for v in items).most_common(1)[0][0]  # the load-test enterprise
-ids = [v["id"] for v in items if v["org_id"] == load]
+ids = [v["id"] for v in json.load(sys.stdin)["items"] if v["plate"].startswith("津L")]
+assert ids, "no load vehicle found"
 print("ids = {" + ",".join("\"%s\"" % i for i in ids) + "}")' >"$data/ids.lua"
 to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 from=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)
