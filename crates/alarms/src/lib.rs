@@ -130,6 +130,16 @@ CREATE TABLE alarm_webhook_deliveries (
 CREATE INDEX alarm_webhook_deliveries_due ON alarm_webhook_deliveries(status, next_attempt_ms);
 CREATE INDEX alarm_webhook_deliveries_hook ON alarm_webhook_deliveries(webhook_id, created_ms)",
             },
+            Migration {
+                module: "alarms",
+                version: 3,
+                name: "the desk's order as an index",
+                only: None,
+                // The desk lists by severity, then oldest first. Without an index in that order
+                // every page sorted all alarms in scope: 23 ms for 10 000 alarms on SQLite, and
+                // 93 pages/s for 50 clients (bench/api.sh); with it a page reads 50 entries.
+                sql: "CREATE INDEX alarms_desk_order ON alarms(severity DESC, started_ms, id)",
+            },
         ]
     }
 

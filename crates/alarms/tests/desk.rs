@@ -179,6 +179,24 @@ async fn postgres_alarm_desk() {
     scenario(Backend::Postgres).await;
 }
 
+/// The desk's page (severity, then oldest first) is read in index order and stops after the
+/// page, instead of sorting every alarm in scope (migration 3).
+#[tokio::test]
+async fn the_desk_page_is_read_in_index_order() {
+    use sqlx::Row;
+    let app = TestApp::spawn_with(Backend::Sqlite, vec![Arc::new(AlarmsModule::default())], |_| {}).await.unwrap();
+    let rows = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT id, severity, started_ms FROM alarms WHERE 1 = 1 \
+         ORDER BY severity DESC, started_ms, id LIMIT 50 OFFSET 0",
+    )
+    .fetch_all(app.platform.state.store.reader())
+    .await
+    .unwrap();
+    let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("alarms_desk_order") && !plan.contains("TEMP B-TREE"), "{plan}");
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: std::net::SocketAddr, token: &str) -> Ws {
