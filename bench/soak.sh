@@ -29,8 +29,10 @@ echo "soak: $terms terminals every ${interval} ms + the demo district, ${minutes
 # What SQLite holds (page caches, statements; every connection of the process), read with gdb
 # from the server's own SQLite (`sqlite3_memory_used`), so that caches filling up to their
 # configured size can be told from a leak; "-" where gdb cannot attach.
+# The counter is read as a variable (sqlite3Stat.nowValue[0], what sqlite3_memory_used returns):
+# on some VMs gdb cannot call a function in the process ("Couldn't write extended state status").
 sqlite_mb() {
-  gdb -p "$pid" -batch -nx -ex 'print (long long) sqlite3_memory_used()' 2>/dev/null |
+  gdb -p "$pid" -batch -nx -ex 'print sqlite3Stat.nowValue[0]' 2>/dev/null |
     awk '/^\$1 = /{printf "%.1f", $3 / 1048576; found=1} END{if(!found) print "-"}'
 }
 echo "minute rss_mb cpu_s acked sqlite_mb"
@@ -45,9 +47,12 @@ for m in $(seq 1 "$minutes"); do
 done
 # Memory the allocator holds free: RSS before and after glibc's malloc_trim(0).
 before=$(awk '/VmRSS/{print $2/1024}' "/proc/$pid/status")
-gdb -p "$pid" -batch -nx -ex 'print (int) malloc_trim(0)' >/dev/null 2>&1 || true
-after=$(awk '/VmRSS/{print $2/1024}' "/proc/$pid/status")
-echo "malloc_trim(0): RSS $before MB -> $after MB"
+if gdb -p "$pid" -batch -nx -ex 'print (int) malloc_trim(0)' 2>/dev/null | grep -q '^\$1 = '; then
+  after=$(awk '/VmRSS/{print $2/1024}' "/proc/$pid/status")
+  echo "malloc_trim(0): RSS $before MB -> $after MB"
+else
+  echo "malloc_trim(0): gdb could not call into the server here; RSS $before MB"
+fi
 python3 - "$data/rss.txt" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]

@@ -311,6 +311,12 @@ async fn sqlite_pool(url: &str, max: u32, cache_kib: i64) -> StoreResult<AnyPool
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // An embedded file has no server that wants connections recycled; sqlx's defaults close
+        // a connection after 30 minutes (10 idle) and with it its page cache (64 MiB for the
+        // writer), which the next one fills again. On glibc the freed pages stayed with the old
+        // connection thread's arena: the soak's RSS rose a step every half hour (bench/soak.sh).
+        .max_lifetime(None)
+        .idle_timeout(None)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 use sqlx::Executor;
@@ -554,6 +560,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()), 2).await.expect("open");
         assert_eq!(s.sql("SELECT $1, '$2', $10"), "SELECT ?1, '$2', ?10");
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_are_kept_with_their_page_caches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()), 2).await.expect("open");
+        for pool in [&s.write, &s.read] {
+            assert_eq!(pool.options().get_max_lifetime(), None);
+            assert_eq!(pool.options().get_idle_timeout(), None);
+        }
     }
 
     #[test]
