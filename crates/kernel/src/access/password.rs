@@ -1,41 +1,138 @@
 //! Passwords: argon2id hashes and the complexity policy of 等保 2.0 (GB/T 22239-2019, 8.1.4.1 a:
 //! identification with complexity requirements and periodic change).
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng;
 
-/// Hashes with argon2id and the crate's recommended parameters (m = 19 MiB, t = 2, p = 1).
+/// The largest memory cost a stored hash may ask for (256 MiB), so that a forged hash in the
+/// database cannot make a login allocate gigabytes.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+
+std::thread_local! {
+    /// argon2's working memory (19 MiB with the default parameters), kept by each thread that
+    /// hashes and reused: see [`workers`].
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Computes the raw argon2 output into `out` in this thread's reusable memory.
+fn raw_hash(argon: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
+    let n = argon.params().block_count();
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if blocks.len() < n {
+            blocks.resize(n, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..n]).is_ok()
+    })
+}
+
+/// Hashes with argon2id and the crate's recommended parameters (m = 19 MiB, t = 2, p = 1), as a
+/// PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`).
 pub fn hash(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+    let argon = Argon2::default();
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return String::new() };
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    if !raw_hash(&argon, password.as_bytes(), salt_bytes, &mut out) {
+        return String::new();
+    }
+    let (Ok(params), Ok(output)) = (ParamsString::try_from(argon.params()), Output::new(&out)) else {
+        return String::new();
+    };
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string()
 }
 
 /// Constant-time verification; a malformed stored hash verifies nothing.
 pub fn verify(password: &str, stored: &str) -> bool {
-    match PasswordHash::new(stored) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
+    let Ok(h) = PasswordHash::new(stored) else { return false };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(h.algorithm) else { return false };
+    let version = match h.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&h) else { return false };
+    if params.m_cost() > MAX_M_COST_KIB {
+        return false;
     }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    raw_hash(&Argon2::new(algorithm, version, params), password.as_bytes(), salt_bytes, &mut out)
+        // `Output`'s equality is constant-time.
+        && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
-/// At most one argon2 computation per core at a time: fifty logins at once then queue instead of
-/// thrashing fifty 19 MiB hashes over two cores (which makes every one of them slow).
-fn permits() -> &'static tokio::sync::Semaphore {
-    static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    S.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The argon2 threads: one per core, started on first use, each computing one hash at a time, so
+/// fifty logins at once queue instead of thrashing fifty 19 MiB hashes over two cores (which
+/// makes every one of them slow). Each keeps its 19 MiB of argon2 memory ([`BLOCKS`]): allocated
+/// and freed per hash on tokio's blocking pool, glibc kept up to 58 MB of it per thread arena
+/// (a freed block of that size raises its mmap threshold, so the next one comes from and stays
+/// in the arena): 64 logins took a fresh demo server from 237 MB to 485 MB.
+fn workers() -> Option<&'static std::sync::mpsc::Sender<Job>> {
+    static W: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    W.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let started = (0..n)
+            .filter(|i| {
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("argon2-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = match rx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(_) => return,
+                            };
+                            match job {
+                                // A panicking job drops its answer (the caller sees a failure); the
+                                // thread goes on.
+                                Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .is_ok()
+            })
+            .count();
+        (started > 0).then_some(tx)
+    })
+    .as_ref()
 }
 
-/// [`hash`] off the async threads, bounded by the number of cores.
+/// Runs `f` on an argon2 thread (on tokio's blocking pool if none could be started); `None` if
+/// it panicked.
+async fn on_hash_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let Some(tx) = workers() else {
+        return tokio::task::spawn_blocking(f).await.ok();
+    };
+    let (answer, rx) = tokio::sync::oneshot::channel();
+    tx.send(Box::new(move || drop(answer.send(f())))).ok()?;
+    rx.await.ok()
+}
+
+/// [`hash`] off the async threads, one at a time per core.
 pub async fn hash_async(password: String) -> String {
-    let _permit = permits().acquire().await;
-    tokio::task::spawn_blocking(move || hash(&password)).await.unwrap_or_default()
+    on_hash_thread(move || hash(&password)).await.unwrap_or_default()
 }
 
-/// [`verify`] off the async threads, bounded by the number of cores.
+/// [`verify`] off the async threads, one at a time per core.
 pub async fn verify_async(password: String, stored: String) -> bool {
-    let _permit = permits().acquire().await;
-    tokio::task::spawn_blocking(move || verify(&password, &stored)).await.unwrap_or(false)
+    on_hash_thread(move || verify(&password, &stored)).await.unwrap_or(false)
 }
 
 /// A hash of a password nobody knows, verified against when a user does not exist so that the
@@ -103,6 +200,46 @@ mod tests {
         assert!(verify("Correct-Horse-9", &h));
         assert!(!verify("correct-horse-9", &h));
         assert!(!verify("x", "not a hash"));
+    }
+
+    /// Our PHC strings and the argon2 crate's own are interchangeable.
+    #[test]
+    fn hashes_agree_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash("Correct-Horse-9");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"Correct-Horse-9", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"Correct-Horse-8", &parsed).is_err());
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let theirs = Argon2::default().hash_password(b"Correct-Horse-9", &salt).unwrap().to_string();
+        assert!(verify("Correct-Horse-9", &theirs));
+        assert!(!verify("Correct-Horse-8", &theirs));
+        // Other parameters, as a hash stored by an older version might carry.
+        let params = Params::new(8 * 1024, 3, 1, Some(32)).unwrap();
+        let older =
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password(b"Old-Pass-77", &salt).unwrap();
+        assert!(verify("Old-Pass-77", &older.to_string()));
+        // A stored hash asking for more memory than the bound verifies nothing.
+        let huge = ours.replace("m=19456", "m=4194304");
+        assert!(!verify("Correct-Horse-9", &huge));
+    }
+
+    #[tokio::test]
+    async fn hashes_run_on_the_argon2_threads() {
+        let h = hash_async("Correct-Horse-9".into()).await;
+        assert!(verify_async("Correct-Horse-9".into(), h.clone()).await);
+        assert!(!verify_async("Wrong-Horse-9".into(), h).await);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let names = futures::future::join_all(
+            (0..4 * cores).map(|_| on_hash_thread(|| std::thread::current().name().map(String::from))),
+        )
+        .await;
+        let names: std::collections::BTreeSet<String> =
+            names.into_iter().map(|n| n.flatten().unwrap_or_default()).collect();
+        assert!(names.len() <= cores && names.iter().all(|n| n.starts_with("argon2-")), "{names:?}");
+        // A panicking job is a failure for its caller, and the threads go on.
+        assert_eq!(on_hash_thread(|| -> u8 { panic!("boom") }).await, None);
+        assert_eq!(on_hash_thread(|| 7).await, Some(7));
     }
 
     #[test]
