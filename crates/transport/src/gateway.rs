@@ -5,7 +5,10 @@
 //! terminal retransmits whatever it did not hear acknowledged, and retransmissions are stored
 //! once, so an acknowledged position is never lost and a lost acknowledgement costs nothing.
 //! Positions of all connections are group-committed by one writer: one transaction carries
-//! every report that arrived while the previous one was being written.
+//! every report that arrived while the previous one was being written. A connection hands the
+//! writer every report of one read as one job, and reads no more until they are answered: a
+//! terminal that fell behind catches up in one commit, and a slow store slows its terminals
+//! through TCP rather than filling our memory.
 //!
 //! A misbehaving terminal (garbage, oversize frames, floods, silence) is disconnected with a
 //! logged reason; nothing it does reaches another connection's task.
@@ -408,6 +411,9 @@ impl Gateway {
                     }
                 }
             }
+            // What was read is stored and answered before the next read, whatever ends the
+            // connection after.
+            conn.flush(&mut out).await;
             if !out.is_empty() && !write_within(&mut socket, &out, self.config.idle_timeout).await {
                 break "write failed";
             }
@@ -462,7 +468,21 @@ struct Conn<'g> {
     serial: u16,
     /// The header of the terminal's last message (edition, phone) for our downlink.
     last_header: Option<Header>,
+    /// Reports read and not yet stored: those that arrived together.
+    batch: Batch,
 }
+
+/// Reports of one connection waiting to be stored together.
+#[derive(Default)]
+struct Batch {
+    positions: Vec<Position>,
+    /// Each report's header (to answer it) and its number of positions.
+    reports: Vec<(Header, usize)>,
+}
+
+/// Positions a connection stores in one job at most (a read holds at most 8 KiB of frames:
+/// about 150 single reports, or a few blind-area batches).
+const MAX_CONNECTION_BATCH: usize = 1024;
 
 impl<'g> Conn<'g> {
     fn new(gw: &'g Gateway, peer: SocketAddr) -> Self {
@@ -487,6 +507,7 @@ impl<'g> Conn<'g> {
             awaiting: HashMap::new(),
             serial: 0,
             last_header: None,
+            batch: Batch::default(),
         }
     }
 
@@ -572,6 +593,10 @@ impl<'g> Conn<'g> {
 
     /// Handles a message; replies answer `h` (for a sub-packaged message, its last packet).
     async fn handle(&mut self, p: Packet, h: Header, out: &mut Vec<u8>) -> Result<(), &'static str> {
+        // Reports that arrived before this message are stored and answered before it is handled.
+        if !matches!(p.message, Message::Location(_) | Message::LocationBatch(_) | Message::LocationResponse { .. }) {
+            self.flush(out).await;
+        }
         self.last_header = Some(h);
         let phone = TerminalPhone::parse(&h.phone.to_string()).map(|t| t.as_str().to_string()).unwrap_or_default();
         if let Some(me) = &self.phone {
@@ -595,8 +620,14 @@ impl<'g> Conn<'g> {
                 reply(&mut self.encoder, &h, h.msg_id, OK, out);
                 Ok(())
             }
-            Message::Location(loc) => self.store(&h, vec![loc], out).await,
-            Message::LocationBatch(b) => self.store(&h, b.locations, out).await,
+            Message::Location(loc) => {
+                self.queue(&h, vec![loc], out).await;
+                Ok(())
+            }
+            Message::LocationBatch(b) => {
+                self.queue(&h, b.locations, out).await;
+                Ok(())
+            }
             Message::Logout => {
                 reply(&mut self.encoder, &h, h.msg_id, OK, out);
                 Err("terminal logged out")
@@ -608,7 +639,8 @@ impl<'g> Conn<'g> {
             }
             Message::LocationResponse { reply_serial, location } => {
                 self.answered(reply_serial, OK);
-                self.store(&h, vec![location], out).await
+                self.queue(&h, vec![location], out).await;
+                Ok(())
             }
             Message::ParametersResponse { reply_serial, parameters } => {
                 self.parameters_reported(reply_serial, &parameters);
@@ -763,8 +795,11 @@ impl<'g> Conn<'g> {
         self.gw.live.set_driver(vid, driver);
     }
 
-    async fn store(&mut self, h: &Header, locs: Vec<Location>, out: &mut Vec<u8>) -> Result<(), &'static str> {
-        let Some(vid) = self.terminal.as_ref().and_then(|t| t.vehicle_id.clone()) else { return Ok(()) };
+    /// Takes the positions of a report (0x0200, 0x0704, 0x0201) into the connection's batch; it
+    /// is stored and answered with the reports that arrived with it (`flush`), or at once when
+    /// the batch is full.
+    async fn queue(&mut self, h: &Header, locs: Vec<Location>, out: &mut Vec<u8>) {
+        let Some(vid) = self.terminal.as_ref().and_then(|t| t.vehicle_id.clone()) else { return };
         let received = now_ms();
         let mut positions = Vec::with_capacity(locs.len());
         for l in &locs {
@@ -774,10 +809,29 @@ impl<'g> Conn<'g> {
                     // A report without a time cannot be placed in a track: refuse the message so
                     // that nothing of it is acknowledged.
                     reply(&mut self.encoder, h, h.msg_id, MALFORMED, out);
-                    return Ok(());
+                    return;
                 }
             }
         }
+        self.batch.positions.extend(positions);
+        self.batch.reports.push((*h, locs.len()));
+        if self.batch.positions.len() >= MAX_CONNECTION_BATCH {
+            self.flush(out).await;
+        }
+    }
+
+    /// Stores the batch in one job of the writer and answers each of its reports once it is
+    /// committed. A terminal that fell behind (its reports queued in the socket while storage
+    /// was slow) catches up in one commit instead of one commit per report, and a report sent
+    /// again before its answer came is stored once and both copies answered.
+    async fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.batch.reports.is_empty() {
+            return;
+        }
+        let Batch { mut positions, reports } = std::mem::take(&mut self.batch);
+        let count: usize = reports.iter().map(|(_, n)| n).sum();
+        let mut seen = std::collections::HashSet::with_capacity(positions.len());
+        positions.retain(|p| seen.insert(p.device_ms));
         // Not stored (the store failed) or not yet (it stalls past `storage_wait`): no answer at
         // all. JT/T 808 terminals send again what is not answered (and keep it for a blind-area
         // upload after reconnecting), while a failure result (1) says the report was received
@@ -785,19 +839,20 @@ impl<'g> Conn<'g> {
         // a job still queued when we give up is dropped with our receiver.
         match tokio::time::timeout(self.gw.config.storage_wait, self.gw.writer.write(positions)).await {
             Ok(Ok(_)) => {
-                metrics::counter!("wuqing_jt808_positions_acked_total").increment(locs.len() as u64);
-                reply(&mut self.encoder, h, h.msg_id, OK, out);
+                metrics::counter!("wuqing_jt808_positions_acked_total").increment(count as u64);
+                for (h, _) in &reports {
+                    reply(&mut self.encoder, h, h.msg_id, OK, out);
+                }
             }
             Ok(Err(e)) => {
-                metrics::counter!("wuqing_jt808_positions_unanswered_total").increment(locs.len() as u64);
+                metrics::counter!("wuqing_jt808_positions_unanswered_total").increment(count as u64);
                 tracing::debug!(peer = %self.peer, error = %e, "positions not stored: not answered");
             }
             Err(_) => {
-                metrics::counter!("wuqing_jt808_positions_unanswered_total").increment(locs.len() as u64);
+                metrics::counter!("wuqing_jt808_positions_unanswered_total").increment(count as u64);
                 tracing::debug!(peer = %self.peer, "positions not committed in time: not answered");
             }
         }
-        Ok(())
     }
 
     fn offline(&mut self) {

@@ -25,6 +25,8 @@ type Job = (Vec<Position>, oneshot::Sender<StoreResult<u64>>);
 
 /// Jobs queued at most; a connection that finds the queue full waits (back-pressure).
 pub const QUEUE: usize = 4096;
+/// Positions in one group commit at most (the first job is taken whatever its size).
+const MAX_GROUP: usize = 8192;
 /// A commit running this long starts a stall episode (logged once), though it may still succeed.
 const SLOW_COMMIT: Duration = Duration::from_secs(5);
 /// Back-off between failed commits: doubles from the first to the last.
@@ -172,7 +174,15 @@ impl PositionWriter {
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(512);
             let mut backoff = BACKOFF.0;
-            while rx.recv_many(&mut jobs, 512).await > 0 {
+            while rx.recv_many(&mut jobs, 64).await > 0 {
+                // Then whatever else is queued, up to a group's bound in positions (a job holds
+                // one connection's reports of one read: one position, or a thousand).
+                let mut n: usize = jobs.iter().map(|(p, _)| p.len()).sum();
+                while n < MAX_GROUP && jobs.len() < QUEUE {
+                    let Ok(job) = rx.try_recv() else { break };
+                    n += job.0.len();
+                    jobs.push(job);
+                }
                 // A caller that gave up waiting (storage was away) answers nothing either way: its
                 // terminal sends the reports again, so they need not be written now.
                 jobs.retain(|(_, reply)| !reply.is_closed());

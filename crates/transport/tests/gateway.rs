@@ -1137,3 +1137,68 @@ async fn half_open_connections_are_closed_by_the_idle_timeout_and_leave_nothing_
     let s = alive.send(&Message::Heartbeat).await;
     assert_eq!(alive.ack(s).await, 0, "the live terminal was kept");
 }
+
+/// Reports that arrive together (a terminal catching up after the platform was slow, or one that
+/// sent a report again before its answer came) are stored in one job: before, each report waited
+/// for a commit of its own, so a connection drained its backlog one commit at a time and a
+/// fleet under overload fell further behind the more it retransmitted.
+#[tokio::test]
+async fn reports_that_arrive_together_are_stored_together_and_each_is_answered() {
+    let (app, module, addr) = start().await;
+    let mut t = Term::connect(addr, "13900000001", false).await;
+    t.login().await;
+    let t0 = kernel::store::now_ms() / 1000 - 100;
+    // Twenty reports and a retransmission of the fifth, in one write.
+    let mut wire = vec![];
+    let mut serials = vec![];
+    for k in (0..20).chain([4]) {
+        let h = t.header();
+        serials.push(h.serial);
+        t.enc.encode(&h, &Message::Location(loc(t0 + k, 39.38 + k as f64 * 1e-4, 117.04, 40.0)), &mut wire).unwrap();
+    }
+    let commits = module.storage.commits();
+    t.sock.write_all(&wire).await.unwrap();
+    let mut answered = vec![];
+    for _ in &serials {
+        match t.recv().await.message {
+            Message::PlatformResponse(r) => {
+                assert_eq!(r.result, 0);
+                answered.push(r.reply_serial);
+            }
+            other => panic!("expected 0x8001, got {other:?}"),
+        }
+    }
+    assert_eq!(answered, serials, "every report answered, in order");
+    let used = module.storage.commits() - commits;
+    assert!(used < 21, "{used} commits for 21 reports sent together");
+    let op = app.login("shunda.zhao").await;
+    let vid = vehicle_of(&app, &op, "13900000001").await;
+    let (from, to) = (kernel::store::ms_to_rfc3339(t0 * 1000), kernel::store::ms_to_rfc3339((t0 + 60) * 1000));
+    let (_, track) = app.get(&format!("/api/transport/vehicles/{vid}/track?from={from}&to={to}"), &op).await;
+    assert_eq!(track["summary"]["points"], 20, "the retransmission stored once: {track}");
+
+    // A report without a time among them is refused alone; the others are stored and answered.
+    let mut wire = vec![];
+    let mut expect = vec![];
+    for k in 0..3 {
+        let mut l = loc(t0 + 30 + k, 39.39, 117.04, 40.0);
+        if k == 1 {
+            l.fix.time = None;
+        }
+        let h = t.header();
+        expect.push((h.serial, if k == 1 { 2 } else { 0 }));
+        t.enc.encode(&h, &Message::Location(l), &mut wire).unwrap();
+    }
+    t.sock.write_all(&wire).await.unwrap();
+    let mut got = vec![];
+    for _ in 0..3 {
+        match t.recv().await.message {
+            Message::PlatformResponse(r) => got.push((r.reply_serial, r.result)),
+            other => panic!("expected 0x8001, got {other:?}"),
+        }
+    }
+    got.sort();
+    assert_eq!(got, expect);
+    let (_, track) = app.get(&format!("/api/transport/vehicles/{vid}/track?from={from}&to={to}"), &op).await;
+    assert_eq!(track["summary"]["points"], 22, "{track}");
+}
