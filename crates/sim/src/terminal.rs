@@ -28,7 +28,13 @@ pub struct Stats {
     pub acked: AtomicU64,
     pub refused: AtomicU64,
     pub connects: AtomicU64,
+    /// Sessions that completed registration and authentication (`connects` counts a connection
+    /// before its handshake).
+    pub authenticated: AtomicU64,
     pub batches: AtomicU64,
+    /// When non-zero, every terminal's report interval in milliseconds instead of its own, read
+    /// at each report: a fleet whose rate changes mid-run (the ingest ladder's steps).
+    pub pace_ms: AtomicU64,
     /// When set, every acknowledged report as (phone, device time in seconds): what a crash test
     /// checks against the store afterwards.
     pub ack_log: Option<std::sync::Mutex<Vec<(String, i64)>>>,
@@ -520,6 +526,7 @@ async fn session(
     let mut link = Link::open(addr, None, &t.phone, t.v2019, 4096).await?;
     stats.connects.fetch_add(1, Ordering::Relaxed);
     link.handshake(&t.phone, t.v2019, &t.plate, &mut kept.auth_code).await?;
+    stats.authenticated.fetch_add(1, Ordering::Relaxed);
     if let Some(card) = &t.card {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         link.send(&Message::DriverIdentity(DriverIdentity {
@@ -538,15 +545,22 @@ async fn session(
         in_flight.push(InFlight::new(s, times));
     }
     let mut last_ack = std::time::Instant::now();
-    let mut tick = tokio::time::interval(t.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first report at once, then one per interval (the fleet's pace when set, read each
+    // time); a late tick delays the next rather than bunching them.
+    let mut next_report = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 let _ = link.send(&Message::Logout).await;
                 return Ok(());
             }
-            _ = tick.tick() => {
+            _ = tokio::time::sleep_until(next_report) => {
+                let interval = match stats.pace_ms.load(Ordering::Relaxed) {
+                    0 => t.interval,
+                    ms => Duration::from_millis(ms),
+                };
+                let now = tokio::time::Instant::now();
+                next_report = if next_report + interval < now { now + interval } else { next_report + interval };
                 let (now, l) = advance(t, last_step, pending);
                 if t.driver.offline() {
                     // Silent from here, as a terminal that lost its signal: no logout.

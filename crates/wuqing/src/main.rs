@@ -142,6 +142,15 @@ enum SimCmd {
         /// the ingest benchmark's heaviest load.
         #[arg(long, default_value_t = 0)]
         backlog_s: usize,
+        /// A ladder of report intervals in milliseconds, e.g. 2000,1000,500: the same
+        /// connections change their pace every --step-seconds (the first step uses the first
+        /// value instead of --interval-ms); the run ends after the last step unless --seconds
+        /// says otherwise.
+        #[arg(long, value_delimiter = ',')]
+        steps_ms: Vec<u64>,
+        /// Seconds of each step of --steps-ms.
+        #[arg(long, default_value_t = 60)]
+        step_seconds: u64,
     },
     /// Holds one authenticated connection per phone that only sends heartbeats and answers
     /// commands: how many connections a gateway holds, and at what memory.
@@ -281,12 +290,30 @@ async fn main() -> anyhow::Result<()> {
         raise_open_files_limit();
     }
     if let Cmd::Sim {
-        cmd: SimCmd::Run { gateway, phones, interval_ms, seconds, speed_factor, no_rest, ack_log, scenario, backlog_s },
+        cmd:
+            SimCmd::Run {
+                gateway,
+                phones,
+                interval_ms,
+                seconds,
+                speed_factor,
+                no_rest,
+                ack_log,
+                scenario,
+                backlog_s,
+                steps_ms,
+                step_seconds,
+            },
     } = &cli.cmd
     {
+        if steps_ms.contains(&0) || (!steps_ms.is_empty() && *step_seconds == 0) {
+            bail!("--steps-ms takes intervals of at least 1 ms, and --step-seconds at least 1");
+        }
+        let ladder = (!steps_ms.is_empty()).then(|| (steps_ms.clone(), *step_seconds));
         let opts = SimOpts {
-            interval_ms: *interval_ms,
-            seconds: *seconds,
+            interval_ms: steps_ms.first().copied().unwrap_or(*interval_ms),
+            seconds: seconds.or(ladder.as_ref().map(|(s, secs)| s.len() as u64 * secs)),
+            ladder,
             speed_factor: *speed_factor,
             no_rest: *no_rest,
             scenario: scenario.clone(),
@@ -464,6 +491,8 @@ fn phone_range(s: &str) -> anyhow::Result<Vec<String>> {
 struct SimOpts {
     interval_ms: u64,
     seconds: Option<u64>,
+    /// Report intervals (ms) one after another, and the seconds of each.
+    ladder: Option<(Vec<u64>, u64)>,
     speed_factor: f64,
     no_rest: bool,
     scenario: Option<PathBuf>,
@@ -556,7 +585,7 @@ async fn sim_run(
     ack_log: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
-    let SimOpts { interval_ms, seconds, speed_factor, no_rest, scenario, backlog_s } = o;
+    let SimOpts { interval_ms, seconds, ladder, speed_factor, no_rest, scenario, backlog_s } = o;
     let phones = phone_range(phones)?;
     let plans = match &scenario {
         Some(path) => sim::Scenario::load(path)?.plans(&phones)?,
@@ -595,6 +624,19 @@ async fn sim_run(
         wait_for_signal().await;
         s.cancel();
     });
+    if let Some((steps, secs)) = ladder {
+        let (st, s) = (stats.clone(), stop.clone());
+        tokio::spawn(async move {
+            for (i, ms) in steps.into_iter().enumerate() {
+                st.pace_ms.store(ms.max(1), Relaxed);
+                println!("step {} interval_ms {ms} from {}s", i + 1, started.elapsed().as_secs());
+                tokio::select! {
+                    _ = s.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {}
+                }
+            }
+        });
+    }
     let mut last = (0u64, started);
     // Acknowledgement latency of live reports over the whole run, beside each interval's.
     let mut whole = sim::LatencyCounts::default();
@@ -610,10 +652,15 @@ async fn sim_run(
         let lat = stats.ack_latency.take();
         whole.add(&lat);
         println!(
-            "{:>6.0}s  terminals {n}  connects {}  sent {}  acked {acked}  refused {}  batches {}  acked/s {rate:.0}  \
-             ack ms p50 {} p99 {}",
+            "{:>6.0}s  terminals {n}  interval_ms {}  connects {}  authenticated {}  sent {}  acked {acked}  \
+             refused {}  batches {}  acked/s {rate:.0}  ack ms p50 {} p99 {}",
             started.elapsed().as_secs_f64(),
+            match stats.pace_ms.load(Relaxed) {
+                0 => interval_ms,
+                ms => ms,
+            },
             stats.connects.load(Relaxed),
+            stats.authenticated.load(Relaxed),
             stats.sent.load(Relaxed),
             stats.refused.load(Relaxed),
             stats.batches.load(Relaxed),
