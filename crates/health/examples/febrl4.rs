@@ -84,9 +84,10 @@ fn main() {
     let t = Thresholds::default();
     let mut links = vec![];
     let mut review = 0;
+    let prepared: Vec<Prepared> = a.iter().map(|(_, p)| Prepared::new(p)).collect();
     for (i, j, l) in &pairs {
-        let pr = model.probability(l);
-        match t.decide(pr) {
+        let Some(r) = index.get(*j) else { continue };
+        match linkage::decide(&model, &t, &prepared[*i], r, l).0 {
             Decision::Match => links.push((*i, *j, model.weight(l))),
             Decision::Possible => review += 1,
             Decision::NoMatch => {}

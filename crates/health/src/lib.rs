@@ -1,7 +1,9 @@
 //! The district's health data platform (健康医疗大数据管理平台, 智能医疗与健康 三(一)–(四)).
 //!
 //! So far: [`linkage`], the record linkage of the master patient index (患者主索引): blocking,
-//! field comparison and Fellegi–Sunter scoring with weights estimated by EM. The index's store,
+//! field comparison and Fellegi–Sunter scoring with weights estimated by EM; [`synth`], the
+//! synthetic district's residents and their duplicates as other institutions register them. The index's store,
 //! the FHIR R4 server, consent and the trusted EMR build on it (issue 9).
 
 pub mod linkage;
+pub mod synth;

@@ -16,10 +16,15 @@
 //!   missing field weighs nothing.
 //!
 //! [`Thresholds`] turn the probability into a [`Decision`]: a match is linked, a possible match
-//! goes to the review queue, a non-match starts a new person.
+//! goes to the review queue, a non-match starts a new person. [`decide`] adds the one
+//! deterministic rule: an equal, valid citizen ID links unless names, birth date or sex say it
+//! was someone else's.
 //!
-//! Names written in Han characters are compared as they are; pinyin and common variants come
-//! with the index's store.
+//! Names written in Han characters are also compared by their toneless pinyin: a homophone
+//! (张伟 and 张玮, the commonest slip of a pinyin input method), a traditional form (張) or the
+//! name written in pinyin on another document (Zhang Wei) agrees partly; family names take their
+//! surname reading (单 Shan, 曾 Zeng, 解 Xie). Han names are blocked by their pinyin, Latin ones
+//! by Soundex.
 
 use std::collections::{HashMap, HashSet};
 
@@ -89,8 +94,13 @@ pub struct Prepared {
     given: String,
     family_code: String,
     given_code: String,
+    /// Toneless pinyin without spaces for Han names; the letters, lower case, for others.
+    family_py: String,
+    given_py: String,
     birth: Option<(i32, u32, u32)>,
     id: String,
+    /// The identity number is a citizen ID whose check character and birth date are right.
+    id_valid: bool,
     phone: String,
     street_number: String,
     address: String,
@@ -110,8 +120,57 @@ fn digits(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_digit() || *c == 'x' || *c == 'X').map(|c| c.to_ascii_uppercase()).collect()
 }
 
-/// American Soundex of a name written in Latin letters; a name in other scripts is its own code
-/// (pinyin comes later). Empty for an empty name.
+/// Surnames whose reading differs from the character's usual one (姓氏读音).
+const SURNAME_READINGS: [(char, &str); 24] = [
+    ('单', "shan"),
+    ('曾', "zeng"),
+    ('解', "xie"),
+    ('仇', "qiu"),
+    ('查', "zha"),
+    ('区', "ou"),
+    ('朴', "piao"),
+    ('乐', "yue"),
+    ('盖', "ge"),
+    ('缪', "miao"),
+    ('召', "shao"),
+    ('翟', "zhai"),
+    ('秘', "bi"),
+    ('覃', "qin"),
+    ('种', "chong"),
+    ('员', "yun"),
+    ('繁', "po"),
+    ('柏', "bai"),
+    ('宓', "fu"),
+    ('牟', "mou"),
+    ('能', "nai"),
+    ('长', "zhang"),
+    ('尉', "yu"),
+    ('万', "wan"),
+];
+
+fn is_han(c: char) -> bool {
+    pinyin::ToPinyin::to_pinyin(&c).is_some()
+}
+
+/// The toneless pinyin of a name, syllables run together (`张伟` → `zhangwei`); `surname` reads
+/// its first character as a family name. A name without Han characters gives its letters in
+/// lower case (`Zhang Wei` → `zhangwei`).
+pub fn name_pinyin(name: &str, surname: bool) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if let Some(p) = pinyin::ToPinyin::to_pinyin(&c) {
+            let reading =
+                if surname && i == 0 { SURNAME_READINGS.iter().find(|(s, _)| *s == c).map(|(_, r)| *r) } else { None };
+            out.push_str(reading.unwrap_or(p.plain()));
+        } else if c.is_alphabetic() {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// American Soundex of a name written in Latin letters; a name in other scripts is its own code.
+/// Empty for an empty name.
 pub fn soundex(name: &str) -> String {
     let letters: Vec<char> = name.chars().filter(|c| c.is_alphabetic()).collect();
     if letters.is_empty() {
@@ -155,13 +214,19 @@ impl Prepared {
     pub fn new(p: &Person) -> Self {
         let family = norm(&p.family_name);
         let given = norm(&p.given_name);
+        let (family_py, given_py) = (name_pinyin(&family, true), name_pinyin(&given, false));
+        // Han names block by their pinyin (Soundex would put zhang, zheng and zhong together).
+        let code = |name: &str, py: &str| if name.chars().any(is_han) { py.to_string() } else { soundex(name) };
         Prepared {
-            family_code: soundex(&family),
-            given_code: soundex(&given),
+            family_code: code(&family, &family_py),
+            given_code: code(&given, &given_py),
+            family_py,
+            given_py,
             family,
             given,
             birth: p.birth_date,
             id: digits(&p.id_number),
+            id_valid: kernel::crypto::CitizenId::parse(&p.id_number).is_ok(),
             phone: digits(&p.phone),
             street_number: norm(&p.street_number),
             address: norm(&p.address),
@@ -182,10 +247,14 @@ impl Prepared {
             k.push(format!("d:{y:04}{m:02}{d:02}"));
         }
         let (f, g) = (&self.family_code, &self.given_code);
-        if !f.is_empty() && !g.is_empty() {
-            // Either order: family and given names are sometimes swapped.
-            let (a, b) = if f <= g { (f, g) } else { (g, f) };
-            k.push(format!("n:{a}:{b}"));
+        // Both names in either order (family and given names are sometimes swapped): by their
+        // pinyin (a Han name and its pinyin spelling meet here), and by Soundex for Latin names.
+        let pair = |a: &String, b: &String| if a <= b { format!("{a}:{b}") } else { format!("{b}:{a}") };
+        if !self.family_py.is_empty() && !self.given_py.is_empty() {
+            k.push(format!("q:{}", pair(&self.family_py, &self.given_py)));
+        }
+        if !f.is_empty() && !g.is_empty() && (*f != self.family_py || *g != self.given_py) {
+            k.push(format!("n:{}", pair(f, g)));
         }
         if let (false, Some((y, ..))) = (f.is_empty(), self.birth) {
             k.push(format!("y:{f}:{y}"));
@@ -208,6 +277,23 @@ impl Prepared {
 
 /// Jaro–Winkler at or above this is a partial agreement of names and address words.
 const CLOSE: f64 = 0.88;
+
+/// Names: equal, or the same pinyin (homophone, traditional form, pinyin spelling), or close in
+/// Latin letters.
+fn name_level(a: &str, b: &str, a_py: &str, b_py: &str) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        MISSING
+    } else if a == b {
+        AGREE
+    } else if !a_py.is_empty() && a_py == b_py {
+        PARTIAL
+    } else if a.chars().any(is_han) || b.chars().any(is_han) {
+        // One character of a two-character name differs: another name.
+        DISAGREE
+    } else {
+        text_level(a, b)
+    }
+}
 
 fn text_level(a: &str, b: &str) -> u8 {
     if a.is_empty() || b.is_empty() {
@@ -256,10 +342,13 @@ fn date_level(a: Option<(i32, u32, u32)>, b: Option<(i32, u32, u32)>) -> u8 {
 /// Compares two prepared records field by field.
 pub fn compare(a: &Prepared, b: &Prepared) -> Levels {
     let mut l = [MISSING; NFIELDS];
-    l[0] = text_level(&a.family, &b.family);
-    l[1] = text_level(&a.given, &b.given);
+    l[0] = name_level(&a.family, &b.family, &a.family_py, &b.family_py);
+    l[1] = name_level(&a.given, &b.given, &a.given_py, &b.given_py);
     // Family and given names swapped: both count as partial agreements.
-    let crossed = [text_level(&a.family, &b.given), text_level(&a.given, &b.family)];
+    let crossed = [
+        name_level(&a.family, &b.given, &a.family_py, &b.given_py),
+        name_level(&a.given, &b.family, &a.given_py, &b.family_py),
+    ];
     if l[0] == DISAGREE && l[1] == DISAGREE && crossed.iter().all(|c| matches!(*c, PARTIAL | AGREE)) {
         l[0] = PARTIAL;
         l[1] = PARTIAL;
@@ -444,6 +533,18 @@ impl Thresholds {
     }
 }
 
+/// The decision on a pair and its match probability. A valid citizen ID (check character and
+/// birth date right) equal on both sides links the pair whatever the weights say, unless the
+/// family name, the birth date or the sex disagree: then it is more likely someone else's ID
+/// typed into the record (a newborn registered under the mother's, a relative's card) and the
+/// weights decide.
+pub fn decide(model: &Model, t: &Thresholds, a: &Prepared, b: &Prepared, levels: &Levels) -> (Decision, f64) {
+    let p = model.probability(levels);
+    let verified =
+        a.id_valid && b.id_valid && a.id == b.id && [levels[0], levels[2], levels[10]].iter().all(|l| *l != DISAGREE);
+    if verified { (Decision::Match, p.max(t.link_at)) } else { (t.decide(p), p) }
+}
+
 /// Counts of equal comparison patterns: what [`Model::estimate`] takes.
 pub fn tally(levels: impl IntoIterator<Item = Levels>) -> Vec<(Levels, u64)> {
     let mut counts: HashMap<Levels, u64> = HashMap::new();
@@ -504,7 +605,33 @@ mod tests {
             assert_eq!(soundex(name), code, "{name}");
         }
         assert_eq!(soundex(""), "");
-        assert_eq!(soundex("王"), "王", "Han names are their own code until pinyin");
+    }
+
+    #[test]
+    fn han_names_compare_by_pinyin_homophones_variants_and_spellings_agree_partly() {
+        assert_eq!(name_pinyin("张伟", false), "zhangwei");
+        assert_eq!(name_pinyin("单", true), "shan", "a surname's own reading");
+        assert_eq!(name_pinyin("单", false), "dan");
+        assert_eq!(name_pinyin("Zhang Wei", false), "zhangwei");
+        let p = |f: &str, g: &str| {
+            Prepared::new(&Person { family_name: f.into(), given_name: g.into(), ..Person::default() })
+        };
+        let a = p("张", "伟");
+        assert_eq!(&compare(&a, &p("张", "伟"))[..2], &[AGREE, AGREE]);
+        assert_eq!(&compare(&a, &p("张", "玮"))[..2], &[AGREE, PARTIAL], "a homophone");
+        assert_eq!(&compare(&a, &p("張", "偉"))[..2], &[PARTIAL, PARTIAL], "traditional forms");
+        assert_eq!(&compare(&a, &p("zhang", "wei"))[..2], &[PARTIAL, PARTIAL], "written in pinyin");
+        assert_eq!(&compare(&a, &p("张", "强"))[..2], &[AGREE, DISAGREE]);
+        assert_eq!(&compare(&a, &p("伟", "张"))[..2], &[PARTIAL, PARTIAL], "swapped");
+        assert_eq!(&compare(&p("单", "丽"), &p("Shan", "Li"))[..2], &[PARTIAL, PARTIAL]);
+        // Han names block by pinyin: the homophone, the traditional form and the pinyin
+        // spelling share the name key.
+        let mut idx = Index::new();
+        let i = idx.insert(&Person { family_name: "张".into(), given_name: "伟".into(), ..Person::default() });
+        idx.insert(&Person { family_name: "郑".into(), given_name: "伟".into(), ..Person::default() });
+        for (f, g) in [("张", "玮"), ("張", "偉"), ("Zhang", "Wei"), ("wei", "zhang")] {
+            assert_eq!(idx.candidates(&p(f, g)), vec![i], "{f} {g}");
+        }
     }
 
     #[test]
@@ -603,6 +730,36 @@ mod tests {
         let t = Thresholds::default();
         let wrong = pairs.iter().filter(|(l, m)| (t.decide(model.probability(l)) == Decision::Match) != *m).count();
         assert!(wrong < pairs.len() / 50, "{wrong} misclassified");
+    }
+
+    #[test]
+    fn an_equal_valid_citizen_id_links_unless_the_person_plainly_differs() {
+        // 11010519491231002X: the example of GB 11643 itself (a woman born 1949-12-31).
+        let base = Person {
+            family_name: "王".into(),
+            given_name: "芳".into(),
+            sex: Some(Sex::Female),
+            birth_date: Some((1949, 12, 31)),
+            id_number: "11010519491231002X".into(),
+            ..Person::default()
+        };
+        let moved = Person { given_name: "方".into(), address: "新华路1号".into(), ..base.clone() };
+        let model = Model::default();
+        let t = Thresholds { link_at: 0.999_999, review_at: 0.5 };
+        let (a, b) = (Prepared::new(&base), Prepared::new(&moved));
+        assert_eq!(decide(&model, &t, &a, &b, &compare(&a, &b)).0, Decision::Match);
+        // The mother's ID on her newborn's record: another person.
+        let newborn =
+            Person {
+                given_name: "小宝".into(), sex: Some(Sex::Male), birth_date: Some((2026, 1, 2)), ..base.clone()
+            };
+        let c = Prepared::new(&newborn);
+        assert_ne!(decide(&model, &t, &a, &c, &compare(&a, &c)).0, Decision::Match);
+        // An ID with a wrong check character proves nothing.
+        let bad = Person { id_number: "110105194912310021".into(), ..base.clone() };
+        let (x, y) = (Prepared::new(&bad), Prepared::new(&Person { given_name: "方".into(), ..bad.clone() }));
+        let (d, p) = decide(&model, &t, &x, &y, &compare(&x, &y));
+        assert_eq!((d, p), (t.decide(model.probability(&compare(&x, &y))), model.probability(&compare(&x, &y))));
     }
 
     #[test]

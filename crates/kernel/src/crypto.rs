@@ -140,7 +140,10 @@ impl std::fmt::Debug for CitizenId {
 }
 
 impl CitizenId {
-    /// Parses and checks the GB 11643-1999 check character (ISO 7064 MOD 11-2).
+    /// Parses and checks the GB 11643-1999 check character (ISO 7064 MOD 11-2) and the birth
+    /// date (a real calendar date from 1800 on). The region code (the first six digits) is not
+    /// checked: codes change (武清县 120222 became 武清区 120114 in 2000) and old ones stay on
+    /// cards; [`CitizenId::region`] gives it to whoever wants to check it softly.
     pub fn parse(s: &str) -> Result<Self, &'static str> {
         let s = s.trim().to_uppercase();
         let b = s.as_bytes();
@@ -150,22 +153,59 @@ impl CitizenId {
         if !b[..17].iter().all(u8::is_ascii_digit) {
             return Err("the first 17 characters of a citizen ID are digits");
         }
-        const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        let sum: u32 = b[..17].iter().zip(W).map(|(d, w)| u32::from(d - b'0') * w).sum();
-        let expected = b"10X98765432"[(sum % 11) as usize];
-        if b[17] != expected {
+        if Some(b[17]) != Self::check_character(&s[..17]) {
             return Err("the check character of the citizen ID is wrong");
         }
-        let (m, d) = (&s[10..12], &s[12..14]);
-        let month: u32 = m.parse().unwrap_or(0);
-        let day: u32 = d.parse().unwrap_or(0);
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
+        let (year, month, day) = (num(6..10), num(10..12), num(12..14));
+        if year < 1800 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year as i32, month) {
             return Err("the birth date in the citizen ID is impossible");
         }
         Ok(Self(s))
     }
+
+    /// The check character (ISO 7064 MOD 11-2) of the first 17 digits; `None` unless `first17`
+    /// is 17 ASCII digits.
+    pub fn check_character(first17: &str) -> Option<u8> {
+        const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        let b = first17.as_bytes();
+        if b.len() != 17 || !b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let sum: u32 = b.iter().zip(W).map(|(d, w)| u32::from(d - b'0') * w).sum();
+        Some(b"10X98765432"[(sum % 11) as usize])
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The administrative region code of the place of registration (e.g. 120114 武清区).
+    pub fn region(&self) -> &str {
+        &self.0[..6]
+    }
+
+    /// The birth date as (year, month, day).
+    pub fn birth_date(&self) -> (i32, u32, u32) {
+        let num = |r: std::ops::Range<usize>| self.0[r].parse::<u32>().unwrap_or(0);
+        (num(6..10) as i32, num(10..12), num(12..14))
+    }
+
+    /// Male when the sequence number (the 17th digit) is odd.
+    pub fn is_male(&self) -> bool {
+        self.0.as_bytes()[16] % 2 == 1
+    }
+}
+
+/// Days in a month of the Gregorian calendar (0 for a month outside 1..=12).
+pub fn days_in_month(year: i32, month: u32) -> u32 {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
     }
 }
 
@@ -246,6 +286,20 @@ mod tests {
         assert!(CitizenId::parse("110105194912310021").is_err());
         assert!(CitizenId::parse("11010519491331002X").is_err());
         assert!(CitizenId::parse("short").is_err());
+        let id = CitizenId::parse("11010519491231002x").unwrap();
+        assert_eq!((id.region(), id.birth_date(), id.is_male()), ("110105", (1949, 12, 31), false));
+        // Real calendar dates: 29 February only in leap years (each with its own check character).
+        let with_date = |date: &str| {
+            let first = format!("120114{date}123");
+            let check = CitizenId::check_character(&first).unwrap() as char;
+            CitizenId::parse(&format!("{first}{check}"))
+        };
+        assert!(with_date("20000229").is_ok(), "2000 is a leap year");
+        assert!(with_date("19000229").is_err(), "1900 is not");
+        assert!(with_date("19800431").is_err());
+        assert!(with_date("17991231").is_err());
+        assert!(with_date("19800101").unwrap().is_male(), "sequence 123: odd");
+        assert_eq!(CitizenId::check_character("1234"), None);
         assert_eq!(mask_citizen_id("11010519491231002X"), "110105********002X");
         assert_eq!(mask_phone("13912345678"), "139****5678");
     }
