@@ -8,7 +8,8 @@
 //! that a store that fails at once is not hammered, and the first commit that succeeds ends the
 //! episode. Each episode is logged twice, when it starts and when it ends, however many reports
 //! it refused. Memory stays bounded while storage is away: the queue holds at most
-//! [`QUEUE`] jobs, each connection has at most one job in it, and a connection gives up waiting
+//! [`QUEUE`] jobs, each connection has at most one job in it (the reports of one read of its
+//! socket, at most 8 KiB of frames), and a connection gives up waiting
 //! after its `storage_wait` (see `GatewayConfig`), which drops its job if it was still queued.
 
 use crate::ingest;
