@@ -87,7 +87,7 @@ fn main() {
     let prepared: Vec<Prepared> = a.iter().map(|(_, p)| Prepared::new(p)).collect();
     for (i, j, l) in &pairs {
         let Some(r) = index.get(*j) else { continue };
-        match linkage::decide(&model, &t, &prepared[*i], r, l).0 {
+        match linkage::decide(&model, &t, &prepared[*i], r, l, index.rarity(&prepared[*i], l)).0 {
             Decision::Match => links.push((*i, *j, model.weight(l))),
             Decision::Possible => review += 1,
             Decision::NoMatch => {}

@@ -50,7 +50,7 @@ fn main() {
     let prepared: Vec<Prepared> = queries.iter().map(|(p, _)| Prepared::new(p)).collect();
     for (k, j, l) in &scored {
         let Some(r) = index.get(*j) else { continue };
-        let (_, pr) = linkage::decide(&model, &t, &prepared[*k], r, l);
+        let (_, pr) = linkage::decide(&model, &t, &prepared[*k], r, l, index.rarity(&prepared[*k], l));
         if best[*k].is_none_or(|(_, b)| pr > b) {
             best[*k] = Some((*j, pr));
         }

@@ -372,11 +372,52 @@ pub fn compare(a: &Prepared, b: &Prepared) -> Levels {
 /// Blocks a key may hold before it is skipped (a common birth date in a large index).
 const MAX_BLOCK: usize = 1000;
 
+/// Occurrences of the values of one field.
+#[derive(Debug, Default)]
+struct Counts {
+    by_value: HashMap<String, u64>,
+    /// Σ count²: two records that agree on this field agree, on average, on a value held by
+    /// Σ count² / Σ count records.
+    sum_sq: u64,
+    total: u64,
+}
+
+impl Counts {
+    fn add(&mut self, v: &str) {
+        if v.is_empty() {
+            return;
+        }
+        let c = self.by_value.entry(v.to_string()).or_default();
+        self.sum_sq += 2 * *c + 1;
+        *c += 1;
+        self.total += 1;
+    }
+
+    /// log2 of how much rarer `v` is than the value an agreeing pair typically shares: positive
+    /// for a rare name, negative for 王伟; 0 for a value the index does not hold or an empty one.
+    fn rarity(&self, v: &str) -> f64 {
+        match self.by_value.get(v) {
+            Some(&c) if c > 0 && self.total > 0 => {
+                let typical = self.sum_sq as f64 / self.total as f64;
+                (typical / c as f64).log2().clamp(-RARITY_BOUND, RARITY_BOUND)
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Value-specific adjustments stay within ± this many bits: a name held once in a small index
+/// says less than its count suggests.
+const RARITY_BOUND: f64 = 6.0;
+
 /// Records indexed by their blocking keys.
 #[derive(Debug, Default)]
 pub struct Index {
     records: Vec<Prepared>,
     blocks: HashMap<String, Vec<u32>>,
+    /// How many records carry each family name and each given name, for value-specific weights.
+    family_counts: Counts,
+    given_counts: Counts,
 }
 
 impl Index {
@@ -391,6 +432,8 @@ impl Index {
         for k in prepared.keys() {
             self.blocks.entry(k).or_default().push(i as u32);
         }
+        self.family_counts.add(&prepared.family);
+        self.given_counts.add(&prepared.given);
         self.records.push(prepared);
         i
     }
@@ -405,6 +448,21 @@ impl Index {
 
     pub fn get(&self, i: usize) -> Option<&Prepared> {
         self.records.get(i)
+    }
+
+    /// The value-specific part of a pair's weight (after Winkler's frequency-based matching): where
+    /// the names agree exactly, agreeing on a rare name counts more than agreeing on a common
+    /// one, by how much rarer than the typical agreeing value the record's name is in this index.
+    /// 0 where they do not agree.
+    pub fn rarity(&self, p: &Prepared, levels: &Levels) -> f64 {
+        let mut adj = 0.0;
+        if levels[0] == AGREE {
+            adj += self.family_counts.rarity(&p.family);
+        }
+        if levels[1] == AGREE {
+            adj += self.given_counts.rarity(&p.given);
+        }
+        adj
     }
 
     /// The records that share a useful blocking key with `p`, each once, in index order.
@@ -492,7 +550,13 @@ impl Model {
 
     /// The probability that the pair is a match, given its levels and the share of matches.
     pub fn probability(&self, levels: &Levels) -> f64 {
-        let odds = self.weight(levels) + (self.p / (1.0 - self.p)).log2();
+        self.probability_adjusted(levels, 0.0)
+    }
+
+    /// As [`Model::probability`] with `adjust` bits added to the weight (value-specific weights,
+    /// [`Index::rarity`]).
+    pub fn probability_adjusted(&self, levels: &Levels, adjust: f64) -> f64 {
+        let odds = self.weight(levels) + adjust + (self.p / (1.0 - self.p)).log2();
         // 2^odds / (1 + 2^odds), computed without overflow.
         if odds >= 0.0 { 1.0 / (1.0 + (-odds).exp2()) } else { odds.exp2() / (1.0 + odds.exp2()) }
     }
@@ -538,8 +602,16 @@ impl Thresholds {
 /// family name, the birth date or the sex disagree: then it is more likely someone else's ID
 /// typed into the record (a newborn registered under the mother's, a relative's card) and the
 /// weights decide.
-pub fn decide(model: &Model, t: &Thresholds, a: &Prepared, b: &Prepared, levels: &Levels) -> (Decision, f64) {
-    let p = model.probability(levels);
+/// `adjust` is added to the pair's weight ([`Index::rarity`], or 0).
+pub fn decide(
+    model: &Model,
+    t: &Thresholds,
+    a: &Prepared,
+    b: &Prepared,
+    levels: &Levels,
+    adjust: f64,
+) -> (Decision, f64) {
+    let p = model.probability_adjusted(levels, adjust);
     let verified =
         a.id_valid && b.id_valid && a.id == b.id && [levels[0], levels[2], levels[10]].iter().all(|l| *l != DISAGREE);
     if verified { (Decision::Match, p.max(t.link_at)) } else { (t.decide(p), p) }
@@ -747,19 +819,41 @@ mod tests {
         let model = Model::default();
         let t = Thresholds { link_at: 0.999_999, review_at: 0.5 };
         let (a, b) = (Prepared::new(&base), Prepared::new(&moved));
-        assert_eq!(decide(&model, &t, &a, &b, &compare(&a, &b)).0, Decision::Match);
+        assert_eq!(decide(&model, &t, &a, &b, &compare(&a, &b), 0.0).0, Decision::Match);
         // The mother's ID on her newborn's record: another person.
         let newborn =
             Person {
                 given_name: "小宝".into(), sex: Some(Sex::Male), birth_date: Some((2026, 1, 2)), ..base.clone()
             };
         let c = Prepared::new(&newborn);
-        assert_ne!(decide(&model, &t, &a, &c, &compare(&a, &c)).0, Decision::Match);
+        assert_ne!(decide(&model, &t, &a, &c, &compare(&a, &c), 0.0).0, Decision::Match);
         // An ID with a wrong check character proves nothing.
         let bad = Person { id_number: "110105194912310021".into(), ..base.clone() };
         let (x, y) = (Prepared::new(&bad), Prepared::new(&Person { given_name: "方".into(), ..bad.clone() }));
-        let (d, p) = decide(&model, &t, &x, &y, &compare(&x, &y));
+        let (d, p) = decide(&model, &t, &x, &y, &compare(&x, &y), 0.0);
         assert_eq!((d, p), (t.decide(model.probability(&compare(&x, &y))), model.probability(&compare(&x, &y))));
+    }
+
+    #[test]
+    fn agreeing_on_a_rare_name_weighs_more_than_on_a_common_one() {
+        let mut idx = Index::new();
+        for k in 0..200 {
+            idx.insert(&person("王", "伟", (1970, 1, (k % 28) + 1), ""));
+        }
+        idx.insert(&person("欧阳", "翠花", (1970, 1, 1), ""));
+        for k in 0..50 {
+            idx.insert(&person("李", &format!("名{k}"), (1970, 2, 1), ""));
+        }
+        let agree = [AGREE; NFIELDS];
+        let common = idx.rarity(&Prepared::new(&person("王", "伟", (1970, 1, 1), "")), &agree);
+        let rare = idx.rarity(&Prepared::new(&person("欧阳", "翠花", (1970, 1, 1), "")), &agree);
+        assert!(common < 0.0 && rare > 0.0, "common {common}, rare {rare}");
+        assert!(rare <= 2.0 * RARITY_BOUND);
+        let mut disagree = agree;
+        disagree[0] = DISAGREE;
+        disagree[1] = PARTIAL;
+        assert_eq!(idx.rarity(&Prepared::new(&person("欧阳", "翠花", (1970, 1, 1), "")), &disagree), 0.0);
+        assert_eq!(idx.rarity(&Prepared::new(&person("", "", (1970, 1, 1), "")), &agree), 0.0, "unknown values");
     }
 
     #[test]
