@@ -2,8 +2,11 @@
 //!
 //! So far: [`linkage`], the record linkage of the master patient index (患者主索引): blocking,
 //! field comparison and Fellegi–Sunter scoring with weights estimated by EM; [`synth`], the
-//! synthetic district's residents and their duplicates as other institutions register them. The index's store,
+//! synthetic district's residents and their duplicates as other institutions register them;
+//! [`fhir`], the pure parts of the FHIR R4 server (date and time values as ranges, search
+//! parameter values and how they match). The index's store,
 //! the FHIR R4 server, consent and the trusted EMR build on it (issue 9).
 
+pub mod fhir;
 pub mod linkage;
 pub mod synth;

@@ -1,0 +1,5 @@
+//! The pure parts of the FHIR R4 server: values and search semantics, no IO. The store and the
+//! HTTP interactions build on them.
+
+pub mod datetime;
+pub mod search;
