@@ -8,5 +8,6 @@
 //! the FHIR R4 server, consent and the trusted EMR build on it (issue 9).
 
 pub mod fhir;
+pub mod generate;
 pub mod linkage;
 pub mod synth;

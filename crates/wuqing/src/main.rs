@@ -79,9 +79,36 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// The health data platform.
+    Health {
+        #[command(subcommand)]
+        cmd: HealthCmd,
+    },
     /// Checks the database's integrity (SQLite `integrity_check`; PostgreSQL `amcheck` on every
     /// B-tree index); exits non-zero on a fault. For after a crash, and before a backup is trusted.
     Check,
+}
+
+#[derive(Subcommand)]
+enum HealthCmd {
+    /// Writes a synthetic district as FHIR R4 NDJSON, one file per resource type
+    /// (Organization, Patient, Condition, Encounter, Observation): believable residents with
+    /// valid citizen IDs, hypertension and diabetes near the national prevalence, a year of
+    /// visits. Never real people.
+    Generate {
+        /// Residents to generate.
+        #[arg(long, default_value_t = 1000)]
+        residents: usize,
+        /// Seed: the same seed gives the same district.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The year of the visits (residents are born up to it).
+        #[arg(long, default_value_t = 2026)]
+        year: i32,
+        /// Directory to write the files to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -283,6 +310,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_tracing(&cfg);
+    if let Cmd::Health { cmd: HealthCmd::Generate { residents, seed, year, out } } = &cli.cmd {
+        return health_generate(*residents, *seed, *year, out);
+    }
     if matches!(
         cli.cmd,
         Cmd::Serve { .. } | Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } | SimCmd::Abuse { .. } }
@@ -404,7 +434,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Config { .. } => Ok(()),
+        Cmd::Config { .. } | Cmd::Health { .. } => Ok(()),
         Cmd::Sim { cmd: SimCmd::Provision { count } } => provision(&platform, count).await,
         Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } | SimCmd::Probe { .. } | SimCmd::Abuse { .. } } => {
             Ok(())
@@ -575,6 +605,56 @@ async fn verify_alarms<'a>(platform: &Platform, vehicles: impl Iterator<Item = &
         "alarms implied by the stored positions {implied}, missing {missing} ({raised} on the desk for these vehicles)"
     );
     Ok(missing)
+}
+
+/// `wuqing health generate`: NDJSON files of a synthetic district.
+fn health_generate(residents: usize, seed: u64, year: i32, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    if !(1900..=2100).contains(&year) {
+        bail!("--year {year}: between 1900 and 2100");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files: std::collections::BTreeMap<String, std::io::BufWriter<std::fs::File>> = Default::default();
+    let mut failed: Option<std::io::Error> = None;
+    let counts = health::generate::district(residents, seed, year, |kind, resource| {
+        if failed.is_some() {
+            return;
+        }
+        let file = match files.entry(kind.to_string()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                match std::fs::File::create(out.join(format!("{kind}.ndjson"))) {
+                    Ok(f) => e.insert(std::io::BufWriter::new(f)),
+                    Err(err) => {
+                        failed = Some(err);
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(err) = serde_json::to_writer(&mut *file, &resource)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"))
+        {
+            failed = Some(err);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e).with_context(|| format!("writing to {}", out.display()));
+    }
+    for (kind, mut f) in files {
+        f.flush().with_context(|| format!("writing {kind}.ndjson"))?;
+    }
+    println!(
+        "{} organizations, {} patients, {} conditions, {} encounters, {} observations written to {}",
+        counts.organizations,
+        counts.patients,
+        counts.conditions,
+        counts.encounters,
+        counts.observations,
+        out.display()
+    );
+    Ok(())
 }
 
 /// `wuqing sim run`: no store needed, only the gateway.

@@ -324,3 +324,37 @@ fn the_demo_starts_on_a_database_prepared_by_sim_provision() {
     assert!(srv.stdout.contains("demo district is ready"), "{}", srv.stdout);
     assert!(srv.terminate().success());
 }
+
+#[test]
+fn health_generate_writes_a_synthetic_district_as_ndjson_the_same_for_the_same_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let o = wuqing(
+            dir.path(),
+            &["health", "generate", "--residents", "300", "--seed", "5", "--out", out.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("300 patients"), "{}", text(&o));
+    }
+    for kind in ["Organization", "Patient", "Condition", "Encounter", "Observation"] {
+        let body = std::fs::read_to_string(a.join(format!("{kind}.ndjson"))).unwrap();
+        assert_eq!(
+            body,
+            std::fs::read_to_string(b.join(format!("{kind}.ndjson"))).unwrap(),
+            "{kind}: same seed, same file"
+        );
+        let lines: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(!lines.is_empty(), "{kind}");
+        assert!(lines.iter().all(|r| r["resourceType"] == kind), "{kind}");
+        if kind == "Patient" {
+            assert_eq!(lines.len(), 300);
+        }
+    }
+    // A file where the directory should be: a clear error, no panic.
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, "x").unwrap();
+    let o = wuqing(dir.path(), &["health", "generate", "--residents", "3", "--out", blocked.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("creating"), "{}", text(&o));
+}
