@@ -3,3 +3,4 @@
 
 pub mod datetime;
 pub mod search;
+pub mod validate;

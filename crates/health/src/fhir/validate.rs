@@ -1,0 +1,710 @@
+//! Structure and cardinality of FHIR R4 resources in JSON, checked before anything is stored:
+//! every element known to R4 (or an extension), of its type, as often as allowed, required ones
+//! present, codes of required bindings from their value set. Each problem names its path
+//! (`Patient.name[0].given[1]`) for the OperationOutcome.
+//!
+//! Definitions are written from the R4 specification (hl7.org/fhir/R4, resource and datatype
+//! pages), one table per type; [`definition`] lists the resources the platform supports so far.
+
+use super::datetime::{self, BEIJING, Kind};
+use serde_json::{Map, Value};
+
+/// A primitive or complex type an element may have.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    Boolean,
+    Integer,
+    PositiveInt,
+    UnsignedInt,
+    Decimal,
+    String,
+    Markdown,
+    Code,
+    Id,
+    Uri,
+    Url,
+    Canonical,
+    Base64Binary,
+    Date,
+    DateTime,
+    Instant,
+    /// An XHTML fragment (Narrative.div): checked as a string here.
+    Xhtml,
+    Complex(&'static str, &'static [El]),
+}
+
+impl Ty {
+    /// The name that follows a choice element's stem (`value` + `Quantity`).
+    fn suffix(&self) -> &'static str {
+        match self {
+            Ty::Boolean => "Boolean",
+            Ty::Integer => "Integer",
+            Ty::PositiveInt => "PositiveInt",
+            Ty::UnsignedInt => "UnsignedInt",
+            Ty::Decimal => "Decimal",
+            Ty::String => "String",
+            Ty::Markdown => "Markdown",
+            Ty::Code => "Code",
+            Ty::Id => "Id",
+            Ty::Uri => "Uri",
+            Ty::Url => "Url",
+            Ty::Canonical => "Canonical",
+            Ty::Base64Binary => "Base64Binary",
+            Ty::Date => "Date",
+            Ty::DateTime => "DateTime",
+            Ty::Instant => "Instant",
+            Ty::Xhtml => "Xhtml",
+            Ty::Complex(name, _) => name,
+        }
+    }
+}
+
+/// One element of a type: its name (`value[x]` for a choice), cardinality, types and, for a
+/// required binding, the codes allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct El {
+    pub name: &'static str,
+    pub min: u32,
+    /// `None`: any number (`*`).
+    pub max: Option<u32>,
+    pub types: &'static [Ty],
+    pub codes: Option<&'static [&'static str]>,
+}
+
+const fn el(name: &'static str, min: u32, max: Option<u32>, types: &'static [Ty]) -> El {
+    El { name, min, max, types, codes: None }
+}
+
+const fn code(name: &'static str, min: u32, codes: &'static [&'static str]) -> El {
+    El { name, min, max: Some(1), types: &[Ty::Code], codes: Some(codes) }
+}
+
+const ONE: Option<u32> = Some(1);
+const MANY: Option<u32> = None;
+
+// Datatypes (R4 datatypes.html). Every element may also carry `id` and `extension`.
+pub const CODING: Ty = Ty::Complex(
+    "Coding",
+    &[
+        el("system", 0, ONE, &[Ty::Uri]),
+        el("version", 0, ONE, &[Ty::String]),
+        el("code", 0, ONE, &[Ty::Code]),
+        el("display", 0, ONE, &[Ty::String]),
+        el("userSelected", 0, ONE, &[Ty::Boolean]),
+    ],
+);
+pub const CODEABLE_CONCEPT: Ty =
+    Ty::Complex("CodeableConcept", &[el("coding", 0, MANY, &[CODING]), el("text", 0, ONE, &[Ty::String])]);
+pub const PERIOD: Ty =
+    Ty::Complex("Period", &[el("start", 0, ONE, &[Ty::DateTime]), el("end", 0, ONE, &[Ty::DateTime])]);
+pub const REFERENCE: Ty = Ty::Complex(
+    "Reference",
+    &[
+        el("reference", 0, ONE, &[Ty::String]),
+        el("type", 0, ONE, &[Ty::Uri]),
+        el("identifier", 0, ONE, &[IDENTIFIER_NO_ASSIGNER]),
+        el("display", 0, ONE, &[Ty::String]),
+    ],
+);
+/// Identifier inside Reference.identifier (its own assigner would recurse without end).
+const IDENTIFIER_NO_ASSIGNER: Ty = Ty::Complex(
+    "Identifier",
+    &[
+        code("use", 0, &["usual", "official", "temp", "secondary", "old"]),
+        el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+        el("system", 0, ONE, &[Ty::Uri]),
+        el("value", 0, ONE, &[Ty::String]),
+        el("period", 0, ONE, &[PERIOD]),
+    ],
+);
+pub const IDENTIFIER: Ty = Ty::Complex(
+    "Identifier",
+    &[
+        code("use", 0, &["usual", "official", "temp", "secondary", "old"]),
+        el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+        el("system", 0, ONE, &[Ty::Uri]),
+        el("value", 0, ONE, &[Ty::String]),
+        el("period", 0, ONE, &[PERIOD]),
+        el("assigner", 0, ONE, &[REFERENCE]),
+    ],
+);
+pub const HUMAN_NAME: Ty = Ty::Complex(
+    "HumanName",
+    &[
+        code("use", 0, &["usual", "official", "temp", "nickname", "anonymous", "old", "maiden"]),
+        el("text", 0, ONE, &[Ty::String]),
+        el("family", 0, ONE, &[Ty::String]),
+        el("given", 0, MANY, &[Ty::String]),
+        el("prefix", 0, MANY, &[Ty::String]),
+        el("suffix", 0, MANY, &[Ty::String]),
+        el("period", 0, ONE, &[PERIOD]),
+    ],
+);
+pub const CONTACT_POINT: Ty = Ty::Complex(
+    "ContactPoint",
+    &[
+        code("system", 0, &["phone", "fax", "email", "pager", "url", "sms", "other"]),
+        el("value", 0, ONE, &[Ty::String]),
+        code("use", 0, &["home", "work", "temp", "old", "mobile"]),
+        el("rank", 0, ONE, &[Ty::PositiveInt]),
+        el("period", 0, ONE, &[PERIOD]),
+    ],
+);
+pub const ADDRESS: Ty = Ty::Complex(
+    "Address",
+    &[
+        code("use", 0, &["home", "work", "temp", "old", "billing"]),
+        code("type", 0, &["postal", "physical", "both"]),
+        el("text", 0, ONE, &[Ty::String]),
+        el("line", 0, MANY, &[Ty::String]),
+        el("city", 0, ONE, &[Ty::String]),
+        el("district", 0, ONE, &[Ty::String]),
+        el("state", 0, ONE, &[Ty::String]),
+        el("postalCode", 0, ONE, &[Ty::String]),
+        el("country", 0, ONE, &[Ty::String]),
+        el("period", 0, ONE, &[PERIOD]),
+    ],
+);
+pub const QUANTITY: Ty = Ty::Complex(
+    "Quantity",
+    &[
+        el("value", 0, ONE, &[Ty::Decimal]),
+        code("comparator", 0, &["<", "<=", ">=", ">"]),
+        el("unit", 0, ONE, &[Ty::String]),
+        el("system", 0, ONE, &[Ty::Uri]),
+        el("code", 0, ONE, &[Ty::Code]),
+    ],
+);
+pub const RANGE: Ty = Ty::Complex("Range", &[el("low", 0, ONE, &[QUANTITY]), el("high", 0, ONE, &[QUANTITY])]);
+pub const RATIO: Ty =
+    Ty::Complex("Ratio", &[el("numerator", 0, ONE, &[QUANTITY]), el("denominator", 0, ONE, &[QUANTITY])]);
+pub const ATTACHMENT: Ty = Ty::Complex(
+    "Attachment",
+    &[
+        el("contentType", 0, ONE, &[Ty::Code]),
+        el("language", 0, ONE, &[Ty::Code]),
+        el("data", 0, ONE, &[Ty::Base64Binary]),
+        el("url", 0, ONE, &[Ty::Url]),
+        el("size", 0, ONE, &[Ty::UnsignedInt]),
+        el("hash", 0, ONE, &[Ty::Base64Binary]),
+        el("title", 0, ONE, &[Ty::String]),
+        el("creation", 0, ONE, &[Ty::DateTime]),
+    ],
+);
+pub const ANNOTATION: Ty = Ty::Complex(
+    "Annotation",
+    &[
+        el("author[x]", 0, ONE, &[REFERENCE, Ty::String]),
+        el("time", 0, ONE, &[Ty::DateTime]),
+        el("text", 1, ONE, &[Ty::Markdown]),
+    ],
+);
+pub const META: Ty = Ty::Complex(
+    "Meta",
+    &[
+        el("versionId", 0, ONE, &[Ty::Id]),
+        el("lastUpdated", 0, ONE, &[Ty::Instant]),
+        el("source", 0, ONE, &[Ty::Uri]),
+        el("profile", 0, MANY, &[Ty::Canonical]),
+        el("security", 0, MANY, &[CODING]),
+        el("tag", 0, MANY, &[CODING]),
+    ],
+);
+pub const NARRATIVE: Ty = Ty::Complex(
+    "Narrative",
+    &[code("status", 1, &["generated", "extensions", "additional", "empty"]), el("div", 1, ONE, &[Ty::Xhtml])],
+);
+/// The types an extension's `value[x]` may take here (the R4 list is longer: the rest are
+/// refused as unsupported, not as wrong).
+const EXTENSION_VALUES: &[Ty] = &[
+    Ty::Boolean,
+    Ty::Integer,
+    Ty::Decimal,
+    Ty::String,
+    Ty::Code,
+    Ty::Uri,
+    Ty::Date,
+    Ty::DateTime,
+    Ty::Instant,
+    CODING,
+    CODEABLE_CONCEPT,
+    IDENTIFIER,
+    PERIOD,
+    QUANTITY,
+    REFERENCE,
+    ADDRESS,
+];
+
+/// Elements every resource has (Resource and DomainResource), before its own.
+const RESOURCE_BASE: &[El] = &[
+    el("id", 0, ONE, &[Ty::Id]),
+    el("meta", 0, ONE, &[META]),
+    el("implicitRules", 0, ONE, &[Ty::Uri]),
+    el("language", 0, ONE, &[Ty::Code]),
+    el("text", 0, ONE, &[NARRATIVE]),
+];
+
+const PATIENT: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("active", 0, ONE, &[Ty::Boolean]),
+    el("name", 0, MANY, &[HUMAN_NAME]),
+    el("telecom", 0, MANY, &[CONTACT_POINT]),
+    code("gender", 0, &["male", "female", "other", "unknown"]),
+    el("birthDate", 0, ONE, &[Ty::Date]),
+    el("deceased[x]", 0, ONE, &[Ty::Boolean, Ty::DateTime]),
+    el("address", 0, MANY, &[ADDRESS]),
+    el("maritalStatus", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("multipleBirth[x]", 0, ONE, &[Ty::Boolean, Ty::Integer]),
+    el("photo", 0, MANY, &[ATTACHMENT]),
+    el(
+        "contact",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("relationship", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("name", 0, ONE, &[HUMAN_NAME]),
+                el("telecom", 0, MANY, &[CONTACT_POINT]),
+                el("address", 0, ONE, &[ADDRESS]),
+                code("gender", 0, &["male", "female", "other", "unknown"]),
+                el("organization", 0, ONE, &[REFERENCE]),
+                el("period", 0, ONE, &[PERIOD]),
+            ],
+        )],
+    ),
+    el(
+        "communication",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("language", 1, ONE, &[CODEABLE_CONCEPT]), el("preferred", 0, ONE, &[Ty::Boolean])],
+        )],
+    ),
+    el("generalPractitioner", 0, MANY, &[REFERENCE]),
+    el("managingOrganization", 0, ONE, &[REFERENCE]),
+    el(
+        "link",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("other", 1, ONE, &[REFERENCE]), code("type", 1, &["replaced-by", "replaces", "refer", "seealso"])],
+        )],
+    ),
+];
+
+const ORGANIZATION: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("active", 0, ONE, &[Ty::Boolean]),
+    el("type", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("name", 0, ONE, &[Ty::String]),
+    el("alias", 0, MANY, &[Ty::String]),
+    el("telecom", 0, MANY, &[CONTACT_POINT]),
+    el("address", 0, MANY, &[ADDRESS]),
+    el("partOf", 0, ONE, &[REFERENCE]),
+    el(
+        "contact",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("purpose", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("name", 0, ONE, &[HUMAN_NAME]),
+                el("telecom", 0, MANY, &[CONTACT_POINT]),
+                el("address", 0, ONE, &[ADDRESS]),
+            ],
+        )],
+    ),
+    el("endpoint", 0, MANY, &[REFERENCE]),
+];
+
+const OBSERVATION_VALUE: &[Ty] =
+    &[QUANTITY, CODEABLE_CONCEPT, Ty::String, Ty::Boolean, Ty::Integer, RANGE, RATIO, Ty::DateTime, PERIOD];
+
+const OBSERVATION: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    el("partOf", 0, MANY, &[REFERENCE]),
+    code(
+        "status",
+        1,
+        &["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"],
+    ),
+    el("category", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("code", 1, ONE, &[CODEABLE_CONCEPT]),
+    el("subject", 0, ONE, &[REFERENCE]),
+    el("focus", 0, MANY, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("effective[x]", 0, ONE, &[Ty::DateTime, PERIOD, Ty::Instant]),
+    el("issued", 0, ONE, &[Ty::Instant]),
+    el("performer", 0, MANY, &[REFERENCE]),
+    el("value[x]", 0, ONE, OBSERVATION_VALUE),
+    el("dataAbsentReason", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("interpretation", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("note", 0, MANY, &[ANNOTATION]),
+    el("bodySite", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("method", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("specimen", 0, ONE, &[REFERENCE]),
+    el("device", 0, ONE, &[REFERENCE]),
+    el(
+        "referenceRange",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("low", 0, ONE, &[QUANTITY]),
+                el("high", 0, ONE, &[QUANTITY]),
+                el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("appliesTo", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("age", 0, ONE, &[RANGE]),
+                el("text", 0, ONE, &[Ty::String]),
+            ],
+        )],
+    ),
+    el("hasMember", 0, MANY, &[REFERENCE]),
+    el("derivedFrom", 0, MANY, &[REFERENCE]),
+    el(
+        "component",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("code", 1, ONE, &[CODEABLE_CONCEPT]),
+                el("value[x]", 0, ONE, OBSERVATION_VALUE),
+                el("dataAbsentReason", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("interpretation", 0, MANY, &[CODEABLE_CONCEPT]),
+            ],
+        )],
+    ),
+];
+
+/// The own elements of a supported resource type.
+pub fn definition(resource_type: &str) -> Option<&'static [El]> {
+    match resource_type {
+        "Patient" => Some(PATIENT),
+        "Organization" => Some(ORGANIZATION),
+        "Observation" => Some(OBSERVATION),
+        _ => None,
+    }
+}
+
+/// One problem found, for an OperationOutcome issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// The OperationOutcome issue type: `structure`, `required`, `value`, `code-invalid`,
+    /// `not-supported`.
+    pub code: &'static str,
+    /// Where, as a FHIRPath-like path (`Patient.name[0].given[1]`).
+    pub path: String,
+    pub diagnostics: String,
+}
+
+struct Check {
+    issues: Vec<Issue>,
+}
+
+/// At most this many issues are reported (a hostile document could have millions).
+const MAX_ISSUES: usize = 100;
+/// Nesting deeper than this is refused (contained resources and extensions nest).
+const MAX_DEPTH: usize = 32;
+
+impl Check {
+    fn issue(&mut self, code: &'static str, path: &str, diagnostics: String) {
+        if self.issues.len() < MAX_ISSUES {
+            self.issues.push(Issue { code, path: path.to_string(), diagnostics });
+        }
+    }
+
+    fn primitive(&mut self, ty: &Ty, v: &Value, path: &str, codes: Option<&[&str]>) {
+        let s = v.as_str();
+        let ok = match ty {
+            Ty::Boolean => v.is_boolean(),
+            Ty::Integer => v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+            Ty::PositiveInt => v.as_i64().is_some_and(|n| n >= 1 && i32::try_from(n).is_ok()),
+            Ty::UnsignedInt => v.as_i64().is_some_and(|n| n >= 0 && i32::try_from(n).is_ok()),
+            Ty::Decimal => v.is_number(),
+            Ty::String | Ty::Markdown | Ty::Xhtml => s.is_some_and(|s| !s.trim().is_empty()),
+            // code: no leading or trailing white space, inner single spaces (R4 regex [^\s]+(\s[^\s]+)*).
+            Ty::Code => s.is_some_and(|s| {
+                !s.is_empty() && s.split(' ').all(|w| !w.is_empty() && !w.contains(char::is_whitespace))
+            }),
+            Ty::Id => s.is_some_and(|s| {
+                (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            }),
+            Ty::Uri | Ty::Url | Ty::Canonical => s.is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace)),
+            Ty::Base64Binary => s.is_some_and(|s| {
+                s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b' '))
+            }),
+            Ty::Date => s.is_some_and(|s| datetime::parse(s, Kind::Date, BEIJING).is_ok()),
+            Ty::DateTime => s.is_some_and(|s| datetime::parse(s, Kind::DateTime, BEIJING).is_ok()),
+            Ty::Instant => s.is_some_and(|s| datetime::parse(s, Kind::Instant, BEIJING).is_ok()),
+            Ty::Complex(..) => false,
+        };
+        if !ok {
+            let shown: String = v.to_string().chars().take(40).collect();
+            self.issue("value", path, format!("{shown} is not a valid {}", ty.suffix()));
+            return;
+        }
+        if let (Some(codes), Some(s)) = (codes, s) {
+            if !codes.contains(&s) {
+                let shown: String = s.chars().take(40).collect();
+                self.issue("code-invalid", path, format!("{shown:?} is not one of {}", codes.join(", ")));
+            }
+        }
+    }
+
+    fn value(&mut self, ty: &Ty, v: &Value, path: &str, codes: Option<&[&str]>, depth: usize) {
+        match ty {
+            Ty::Complex(name, elements) => match v.as_object() {
+                Some(o) => self.object(name, elements, o, path, depth + 1),
+                None => self.issue("structure", path, format!("a {name} is an object")),
+            },
+            _ => self.primitive(ty, v, path, codes),
+        }
+    }
+
+    /// Checks an object against its elements: unknown keys, cardinality, types.
+    fn object(&mut self, type_name: &str, elements: &[El], o: &Map<String, Value>, path: &str, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.issue("structure", path, "nested too deeply".into());
+            return;
+        }
+        if o.is_empty() {
+            self.issue("structure", path, format!("an empty {type_name}: leave it out instead"));
+        }
+        let mut seen_choice: Vec<&str> = vec![];
+        for (key, v) in o {
+            let sub = format!("{path}.{key}");
+            match key.as_str() {
+                "extension" | "modifierExtension" => {
+                    self.extensions(v, &sub, depth);
+                    continue;
+                }
+                "id" if type_name != "resource" => {
+                    self.primitive(&Ty::String, v, &sub, None);
+                    continue;
+                }
+                "resourceType" if type_name == "resource" => continue,
+                // A primitive's id and extensions (`_birthDate`): checked as an element.
+                k if k.starts_with('_') => {
+                    if let Some(o) = v.as_object() {
+                        self.object("Element", &[], o, &sub, depth + 1);
+                    } else if !v.is_array() {
+                        self.issue("structure", &sub, "a primitive's extension is an object".into());
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let found = elements.iter().find_map(|e| match e.name.strip_suffix("[x]") {
+                None if e.name == key => Some((e, None)),
+                Some(stem) => key
+                    .strip_prefix(stem)
+                    .and_then(|suffix| e.types.iter().find(|t| t.suffix() == suffix))
+                    .map(|t| (e, Some(t))),
+                _ => None,
+            });
+            let Some((e, choice)) = found else {
+                self.issue("structure", &sub, format!("{type_name} has no element {key}"));
+                continue;
+            };
+            if choice.is_some() {
+                if seen_choice.contains(&e.name) {
+                    self.issue("structure", &sub, format!("{} takes one type only", e.name));
+                }
+                seen_choice.push(e.name);
+            }
+            let tys: &[Ty] = match choice {
+                Some(t) => std::slice::from_ref(t),
+                None => e.types,
+            };
+            let ty = &tys[0];
+            match (e.max, v) {
+                (Some(1), Value::Array(_)) => {
+                    self.issue("structure", &sub, format!("{key} takes one value, not a list"))
+                }
+                (None, Value::Array(items)) => {
+                    if items.is_empty() {
+                        self.issue("structure", &sub, "an empty list: leave it out instead".into());
+                    }
+                    for (i, item) in items.iter().enumerate() {
+                        self.value(ty, item, &format!("{sub}[{i}]"), e.codes, depth);
+                    }
+                }
+                (None, _) => self.issue("structure", &sub, format!("{key} is a list")),
+                (_, v) => self.value(ty, v, &sub, e.codes, depth),
+            }
+        }
+        for e in elements.iter().filter(|e| e.min > 0) {
+            let present = match e.name.strip_suffix("[x]") {
+                Some(stem) => o.keys().any(|k| k.starts_with(stem)),
+                None => o.contains_key(e.name),
+            };
+            if !present {
+                self.issue("required", &format!("{path}.{}", e.name), format!("{} is required", e.name));
+            }
+        }
+    }
+
+    fn extensions(&mut self, v: &Value, path: &str, depth: usize) {
+        let Some(items) = v.as_array() else {
+            self.issue("structure", path, "extensions are a list".into());
+            return;
+        };
+        const EXT: &[El] = &[el("url", 1, ONE, &[Ty::Uri]), el("value[x]", 0, ONE, EXTENSION_VALUES)];
+        for (i, item) in items.iter().enumerate() {
+            match item.as_object() {
+                Some(o) => self.object("Extension", EXT, o, &format!("{path}[{i}]"), depth + 1),
+                None => self.issue("structure", &format!("{path}[{i}]"), "an extension is an object".into()),
+            }
+        }
+    }
+}
+
+/// Checks a resource's JSON; an empty list means it may be stored. `expected` is the type the
+/// request names (`PUT /fhir/Patient/1` takes only a Patient).
+pub fn validate(resource: &Value, expected: Option<&str>) -> Vec<Issue> {
+    let mut c = Check { issues: vec![] };
+    let Some(o) = resource.as_object() else {
+        c.issue("structure", "", "a resource is a JSON object".into());
+        return c.issues;
+    };
+    let Some(rt) = o.get("resourceType").and_then(Value::as_str) else {
+        c.issue("required", "resourceType", "resourceType is required".into());
+        return c.issues;
+    };
+    if let Some(e) = expected {
+        if e != rt {
+            c.issue("invalid", "resourceType", format!("this endpoint takes a {e}, not a {rt}"));
+            return c.issues;
+        }
+    }
+    let Some(own) = definition(rt) else {
+        let shown: String = rt.chars().take(40).collect();
+        c.issue("not-supported", "resourceType", format!("{shown} is not supported here"));
+        return c.issues;
+    };
+    let all: Vec<El> = RESOURCE_BASE.iter().chain(own).copied().collect();
+    c.object("resource", &all, o, rt, 0);
+    c.issues
+}
+
+/// The issues as an R4 OperationOutcome.
+pub fn operation_outcome(issues: &[Issue]) -> Value {
+    serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": issues.iter().map(|i| serde_json::json!({
+            "severity": "error",
+            "code": i.code,
+            "diagnostics": i.diagnostics,
+            "expression": [i.path],
+        })).collect::<Vec<_>>()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn paths(v: &Value) -> Vec<(String, &'static str)> {
+        validate(v, None).into_iter().map(|i| (i.path, i.code)).collect()
+    }
+
+    #[test]
+    fn the_generated_district_is_valid() {
+        let mut bad = vec![];
+        crate::generate::district(300, 9, 2026, |t, v| {
+            if definition(t).is_some() {
+                let issues = validate(&v, Some(t));
+                if !issues.is_empty() {
+                    bad.push((v["id"].clone(), issues));
+                }
+            }
+        });
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
+    #[test]
+    fn structure_cardinality_types_and_codes_are_named_by_path() {
+        let p = json!({
+            "resourceType": "Patient",
+            "id": "p1",
+            "name": [{ "family": "王", "given": ["芳", 7] }],
+            "gender": "femal",
+            "birthDate": "1980-02-30",
+            "nickname": "x",
+            "telecom": { "system": "phone", "value": "13800000000" },
+            "deceasedBoolean": false,
+            "deceasedDateTime": "2020-01-01",
+            "link": [{ "type": "seealso" }],
+            "_birthDate": { "extension": [{ "url": "http://example.org/accuracy", "valueCode": "estimated" }] }
+        });
+        let got = paths(&p);
+        for want in [
+            ("Patient.name[0].given[1]", "value"),
+            ("Patient.gender", "code-invalid"),
+            ("Patient.birthDate", "value"),
+            ("Patient.nickname", "structure"),
+            ("Patient.telecom", "structure"),
+            ("Patient.link[0].other", "required"),
+        ] {
+            assert!(got.iter().any(|(p, c)| p == want.0 && *c == want.1), "{want:?} in {got:?}");
+        }
+        assert!(got.iter().any(|(p, _)| p.starts_with("Patient.deceased")), "two types of one choice: {got:?}");
+        assert!(!got.iter().any(|(p, _)| p.starts_with("Patient._birthDate")), "primitive extensions are fine");
+    }
+
+    #[test]
+    fn required_elements_choice_types_and_the_resource_type() {
+        let o = json!({ "resourceType": "Observation", "valueQuantity": { "value": 7.2, "unit": "mmol/L" } });
+        let got = paths(&o);
+        assert!(
+            got.contains(&("Observation.status".into(), "required"))
+                && got.contains(&("Observation.code".into(), "required")),
+            "{got:?}"
+        );
+        let ok = json!({ "resourceType": "Observation", "status": "final", "code": { "text": "血糖" }, "valueString": "阴性" });
+        assert!(paths(&ok).is_empty());
+        let wrong_choice =
+            json!({ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "valueMoney": 1 });
+        assert_eq!(paths(&wrong_choice), vec![("Observation.valueMoney".to_string(), "structure")]);
+        assert_eq!(validate(&json!({ "resourceType": "Patient" }), Some("Observation"))[0].code, "invalid");
+        assert_eq!(validate(&json!({ "resourceType": "Spaceship" }), None)[0].code, "not-supported");
+        assert_eq!(validate(&json!([1]), None)[0].code, "structure");
+        assert_eq!(validate(&json!({ "id": "x" }), None)[0].code, "required");
+    }
+
+    #[test]
+    fn deep_or_huge_documents_are_answered_with_bounded_issues() {
+        let mut v = json!({ "url": "http://x", "valueString": "leaf" });
+        for _ in 0..200 {
+            v = json!({ "url": "http://x", "extension": [v] });
+        }
+        let p = json!({ "resourceType": "Patient", "extension": [v] });
+        assert!(validate(&p, None).iter().any(|i| i.diagnostics.contains("deeply")));
+        let many: Vec<Value> = (0..10_000).map(|_| json!(1)).collect();
+        let p = json!({ "resourceType": "Patient", "name": [{ "given": many }] });
+        assert_eq!(validate(&p, None).len(), MAX_ISSUES);
+        let oo = operation_outcome(&validate(&p, None));
+        assert_eq!(oo["resourceType"], "OperationOutcome");
+        assert_eq!(oo["issue"][0]["expression"][0], "Patient.name[0].given[0]");
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_answered(s in "\\PC{0,200}") {
+            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                let _ = validate(&v, None);
+            }
+            let p = json!({ "resourceType": "Patient", "name": [{ "text": s.clone() }], "gender": s.clone(), "birthDate": s });
+            let _ = validate(&p, Some("Patient"));
+        }
+    }
+}
