@@ -4,7 +4,8 @@
 //! (`Patient.name[0].given[1]`) for the OperationOutcome.
 //!
 //! Definitions are written from the R4 specification (hl7.org/fhir/R4, resource and datatype
-//! pages), one table per type; [`definition`] lists the resources the platform supports so far.
+//! pages), one table per type; [`definition`] lists the resources the platform supports so far
+//! (Patient, Organization, Observation, Condition, Encounter).
 
 use super::datetime::{self, BEIJING, Kind};
 use serde_json::{Map, Value};
@@ -165,16 +166,17 @@ pub const ADDRESS: Ty = Ty::Complex(
         el("period", 0, ONE, &[PERIOD]),
     ],
 );
-pub const QUANTITY: Ty = Ty::Complex(
-    "Quantity",
-    &[
-        el("value", 0, ONE, &[Ty::Decimal]),
-        code("comparator", 0, &["<", "<=", ">=", ">"]),
-        el("unit", 0, ONE, &[Ty::String]),
-        el("system", 0, ONE, &[Ty::Uri]),
-        el("code", 0, ONE, &[Ty::Code]),
-    ],
-);
+const QUANTITY_ELEMENTS: &[El] = &[
+    el("value", 0, ONE, &[Ty::Decimal]),
+    code("comparator", 0, &["<", "<=", ">=", ">"]),
+    el("unit", 0, ONE, &[Ty::String]),
+    el("system", 0, ONE, &[Ty::Uri]),
+    el("code", 0, ONE, &[Ty::Code]),
+];
+pub const QUANTITY: Ty = Ty::Complex("Quantity", QUANTITY_ELEMENTS);
+/// Quantity profiles named as types of their own in choice elements (`onsetAge`).
+pub const AGE: Ty = Ty::Complex("Age", QUANTITY_ELEMENTS);
+pub const DURATION: Ty = Ty::Complex("Duration", QUANTITY_ELEMENTS);
 pub const RANGE: Ty = Ty::Complex("Range", &[el("low", 0, ONE, &[QUANTITY]), el("high", 0, ONE, &[QUANTITY])]);
 pub const RATIO: Ty =
     Ty::Complex("Ratio", &[el("numerator", 0, ONE, &[QUANTITY]), el("denominator", 0, ONE, &[QUANTITY])]);
@@ -383,12 +385,157 @@ const OBSERVATION: &[El] = &[
     ),
 ];
 
+const CONDITION: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("clinicalStatus", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("verificationStatus", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("category", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("severity", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("code", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("bodySite", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("subject", 1, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("onset[x]", 0, ONE, &[Ty::DateTime, AGE, PERIOD, RANGE, Ty::String]),
+    el("abatement[x]", 0, ONE, &[Ty::DateTime, AGE, PERIOD, RANGE, Ty::String]),
+    el("recordedDate", 0, ONE, &[Ty::DateTime]),
+    el("recorder", 0, ONE, &[REFERENCE]),
+    el("asserter", 0, ONE, &[REFERENCE]),
+    el(
+        "stage",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("summary", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("assessment", 0, MANY, &[REFERENCE]),
+                el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+            ],
+        )],
+    ),
+    el(
+        "evidence",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("code", 0, MANY, &[CODEABLE_CONCEPT]), el("detail", 0, MANY, &[REFERENCE])],
+        )],
+    ),
+    el("note", 0, MANY, &[ANNOTATION]),
+];
+
+const ENCOUNTER_STATUS: &[&str] = &[
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+];
+
+const ENCOUNTER: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code("status", 1, ENCOUNTER_STATUS),
+    el(
+        "statusHistory",
+        0,
+        MANY,
+        &[Ty::Complex("BackboneElement", &[code("status", 1, ENCOUNTER_STATUS), el("period", 1, ONE, &[PERIOD])])],
+    ),
+    el("class", 1, ONE, &[CODING]),
+    el(
+        "classHistory",
+        0,
+        MANY,
+        &[Ty::Complex("BackboneElement", &[el("class", 1, ONE, &[CODING]), el("period", 1, ONE, &[PERIOD])])],
+    ),
+    el("type", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("serviceType", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("priority", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("subject", 0, ONE, &[REFERENCE]),
+    el("episodeOfCare", 0, MANY, &[REFERENCE]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    el(
+        "participant",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("type", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("period", 0, ONE, &[PERIOD]),
+                el("individual", 0, ONE, &[REFERENCE]),
+            ],
+        )],
+    ),
+    el("appointment", 0, MANY, &[REFERENCE]),
+    el("period", 0, ONE, &[PERIOD]),
+    el("length", 0, ONE, &[DURATION]),
+    el("reasonCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("reasonReference", 0, MANY, &[REFERENCE]),
+    el(
+        "diagnosis",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("condition", 1, ONE, &[REFERENCE]),
+                el("use", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("rank", 0, ONE, &[Ty::PositiveInt]),
+            ],
+        )],
+    ),
+    el("account", 0, MANY, &[REFERENCE]),
+    el(
+        "hospitalization",
+        0,
+        ONE,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("preAdmissionIdentifier", 0, ONE, &[IDENTIFIER]),
+                el("origin", 0, ONE, &[REFERENCE]),
+                el("admitSource", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("reAdmission", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("dietPreference", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("specialCourtesy", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("specialArrangement", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("destination", 0, ONE, &[REFERENCE]),
+                el("dischargeDisposition", 0, ONE, &[CODEABLE_CONCEPT]),
+            ],
+        )],
+    ),
+    el(
+        "location",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("location", 1, ONE, &[REFERENCE]),
+                code("status", 0, &["planned", "active", "reserved", "completed"]),
+                el("physicalType", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("period", 0, ONE, &[PERIOD]),
+            ],
+        )],
+    ),
+    el("serviceProvider", 0, ONE, &[REFERENCE]),
+    el("partOf", 0, ONE, &[REFERENCE]),
+];
+
 /// The own elements of a supported resource type.
 pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     match resource_type {
         "Patient" => Some(PATIENT),
         "Organization" => Some(ORGANIZATION),
         "Observation" => Some(OBSERVATION),
+        "Condition" => Some(CONDITION),
+        "Encounter" => Some(ENCOUNTER),
         _ => None,
     }
 }
@@ -679,6 +826,21 @@ mod tests {
         assert_eq!(validate(&json!({ "resourceType": "Spaceship" }), None)[0].code, "not-supported");
         assert_eq!(validate(&json!([1]), None)[0].code, "structure");
         assert_eq!(validate(&json!({ "id": "x" }), None)[0].code, "required");
+    }
+
+    #[test]
+    fn conditions_and_encounters_take_their_choice_types_and_required_elements() {
+        let c = json!({ "resourceType": "Condition", "subject": { "reference": "Patient/p1" }, "onsetAge": { "value": 52, "unit": "a" } });
+        assert!(paths(&c).is_empty(), "{:?}", paths(&c));
+        let c = json!({ "resourceType": "Condition", "onsetDateTime": "2020-01" });
+        assert_eq!(paths(&c), vec![("Condition.subject".to_string(), "required")]);
+        let e = json!({ "resourceType": "Encounter", "status": "done", "class": [{ "code": "AMB" }] });
+        let got = paths(&e);
+        assert!(
+            got.contains(&("Encounter.status".into(), "code-invalid"))
+                && got.contains(&("Encounter.class".into(), "structure")),
+            "{got:?}"
+        );
     }
 
     #[test]
