@@ -5,7 +5,9 @@
 //!
 //! Definitions are written from the R4 specification (hl7.org/fhir/R4, resource and datatype
 //! pages), one table per type; [`definition`] lists the resources the platform supports so far
-//! (Patient, Organization, Observation, Condition, Encounter).
+//! (Patient, Organization, Observation, Condition, Encounter, AllergyIntolerance, Immunization,
+//! MedicationRequest, MedicationStatement, Practitioner, PractitionerRole, DiagnosticReport,
+//! DocumentReference).
 
 use super::datetime::{self, BEIJING, Kind};
 use serde_json::{Map, Value};
@@ -29,6 +31,8 @@ pub enum Ty {
     Date,
     DateTime,
     Instant,
+    /// A time of day, hh:mm:ss(.fff).
+    Time,
     /// An XHTML fragment (Narrative.div): checked as a string here.
     Xhtml,
     Complex(&'static str, &'static [El]),
@@ -54,6 +58,7 @@ impl Ty {
             Ty::Date => "Date",
             Ty::DateTime => "DateTime",
             Ty::Instant => "Instant",
+            Ty::Time => "Time",
             Ty::Xhtml => "Xhtml",
             Ty::Complex(name, _) => name,
         }
@@ -528,6 +533,451 @@ const ENCOUNTER: &[El] = &[
     el("partOf", 0, ONE, &[REFERENCE]),
 ];
 
+const TIMING: Ty = Ty::Complex(
+    "Timing",
+    &[
+        el("event", 0, MANY, &[Ty::DateTime]),
+        el(
+            "repeat",
+            0,
+            ONE,
+            &[Ty::Complex(
+                "Element",
+                &[
+                    el("bounds[x]", 0, ONE, &[DURATION, RANGE, PERIOD]),
+                    el("count", 0, ONE, &[Ty::PositiveInt]),
+                    el("countMax", 0, ONE, &[Ty::PositiveInt]),
+                    el("duration", 0, ONE, &[Ty::Decimal]),
+                    el("durationMax", 0, ONE, &[Ty::Decimal]),
+                    code("durationUnit", 0, UNITS_OF_TIME),
+                    el("frequency", 0, ONE, &[Ty::PositiveInt]),
+                    el("frequencyMax", 0, ONE, &[Ty::PositiveInt]),
+                    el("period", 0, ONE, &[Ty::Decimal]),
+                    el("periodMax", 0, ONE, &[Ty::Decimal]),
+                    code("periodUnit", 0, UNITS_OF_TIME),
+                    El {
+                        name: "dayOfWeek",
+                        min: 0,
+                        max: MANY,
+                        types: &[Ty::Code],
+                        codes: Some(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+                    },
+                    el("timeOfDay", 0, MANY, &[Ty::Time]),
+                    el("when", 0, MANY, &[Ty::Code]),
+                    el("offset", 0, ONE, &[Ty::UnsignedInt]),
+                ],
+            )],
+        ),
+        el("code", 0, ONE, &[CODEABLE_CONCEPT]),
+    ],
+);
+const UNITS_OF_TIME: &[&str] = &["s", "min", "h", "d", "wk", "mo", "a"];
+
+pub const DOSAGE: Ty = Ty::Complex(
+    "Dosage",
+    &[
+        el("sequence", 0, ONE, &[Ty::Integer]),
+        el("text", 0, ONE, &[Ty::String]),
+        el("additionalInstruction", 0, MANY, &[CODEABLE_CONCEPT]),
+        el("patientInstruction", 0, ONE, &[Ty::String]),
+        el("timing", 0, ONE, &[TIMING]),
+        el("asNeeded[x]", 0, ONE, &[Ty::Boolean, CODEABLE_CONCEPT]),
+        el("site", 0, ONE, &[CODEABLE_CONCEPT]),
+        el("route", 0, ONE, &[CODEABLE_CONCEPT]),
+        el("method", 0, ONE, &[CODEABLE_CONCEPT]),
+        el(
+            "doseAndRate",
+            0,
+            MANY,
+            &[Ty::Complex(
+                "Element",
+                &[
+                    el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+                    el("dose[x]", 0, ONE, &[RANGE, QUANTITY]),
+                    el("rate[x]", 0, ONE, &[RATIO, RANGE, QUANTITY]),
+                ],
+            )],
+        ),
+        el("maxDosePerPeriod", 0, ONE, &[RATIO]),
+        el("maxDosePerAdministration", 0, ONE, &[QUANTITY]),
+        el("maxDosePerLifetime", 0, ONE, &[QUANTITY]),
+    ],
+);
+
+const ALLERGY_INTOLERANCE: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("clinicalStatus", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("verificationStatus", 0, ONE, &[CODEABLE_CONCEPT]),
+    code("type", 0, &["allergy", "intolerance"]),
+    El {
+        name: "category",
+        min: 0,
+        max: MANY,
+        types: &[Ty::Code],
+        codes: Some(&["food", "medication", "environment", "biologic"]),
+    },
+    code("criticality", 0, &["low", "high", "unable-to-assess"]),
+    el("code", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("patient", 1, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("onset[x]", 0, ONE, &[Ty::DateTime, AGE, PERIOD, RANGE, Ty::String]),
+    el("recordedDate", 0, ONE, &[Ty::DateTime]),
+    el("recorder", 0, ONE, &[REFERENCE]),
+    el("asserter", 0, ONE, &[REFERENCE]),
+    el("lastOccurrence", 0, ONE, &[Ty::DateTime]),
+    el("note", 0, MANY, &[ANNOTATION]),
+    el(
+        "reaction",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("substance", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("manifestation", 1, MANY, &[CODEABLE_CONCEPT]),
+                el("description", 0, ONE, &[Ty::String]),
+                el("onset", 0, ONE, &[Ty::DateTime]),
+                code("severity", 0, &["mild", "moderate", "severe"]),
+                el("exposureRoute", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("note", 0, MANY, &[ANNOTATION]),
+            ],
+        )],
+    ),
+];
+
+const IMMUNIZATION: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code("status", 1, &["completed", "entered-in-error", "not-done"]),
+    el("statusReason", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("vaccineCode", 1, ONE, &[CODEABLE_CONCEPT]),
+    el("patient", 1, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("occurrence[x]", 1, ONE, &[Ty::DateTime, Ty::String]),
+    el("recorded", 0, ONE, &[Ty::DateTime]),
+    el("primarySource", 0, ONE, &[Ty::Boolean]),
+    el("reportOrigin", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("location", 0, ONE, &[REFERENCE]),
+    el("manufacturer", 0, ONE, &[REFERENCE]),
+    el("lotNumber", 0, ONE, &[Ty::String]),
+    el("expirationDate", 0, ONE, &[Ty::Date]),
+    el("site", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("route", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("doseQuantity", 0, ONE, &[QUANTITY]),
+    el(
+        "performer",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("function", 0, ONE, &[CODEABLE_CONCEPT]), el("actor", 1, ONE, &[REFERENCE])],
+        )],
+    ),
+    el("note", 0, MANY, &[ANNOTATION]),
+    el("reasonCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("reasonReference", 0, MANY, &[REFERENCE]),
+    el("isSubpotent", 0, ONE, &[Ty::Boolean]),
+    el("subpotentReason", 0, MANY, &[CODEABLE_CONCEPT]),
+    el(
+        "education",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("documentType", 0, ONE, &[Ty::String]),
+                el("reference", 0, ONE, &[Ty::Uri]),
+                el("publicationDate", 0, ONE, &[Ty::DateTime]),
+                el("presentationDate", 0, ONE, &[Ty::DateTime]),
+            ],
+        )],
+    ),
+    el("programEligibility", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("fundingSource", 0, ONE, &[CODEABLE_CONCEPT]),
+    el(
+        "reaction",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("date", 0, ONE, &[Ty::DateTime]),
+                el("detail", 0, ONE, &[REFERENCE]),
+                el("reported", 0, ONE, &[Ty::Boolean]),
+            ],
+        )],
+    ),
+    el(
+        "protocolApplied",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("series", 0, ONE, &[Ty::String]),
+                el("authority", 0, ONE, &[REFERENCE]),
+                el("targetDisease", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("doseNumber[x]", 1, ONE, &[Ty::PositiveInt, Ty::String]),
+                el("seriesDoses[x]", 0, ONE, &[Ty::PositiveInt, Ty::String]),
+            ],
+        )],
+    ),
+];
+
+const MEDICATION_REQUEST: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code(
+        "status",
+        1,
+        &["active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft", "unknown"],
+    ),
+    el("statusReason", 0, ONE, &[CODEABLE_CONCEPT]),
+    code(
+        "intent",
+        1,
+        &["proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"],
+    ),
+    el("category", 0, MANY, &[CODEABLE_CONCEPT]),
+    code("priority", 0, &["routine", "urgent", "asap", "stat"]),
+    el("doNotPerform", 0, ONE, &[Ty::Boolean]),
+    el("reported[x]", 0, ONE, &[Ty::Boolean, REFERENCE]),
+    el("medication[x]", 1, ONE, &[CODEABLE_CONCEPT, REFERENCE]),
+    el("subject", 1, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("supportingInformation", 0, MANY, &[REFERENCE]),
+    el("authoredOn", 0, ONE, &[Ty::DateTime]),
+    el("requester", 0, ONE, &[REFERENCE]),
+    el("performer", 0, ONE, &[REFERENCE]),
+    el("performerType", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("recorder", 0, ONE, &[REFERENCE]),
+    el("reasonCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("reasonReference", 0, MANY, &[REFERENCE]),
+    el("instantiatesCanonical", 0, MANY, &[Ty::Canonical]),
+    el("instantiatesUri", 0, MANY, &[Ty::Uri]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    el("groupIdentifier", 0, ONE, &[IDENTIFIER]),
+    el("courseOfTherapyType", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("insurance", 0, MANY, &[REFERENCE]),
+    el("note", 0, MANY, &[ANNOTATION]),
+    el("dosageInstruction", 0, MANY, &[DOSAGE]),
+    el(
+        "dispenseRequest",
+        0,
+        ONE,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el(
+                    "initialFill",
+                    0,
+                    ONE,
+                    &[Ty::Complex(
+                        "BackboneElement",
+                        &[el("quantity", 0, ONE, &[QUANTITY]), el("duration", 0, ONE, &[DURATION])],
+                    )],
+                ),
+                el("dispenseInterval", 0, ONE, &[DURATION]),
+                el("validityPeriod", 0, ONE, &[PERIOD]),
+                el("numberOfRepeatsAllowed", 0, ONE, &[Ty::UnsignedInt]),
+                el("quantity", 0, ONE, &[QUANTITY]),
+                el("expectedSupplyDuration", 0, ONE, &[DURATION]),
+                el("performer", 0, ONE, &[REFERENCE]),
+            ],
+        )],
+    ),
+    el(
+        "substitution",
+        0,
+        ONE,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("allowed[x]", 1, ONE, &[Ty::Boolean, CODEABLE_CONCEPT]), el("reason", 0, ONE, &[CODEABLE_CONCEPT])],
+        )],
+    ),
+    el("priorPrescription", 0, ONE, &[REFERENCE]),
+    el("detectedIssue", 0, MANY, &[REFERENCE]),
+    el("eventHistory", 0, MANY, &[REFERENCE]),
+];
+
+const MEDICATION_STATEMENT: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    el("partOf", 0, MANY, &[REFERENCE]),
+    code(
+        "status",
+        1,
+        &["active", "completed", "entered-in-error", "intended", "stopped", "on-hold", "unknown", "not-taken"],
+    ),
+    el("statusReason", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("category", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("medication[x]", 1, ONE, &[CODEABLE_CONCEPT, REFERENCE]),
+    el("subject", 1, ONE, &[REFERENCE]),
+    el("context", 0, ONE, &[REFERENCE]),
+    el("effective[x]", 0, ONE, &[Ty::DateTime, PERIOD]),
+    el("dateAsserted", 0, ONE, &[Ty::DateTime]),
+    el("informationSource", 0, ONE, &[REFERENCE]),
+    el("derivedFrom", 0, MANY, &[REFERENCE]),
+    el("reasonCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("reasonReference", 0, MANY, &[REFERENCE]),
+    el("note", 0, MANY, &[ANNOTATION]),
+    el("dosage", 0, MANY, &[DOSAGE]),
+];
+
+const PRACTITIONER: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("active", 0, ONE, &[Ty::Boolean]),
+    el("name", 0, MANY, &[HUMAN_NAME]),
+    el("telecom", 0, MANY, &[CONTACT_POINT]),
+    el("address", 0, MANY, &[ADDRESS]),
+    code("gender", 0, &["male", "female", "other", "unknown"]),
+    el("birthDate", 0, ONE, &[Ty::Date]),
+    el("photo", 0, MANY, &[ATTACHMENT]),
+    el(
+        "qualification",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("identifier", 0, MANY, &[IDENTIFIER]),
+                el("code", 1, ONE, &[CODEABLE_CONCEPT]),
+                el("period", 0, ONE, &[PERIOD]),
+                el("issuer", 0, ONE, &[REFERENCE]),
+            ],
+        )],
+    ),
+    el("communication", 0, MANY, &[CODEABLE_CONCEPT]),
+];
+
+const PRACTITIONER_ROLE: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("active", 0, ONE, &[Ty::Boolean]),
+    el("period", 0, ONE, &[PERIOD]),
+    el("practitioner", 0, ONE, &[REFERENCE]),
+    el("organization", 0, ONE, &[REFERENCE]),
+    el("code", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("specialty", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("location", 0, MANY, &[REFERENCE]),
+    el("healthcareService", 0, MANY, &[REFERENCE]),
+    el("telecom", 0, MANY, &[CONTACT_POINT]),
+    el(
+        "availableTime",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                El {
+                    name: "daysOfWeek",
+                    min: 0,
+                    max: MANY,
+                    types: &[Ty::Code],
+                    codes: Some(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+                },
+                el("allDay", 0, ONE, &[Ty::Boolean]),
+                el("availableStartTime", 0, ONE, &[Ty::Time]),
+                el("availableEndTime", 0, ONE, &[Ty::Time]),
+            ],
+        )],
+    ),
+    el(
+        "notAvailable",
+        0,
+        MANY,
+        &[Ty::Complex("BackboneElement", &[el("description", 1, ONE, &[Ty::String]), el("during", 0, ONE, &[PERIOD])])],
+    ),
+    el("availabilityExceptions", 0, ONE, &[Ty::String]),
+    el("endpoint", 0, MANY, &[REFERENCE]),
+];
+
+const DIAGNOSTIC_REPORT: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    code(
+        "status",
+        1,
+        &[
+            "registered",
+            "partial",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "appended",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
+    ),
+    el("category", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("code", 1, ONE, &[CODEABLE_CONCEPT]),
+    el("subject", 0, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("effective[x]", 0, ONE, &[Ty::DateTime, PERIOD]),
+    el("issued", 0, ONE, &[Ty::Instant]),
+    el("performer", 0, MANY, &[REFERENCE]),
+    el("resultsInterpreter", 0, MANY, &[REFERENCE]),
+    el("specimen", 0, MANY, &[REFERENCE]),
+    el("result", 0, MANY, &[REFERENCE]),
+    el("imagingStudy", 0, MANY, &[REFERENCE]),
+    el(
+        "media",
+        0,
+        MANY,
+        &[Ty::Complex("BackboneElement", &[el("comment", 0, ONE, &[Ty::String]), el("link", 1, ONE, &[REFERENCE])])],
+    ),
+    el("conclusion", 0, ONE, &[Ty::String]),
+    el("conclusionCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("presentedForm", 0, MANY, &[ATTACHMENT]),
+];
+
+const DOCUMENT_REFERENCE: &[El] = &[
+    el("masterIdentifier", 0, ONE, &[IDENTIFIER]),
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code("status", 1, &["current", "superseded", "entered-in-error"]),
+    code("docStatus", 0, &["preliminary", "final", "amended", "entered-in-error"]),
+    el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("category", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("subject", 0, ONE, &[REFERENCE]),
+    el("date", 0, ONE, &[Ty::Instant]),
+    el("author", 0, MANY, &[REFERENCE]),
+    el("authenticator", 0, ONE, &[REFERENCE]),
+    el("custodian", 0, ONE, &[REFERENCE]),
+    el(
+        "relatesTo",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[code("code", 1, &["replaces", "transforms", "signs", "appends"]), el("target", 1, ONE, &[REFERENCE])],
+        )],
+    ),
+    el("description", 0, ONE, &[Ty::String]),
+    el("securityLabel", 0, MANY, &[CODEABLE_CONCEPT]),
+    el(
+        "content",
+        1,
+        MANY,
+        &[Ty::Complex("BackboneElement", &[el("attachment", 1, ONE, &[ATTACHMENT]), el("format", 0, ONE, &[CODING])])],
+    ),
+    el(
+        "context",
+        0,
+        ONE,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("encounter", 0, MANY, &[REFERENCE]),
+                el("event", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("period", 0, ONE, &[PERIOD]),
+                el("facilityType", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("practiceSetting", 0, ONE, &[CODEABLE_CONCEPT]),
+                el("sourcePatientInfo", 0, ONE, &[REFERENCE]),
+                el("related", 0, MANY, &[REFERENCE]),
+            ],
+        )],
+    ),
+];
+
 /// The own elements of a supported resource type.
 pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     match resource_type {
@@ -536,6 +986,14 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
         "Observation" => Some(OBSERVATION),
         "Condition" => Some(CONDITION),
         "Encounter" => Some(ENCOUNTER),
+        "AllergyIntolerance" => Some(ALLERGY_INTOLERANCE),
+        "Immunization" => Some(IMMUNIZATION),
+        "MedicationRequest" => Some(MEDICATION_REQUEST),
+        "MedicationStatement" => Some(MEDICATION_STATEMENT),
+        "Practitioner" => Some(PRACTITIONER),
+        "PractitionerRole" => Some(PRACTITIONER_ROLE),
+        "DiagnosticReport" => Some(DIAGNOSTIC_REPORT),
+        "DocumentReference" => Some(DOCUMENT_REFERENCE),
         _ => None,
     }
 }
@@ -590,6 +1048,7 @@ impl Check {
             Ty::Date => s.is_some_and(|s| datetime::parse(s, Kind::Date, BEIJING).is_ok()),
             Ty::DateTime => s.is_some_and(|s| datetime::parse(s, Kind::DateTime, BEIJING).is_ok()),
             Ty::Instant => s.is_some_and(|s| datetime::parse(s, Kind::Instant, BEIJING).is_ok()),
+            Ty::Time => s.is_some_and(|s| datetime::parse(&format!("2000-01-01T{s}Z"), Kind::Instant, BEIJING).is_ok()),
             Ty::Complex(..) => false,
         };
         if !ok {
@@ -840,6 +1299,64 @@ mod tests {
             got.contains(&("Encounter.status".into(), "code-invalid"))
                 && got.contains(&("Encounter.class".into(), "structure")),
             "{got:?}"
+        );
+    }
+
+    /// Resources shaped as the R4 specification's own examples (abridged): each validates, and
+    /// each loses its validity when a required element goes.
+    #[test]
+    fn examples_of_the_remaining_resources_validate() {
+        let examples = [
+            json!({ "resourceType": "AllergyIntolerance", "type": "allergy", "category": ["medication"], "criticality": "high",
+                "code": { "coding": [{ "system": "http://snomed.info/sct", "code": "7980", "display": "Penicillin" }] },
+                "patient": { "reference": "Patient/p1" }, "onsetDateTime": "2010-03-01",
+                "reaction": [{ "manifestation": [{ "text": "皮疹" }], "severity": "moderate" }] }),
+            json!({ "resourceType": "Immunization", "status": "completed", "vaccineCode": { "text": "乙肝疫苗" },
+                "patient": { "reference": "Patient/p1" }, "occurrenceDateTime": "2013-01-10", "primarySource": true,
+                "doseQuantity": { "value": 5, "system": "http://unitsofmeasure.org", "code": "mg" },
+                "protocolApplied": [{ "series": "2-dose", "doseNumberPositiveInt": 1 }] }),
+            json!({ "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+                "medicationCodeableConcept": { "text": "硝苯地平控释片 30 mg" }, "subject": { "reference": "Patient/p1" },
+                "authoredOn": "2026-03-01T09:00:00+08:00",
+                "dosageInstruction": [{ "text": "每日一次 每次一片", "timing": { "repeat": { "frequency": 1, "period": 1, "periodUnit": "d", "timeOfDay": ["08:00:00"] } },
+                    "doseAndRate": [{ "doseQuantity": { "value": 1, "unit": "片" } }] }],
+                "dispenseRequest": { "numberOfRepeatsAllowed": 2, "expectedSupplyDuration": { "value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d" } },
+                "substitution": { "allowedBoolean": true } }),
+            json!({ "resourceType": "MedicationStatement", "status": "active", "medicationReference": { "reference": "Medication/m1" },
+                "subject": { "reference": "Patient/p1" }, "effectivePeriod": { "start": "2026-01-01" }, "dosage": [{ "text": "每日两次" }] }),
+            json!({ "resourceType": "Practitioner", "name": [{ "family": "杨", "given": ["明"] }], "gender": "male",
+                "qualification": [{ "code": { "text": "执业医师" }, "period": { "start": "2010" } }] }),
+            json!({ "resourceType": "PractitionerRole", "practitioner": { "reference": "Practitioner/d1" },
+                "organization": { "reference": "Organization/people-hospital" },
+                "availableTime": [{ "daysOfWeek": ["mon", "wed"], "availableStartTime": "08:00:00", "availableEndTime": "12:00:00" }],
+                "notAvailable": [{ "description": "春节", "during": { "start": "2026-02-16", "end": "2026-02-22" } }] }),
+            json!({ "resourceType": "DiagnosticReport", "status": "final", "code": { "text": "血常规" },
+                "subject": { "reference": "Patient/p1" }, "issued": "2026-03-01T10:00:00+08:00", "result": [{ "reference": "Observation/o1" }],
+                "conclusion": "未见异常" }),
+            json!({ "resourceType": "DocumentReference", "status": "current", "subject": { "reference": "Patient/p1" },
+                "date": "2026-03-01T10:00:00+08:00",
+                "content": [{ "attachment": { "contentType": "application/pdf", "url": "https://example.invalid/files/1", "title": "出院小结" } }] }),
+        ];
+        for e in &examples {
+            let rt = e["resourceType"].as_str().unwrap();
+            assert!(paths(e).is_empty(), "{rt}: {:?}", paths(e));
+            let own = definition(rt).unwrap();
+            for req in own.iter().filter(|el| el.min > 0) {
+                let stem = req.name.trim_end_matches("[x]");
+                let mut broken = e.clone();
+                let keys: Vec<String> =
+                    broken.as_object().unwrap().keys().filter(|k| k.starts_with(stem)).cloned().collect();
+                for k in keys {
+                    broken.as_object_mut().unwrap().remove(&k);
+                }
+                assert!(paths(&broken).iter().any(|(_, c)| *c == "required"), "{rt} without {}", req.name);
+            }
+        }
+        let bad_time =
+            json!({ "resourceType": "PractitionerRole", "availableTime": [{ "availableStartTime": "25:00:00" }] });
+        assert_eq!(
+            paths(&bad_time),
+            vec![("PractitionerRole.availableTime[0].availableStartTime".to_string(), "value")]
         );
     }
 
