@@ -86,6 +86,8 @@ const fn code(name: &'static str, min: u32, codes: &'static [&'static str]) -> E
 }
 
 const ONE: Option<u32> = Some(1);
+const ADMINISTRATIVE_GENDER: &[&str] = &["male", "female", "other", "unknown"];
+const DAYS_OF_WEEK: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const MANY: Option<u32> = None;
 
 // Datatypes (R4 datatypes.html). Every element may also carry `id` and `extension`.
@@ -256,7 +258,7 @@ const PATIENT: &[El] = &[
     el("active", 0, ONE, &[Ty::Boolean]),
     el("name", 0, MANY, &[HUMAN_NAME]),
     el("telecom", 0, MANY, &[CONTACT_POINT]),
-    code("gender", 0, &["male", "female", "other", "unknown"]),
+    code("gender", 0, ADMINISTRATIVE_GENDER),
     el("birthDate", 0, ONE, &[Ty::Date]),
     el("deceased[x]", 0, ONE, &[Ty::Boolean, Ty::DateTime]),
     el("address", 0, MANY, &[ADDRESS]),
@@ -274,7 +276,7 @@ const PATIENT: &[El] = &[
                 el("name", 0, ONE, &[HUMAN_NAME]),
                 el("telecom", 0, MANY, &[CONTACT_POINT]),
                 el("address", 0, ONE, &[ADDRESS]),
-                code("gender", 0, &["male", "female", "other", "unknown"]),
+                code("gender", 0, ADMINISTRATIVE_GENDER),
                 el("organization", 0, ONE, &[REFERENCE]),
                 el("period", 0, ONE, &[PERIOD]),
             ],
@@ -555,13 +557,7 @@ const TIMING: Ty = Ty::Complex(
                     el("period", 0, ONE, &[Ty::Decimal]),
                     el("periodMax", 0, ONE, &[Ty::Decimal]),
                     code("periodUnit", 0, UNITS_OF_TIME),
-                    El {
-                        name: "dayOfWeek",
-                        min: 0,
-                        max: MANY,
-                        types: &[Ty::Code],
-                        codes: Some(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
-                    },
+                    El { name: "dayOfWeek", min: 0, max: MANY, types: &[Ty::Code], codes: Some(DAYS_OF_WEEK) },
                     el("timeOfDay", 0, MANY, &[Ty::Time]),
                     el("when", 0, MANY, &[Ty::Code]),
                     el("offset", 0, ONE, &[Ty::UnsignedInt]),
@@ -828,7 +824,7 @@ const PRACTITIONER: &[El] = &[
     el("name", 0, MANY, &[HUMAN_NAME]),
     el("telecom", 0, MANY, &[CONTACT_POINT]),
     el("address", 0, MANY, &[ADDRESS]),
-    code("gender", 0, &["male", "female", "other", "unknown"]),
+    code("gender", 0, ADMINISTRATIVE_GENDER),
     el("birthDate", 0, ONE, &[Ty::Date]),
     el("photo", 0, MANY, &[ATTACHMENT]),
     el(
@@ -866,13 +862,7 @@ const PRACTITIONER_ROLE: &[El] = &[
         &[Ty::Complex(
             "BackboneElement",
             &[
-                El {
-                    name: "daysOfWeek",
-                    min: 0,
-                    max: MANY,
-                    types: &[Ty::Code],
-                    codes: Some(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
-                },
+                El { name: "daysOfWeek", min: 0, max: MANY, types: &[Ty::Code], codes: Some(DAYS_OF_WEEK) },
                 el("allDay", 0, ONE, &[Ty::Boolean]),
                 el("availableStartTime", 0, ONE, &[Ty::Time]),
                 el("availableEndTime", 0, ONE, &[Ty::Time]),
