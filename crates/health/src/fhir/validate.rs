@@ -7,7 +7,7 @@
 //! pages), one table per type; [`definition`] lists the resources the platform supports so far
 //! (Patient, Organization, Observation, Condition, Encounter, AllergyIntolerance, Immunization,
 //! MedicationRequest, MedicationStatement, Practitioner, PractitionerRole, DiagnosticReport,
-//! DocumentReference).
+//! DocumentReference, Consent, Provenance, ImagingStudy).
 
 use super::datetime::{self, BEIJING, Kind};
 use serde_json::{Map, Value};
@@ -36,6 +36,9 @@ pub enum Ty {
     /// An XHTML fragment (Narrative.div): checked as a string here.
     Xhtml,
     Complex(&'static str, &'static [El]),
+    /// The type of the element that holds this one: a backbone element that nests in itself
+    /// (Consent.provision.provision).
+    Same,
 }
 
 impl Ty {
@@ -61,6 +64,7 @@ impl Ty {
             Ty::Time => "Time",
             Ty::Xhtml => "Xhtml",
             Ty::Complex(name, _) => name,
+            Ty::Same => "",
         }
     }
 }
@@ -968,6 +972,183 @@ const DOCUMENT_REFERENCE: &[El] = &[
     ),
 ];
 
+/// Consent.provision, which nests in itself.
+const CONSENT_PROVISION: &[El] = &[
+    code("type", 0, &["deny", "permit"]),
+    el("period", 0, ONE, &[PERIOD]),
+    el(
+        "actor",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("role", 1, ONE, &[CODEABLE_CONCEPT]), el("reference", 1, ONE, &[REFERENCE])],
+        )],
+    ),
+    el("action", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("securityLabel", 0, MANY, &[CODING]),
+    el("purpose", 0, MANY, &[CODING]),
+    el("class", 0, MANY, &[CODING]),
+    el("code", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("dataPeriod", 0, ONE, &[PERIOD]),
+    el(
+        "data",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                code("meaning", 1, &["instance", "related", "dependents", "authoredby"]),
+                el("reference", 1, ONE, &[REFERENCE]),
+            ],
+        )],
+    ),
+    el("provision", 0, MANY, &[Ty::Same]),
+];
+
+const CONSENT: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code("status", 1, &["draft", "proposed", "active", "rejected", "inactive", "entered-in-error"]),
+    el("scope", 1, ONE, &[CODEABLE_CONCEPT]),
+    el("category", 1, MANY, &[CODEABLE_CONCEPT]),
+    el("patient", 0, ONE, &[REFERENCE]),
+    el("dateTime", 0, ONE, &[Ty::DateTime]),
+    el("performer", 0, MANY, &[REFERENCE]),
+    el("organization", 0, MANY, &[REFERENCE]),
+    el("source[x]", 0, ONE, &[ATTACHMENT, REFERENCE]),
+    el(
+        "policy",
+        0,
+        MANY,
+        &[Ty::Complex("BackboneElement", &[el("authority", 0, ONE, &[Ty::Uri]), el("uri", 0, ONE, &[Ty::Uri])])],
+    ),
+    el("policyRule", 0, ONE, &[CODEABLE_CONCEPT]),
+    el(
+        "verification",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("verified", 1, ONE, &[Ty::Boolean]),
+                el("verifiedWith", 0, ONE, &[REFERENCE]),
+                el("verificationDate", 0, ONE, &[Ty::DateTime]),
+            ],
+        )],
+    ),
+    el("provision", 0, ONE, &[Ty::Complex("BackboneElement", CONSENT_PROVISION)]),
+];
+
+pub const SIGNATURE: Ty = Ty::Complex(
+    "Signature",
+    &[
+        el("type", 1, MANY, &[CODING]),
+        el("when", 1, ONE, &[Ty::Instant]),
+        el("who", 1, ONE, &[REFERENCE]),
+        el("onBehalfOf", 0, ONE, &[REFERENCE]),
+        el("targetFormat", 0, ONE, &[Ty::Code]),
+        el("sigFormat", 0, ONE, &[Ty::Code]),
+        el("data", 0, ONE, &[Ty::Base64Binary]),
+    ],
+);
+
+const PROVENANCE_AGENT: &[El] = &[
+    el("type", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("role", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("who", 1, ONE, &[REFERENCE]),
+    el("onBehalfOf", 0, ONE, &[REFERENCE]),
+];
+
+const PROVENANCE: &[El] = &[
+    el("target", 1, MANY, &[REFERENCE]),
+    el("occurred[x]", 0, ONE, &[PERIOD, Ty::DateTime]),
+    el("recorded", 1, ONE, &[Ty::Instant]),
+    el("policy", 0, MANY, &[Ty::Uri]),
+    el("location", 0, ONE, &[REFERENCE]),
+    el("reason", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("activity", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("agent", 1, MANY, &[Ty::Complex("BackboneElement", PROVENANCE_AGENT)]),
+    el(
+        "entity",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                code("role", 1, &["derivation", "revision", "quotation", "source", "removal"]),
+                el("what", 1, ONE, &[REFERENCE]),
+                el("agent", 0, MANY, &[Ty::Complex("BackboneElement", PROVENANCE_AGENT)]),
+            ],
+        )],
+    ),
+    el("signature", 0, MANY, &[SIGNATURE]),
+];
+
+const IMAGING_STUDY: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code("status", 1, &["registered", "available", "cancelled", "entered-in-error", "unknown"]),
+    el("modality", 0, MANY, &[CODING]),
+    el("subject", 1, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("started", 0, ONE, &[Ty::DateTime]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    el("referrer", 0, ONE, &[REFERENCE]),
+    el("interpreter", 0, MANY, &[REFERENCE]),
+    el("endpoint", 0, MANY, &[REFERENCE]),
+    el("numberOfSeries", 0, ONE, &[Ty::UnsignedInt]),
+    el("numberOfInstances", 0, ONE, &[Ty::UnsignedInt]),
+    el("procedureReference", 0, ONE, &[REFERENCE]),
+    el("procedureCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("location", 0, ONE, &[REFERENCE]),
+    el("reasonCode", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("reasonReference", 0, MANY, &[REFERENCE]),
+    el("note", 0, MANY, &[ANNOTATION]),
+    el("description", 0, ONE, &[Ty::String]),
+    el(
+        "series",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("uid", 1, ONE, &[Ty::Id]),
+                el("number", 0, ONE, &[Ty::UnsignedInt]),
+                el("modality", 1, ONE, &[CODING]),
+                el("description", 0, ONE, &[Ty::String]),
+                el("numberOfInstances", 0, ONE, &[Ty::UnsignedInt]),
+                el("endpoint", 0, MANY, &[REFERENCE]),
+                el("bodySite", 0, ONE, &[CODING]),
+                el("laterality", 0, ONE, &[CODING]),
+                el("specimen", 0, MANY, &[REFERENCE]),
+                el("started", 0, ONE, &[Ty::DateTime]),
+                el(
+                    "performer",
+                    0,
+                    MANY,
+                    &[Ty::Complex(
+                        "BackboneElement",
+                        &[el("function", 0, ONE, &[CODEABLE_CONCEPT]), el("actor", 1, ONE, &[REFERENCE])],
+                    )],
+                ),
+                el(
+                    "instance",
+                    0,
+                    MANY,
+                    &[Ty::Complex(
+                        "BackboneElement",
+                        &[
+                            el("uid", 1, ONE, &[Ty::Id]),
+                            el("sopClass", 1, ONE, &[CODING]),
+                            el("number", 0, ONE, &[Ty::UnsignedInt]),
+                            el("title", 0, ONE, &[Ty::String]),
+                        ],
+                    )],
+                ),
+            ],
+        )],
+    ),
+];
+
 /// The own elements of a supported resource type.
 pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     match resource_type {
@@ -984,6 +1165,9 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
         "PractitionerRole" => Some(PRACTITIONER_ROLE),
         "DiagnosticReport" => Some(DIAGNOSTIC_REPORT),
         "DocumentReference" => Some(DOCUMENT_REFERENCE),
+        "Consent" => Some(CONSENT),
+        "Provenance" => Some(PROVENANCE),
+        "ImagingStudy" => Some(IMAGING_STUDY),
         _ => None,
     }
 }
@@ -1039,7 +1223,7 @@ impl Check {
             Ty::DateTime => s.is_some_and(|s| datetime::parse(s, Kind::DateTime, BEIJING).is_ok()),
             Ty::Instant => s.is_some_and(|s| datetime::parse(s, Kind::Instant, BEIJING).is_ok()),
             Ty::Time => s.is_some_and(|s| datetime::parse(&format!("2000-01-01T{s}Z"), Kind::Instant, BEIJING).is_ok()),
-            Ty::Complex(..) => false,
+            Ty::Complex(..) | Ty::Same => false,
         };
         if !ok {
             let shown: String = v.to_string().chars().take(40).collect();
@@ -1054,13 +1238,16 @@ impl Check {
         }
     }
 
-    fn value(&mut self, ty: &Ty, v: &Value, path: &str, codes: Option<&[&str]>, depth: usize) {
-        match ty {
-            Ty::Complex(name, elements) => match v.as_object() {
-                Some(o) => self.object(name, elements, o, path, depth + 1),
-                None => self.issue("structure", path, format!("a {name} is an object")),
-            },
-            _ => self.primitive(ty, v, path, codes),
+    /// One value of an element; `here` is the type holding it, for [`Ty::Same`].
+    fn value(&mut self, ty: &Ty, v: &Value, path: &str, codes: Option<&[&str]>, depth: usize, here: (&str, &[El])) {
+        let (name, elements) = match ty {
+            Ty::Complex(name, elements) => (*name, *elements),
+            Ty::Same => here,
+            _ => return self.primitive(ty, v, path, codes),
+        };
+        match v.as_object() {
+            Some(o) => self.object(name, elements, o, path, depth + 1),
+            None => self.issue("structure", path, format!("a {name} is an object")),
         }
     }
 
@@ -1129,11 +1316,11 @@ impl Check {
                         self.issue("structure", &sub, "an empty list: leave it out instead".into());
                     }
                     for (i, item) in items.iter().enumerate() {
-                        self.value(ty, item, &format!("{sub}[{i}]"), e.codes, depth);
+                        self.value(ty, item, &format!("{sub}[{i}]"), e.codes, depth, (type_name, elements));
                     }
                 }
                 (None, _) => self.issue("structure", &sub, format!("{key} is a list")),
-                (_, v) => self.value(ty, v, &sub, e.codes, depth),
+                (_, v) => self.value(ty, v, &sub, e.codes, depth, (type_name, elements)),
             }
         }
         for e in elements.iter().filter(|e| e.min > 0) {
@@ -1326,6 +1513,20 @@ mod tests {
             json!({ "resourceType": "DocumentReference", "status": "current", "subject": { "reference": "Patient/p1" },
                 "date": "2026-03-01T10:00:00+08:00",
                 "content": [{ "attachment": { "contentType": "application/pdf", "url": "https://example.invalid/files/1", "title": "出院小结" } }] }),
+            json!({ "resourceType": "Consent", "status": "active",
+                "scope": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy" }] },
+                "category": [{ "coding": [{ "system": "http://loinc.org", "code": "59284-0" }] }], "patient": { "reference": "Patient/p1" },
+                "dateTime": "2026-03-01", "provision": { "type": "permit", "period": { "start": "2026-03-01", "end": "2027-03-01" },
+                    "actor": [{ "role": { "text": "接诊医生" }, "reference": { "reference": "Organization/people-hospital" } }],
+                    "provision": [{ "type": "deny", "class": [{ "system": "http://hl7.org/fhir/resource-types", "code": "DocumentReference" }],
+                        "provision": [{ "type": "permit", "purpose": [{ "code": "ETREAT" }] }] }] } }),
+            json!({ "resourceType": "Provenance", "target": [{ "reference": "Observation/o1/_history/1" }], "recorded": "2026-03-01T10:00:00+08:00",
+                "agent": [{ "who": { "reference": "Practitioner/d1" }, "onBehalfOf": { "reference": "Organization/people-hospital" } }],
+                "signature": [{ "type": [{ "system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.1" }],
+                    "when": "2026-03-01T10:00:00+08:00", "who": { "reference": "Practitioner/d1" }, "sigFormat": "application/sm2-signature", "data": "MEUCIQ==" }] }),
+            json!({ "resourceType": "ImagingStudy", "status": "available", "subject": { "reference": "Patient/p1" }, "started": "2026-03-01T09:30:00+08:00",
+                "series": [{ "uid": "2.16.124.113543.6003.2588828330.45298.17418.2723805630", "modality": { "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT" },
+                    "instance": [{ "uid": "2.16.124.113543.6003.189642796.63084.16748.2599092903", "sopClass": { "system": "urn:ietf:rfc:3986", "code": "urn:oid:1.2.840.10008.5.1.4.1.1.2" } }] }] }),
         ];
         for e in &examples {
             let rt = e["resourceType"].as_str().unwrap();
