@@ -8,6 +8,7 @@
 //! diabetes 11.9 % of people aged 18 and over, rising with age (the bands below give about those
 //! shares for the district's age mix).
 
+use crate::fhir::validate::{ICD10_SYSTEM as ICD10, LOINC_SYSTEM as LOINC};
 use crate::linkage::Sex;
 use crate::synth::{self, Resident};
 use rand::rngs::StdRng;
@@ -17,8 +18,6 @@ use serde_json::{Value, json};
 /// The identifier system of citizen IDs (居民身份证号码) on this platform. The national
 /// NamingSystem should replace it once the district's exchange partners agree on one.
 pub const CITIZEN_ID_SYSTEM: &str = "urn:wuqing:sid:citizen-id";
-pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
-pub const LOINC: &str = "http://loinc.org";
 pub const UCUM: &str = "http://unitsofmeasure.org";
 
 /// The institutions: the two district hospitals and the community health service centre of the

@@ -1172,6 +1172,53 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     }
 }
 
+pub const LOINC_SYSTEM: &str = "http://loinc.org";
+pub const ICD10_SYSTEM: &str = "http://hl7.org/fhir/sid/icd-10";
+
+/// A LOINC code: up to seven digits, a hyphen and the check digit (LOINC Users' Guide, the mod 10
+/// algorithm: Luhn's).
+pub fn loinc_ok(code: &str) -> bool {
+    let Some((num, check)) = code.split_once('-') else { return false };
+    if num.is_empty()
+        || num.len() > 7
+        || check.len() != 1
+        || !num.bytes().chain(check.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return false;
+    }
+    let sum: u32 = num
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let x = d * 2;
+                x / 10 + x % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    (10 - sum % 10) % 10 == u32::from(check.as_bytes()[0] - b'0')
+}
+
+/// An ICD-10 code: a letter, two digits, then optionally a point and up to eight letters, digits
+/// or `x` (the national clinical edition's extensions of GB/T 14396, e.g. `I10.x00x002`).
+pub fn icd10_ok(code: &str) -> bool {
+    let b = code.as_bytes();
+    if b.len() < 3 || !b[0].is_ascii_uppercase() || !b[1].is_ascii_digit() || !b[2].is_ascii_digit() {
+        return false;
+    }
+    match code[3..].strip_prefix('.') {
+        None => code.len() == 3,
+        Some(rest) => {
+            (1..=8).contains(&rest.len())
+                && rest.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == b'x')
+        }
+    }
+}
+
 /// One problem found, for an OperationOutcome issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
@@ -1323,6 +1370,9 @@ impl Check {
                 (_, v) => self.value(ty, v, &sub, e.codes, depth, (type_name, elements)),
             }
         }
+        if type_name == "Coding" {
+            self.coding(o, path);
+        }
         for e in elements.iter().filter(|e| e.min > 0) {
             let present = match e.name.strip_suffix("[x]") {
                 Some(stem) => o.keys().any(|k| k.starts_with(stem)),
@@ -1331,6 +1381,25 @@ impl Check {
             if !present {
                 self.issue("required", &format!("{path}.{}", e.name), format!("{} is required", e.name));
             }
+        }
+    }
+
+    /// Codes of the code systems we can check without shipping them: a LOINC code's check digit,
+    /// an ICD-10 code's form (GB/T 14396 extends the codes after the point).
+    fn coding(&mut self, o: &Map<String, Value>, path: &str) {
+        let (Some(system), Some(code)) =
+            (o.get("system").and_then(Value::as_str), o.get("code").and_then(Value::as_str))
+        else {
+            return;
+        };
+        let ok = match system {
+            LOINC_SYSTEM => loinc_ok(code),
+            ICD10_SYSTEM => icd10_ok(code),
+            _ => true,
+        };
+        if !ok {
+            let shown: String = code.chars().take(20).collect();
+            self.issue("code-invalid", &format!("{path}.code"), format!("{shown:?} is not a {system} code"));
         }
     }
 
@@ -1549,6 +1618,32 @@ mod tests {
             paths(&bad_time),
             vec![("PractitionerRole.availableTime[0].availableStartTime".to_string(), "value")]
         );
+    }
+
+    #[test]
+    fn loinc_check_digits_and_icd10_forms_are_checked_wherever_a_coding_is() {
+        // Check digits of codes in the LOINC table (8480-6 systolic, 8462-4 diastolic blood
+        // pressure, 14771-0 fasting glucose, 4548-4 HbA1c, 2345-7 serum glucose, 85354-9 the
+        // blood pressure panel).
+        for c in ["8480-6", "8462-4", "14771-0", "4548-4", "2345-7", "85354-9", "718-7"] {
+            assert!(loinc_ok(c), "{c}");
+        }
+        for c in ["8480-5", "8480", "-6", "12345678-9", "8a80-6", ""] {
+            assert!(!loinc_ok(c), "{c}");
+        }
+        for c in ["I10", "E11.9", "I10.x00x002", "J44.1"] {
+            assert!(icd10_ok(c), "{c}");
+        }
+        for c in ["I1", "i10", "I10.", "10I", "I10.x00x00200", "I10x"] {
+            assert!(!icd10_ok(c), "{c}");
+        }
+        let o = json!({ "resourceType": "Observation", "status": "final",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "8480-5" }] },
+            "component": [{ "code": { "coding": [{ "system": "http://loinc.org", "code": "8462-4" }] }, "valueQuantity": { "value": 80 } }] });
+        assert_eq!(paths(&o), vec![("Observation.code.coding[0].code".to_string(), "code-invalid")]);
+        let c = json!({ "resourceType": "Condition", "subject": { "reference": "Patient/p1" },
+            "code": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": "hypertension" }] } });
+        assert_eq!(paths(&c), vec![("Condition.code.coding[0].code".to_string(), "code-invalid")]);
     }
 
     #[test]
