@@ -10,4 +10,5 @@
 pub mod fhir;
 pub mod generate;
 pub mod linkage;
+pub mod mpi;
 pub mod synth;
