@@ -109,6 +109,14 @@ enum HealthCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Checks FHIR R4 NDJSON files (one resource per line) before they are sent: every line's
+    /// structure, cardinality and codes, reported by file, line and path; exits non-zero if any
+    /// line is invalid.
+    Validate {
+        /// NDJSON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -312,6 +320,9 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(&cfg);
     if let Cmd::Health { cmd: HealthCmd::Generate { residents, seed, year, out } } = &cli.cmd {
         return health_generate(*residents, *seed, *year, out);
+    }
+    if let Cmd::Health { cmd: HealthCmd::Validate { files } } = &cli.cmd {
+        return health_validate(files);
     }
     if matches!(
         cli.cmd,
@@ -654,6 +665,41 @@ fn health_generate(residents: usize, seed: u64, year: i32, out: &std::path::Path
         counts.observations,
         out.display()
     );
+    Ok(())
+}
+
+/// `wuqing health validate`: every line of every file checked; at most 20 problems printed per
+/// file, all counted.
+fn health_validate(files: &[PathBuf]) -> anyhow::Result<()> {
+    use health::fhir::ndjson::{self, Line};
+    let mut invalid_total = 0usize;
+    for path in files {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let (mut valid, mut invalid) = (std::collections::BTreeMap::<String, usize>::new(), 0usize);
+        ndjson::read(std::io::BufReader::new(f), |n, line| match line {
+            Line::Valid { resource_type, .. } => *valid.entry(resource_type).or_default() += 1,
+            Line::Invalid { issues } => {
+                invalid += 1;
+                if invalid <= 20 {
+                    for i in issues.iter().take(5) {
+                        println!("{}:{n}: {} {}: {}", path.display(), i.code, i.path, i.diagnostics);
+                    }
+                }
+            }
+        })
+        .with_context(|| format!("reading {}", path.display()))?;
+        let counts: Vec<String> = valid.iter().map(|(t, c)| format!("{c} {t}")).collect();
+        println!(
+            "{}: {} valid ({}), {invalid} invalid",
+            path.display(),
+            valid.values().sum::<usize>(),
+            if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
+        );
+        invalid_total += invalid;
+    }
+    if invalid_total > 0 {
+        bail!("{invalid_total} invalid lines");
+    }
     Ok(())
 }
 

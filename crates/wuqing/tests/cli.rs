@@ -362,6 +362,24 @@ fn health_generate_writes_a_synthetic_district_as_ndjson_the_same_for_the_same_s
             assert_eq!(lines.len(), 300);
         }
     }
+    // What was generated validates; a broken line is named by file, line and path.
+    let files: Vec<String> = ["Organization", "Patient", "Condition", "Encounter", "Observation"]
+        .iter()
+        .map(|k| a.join(format!("{k}.ndjson")).to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["health", "validate"];
+    args.extend(files.iter().map(String::as_str));
+    let o = wuqing(dir.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("300 valid (300 Patient), 0 invalid"), "{}", text(&o));
+    let broken = dir.path().join("broken.ndjson");
+    std::fs::write(&broken, "{\"resourceType\":\"Patient\",\"gender\":\"f\"}\n{\"resourceType\":\"Patient\"}\n")
+        .unwrap();
+    let o = wuqing(dir.path(), &["health", "validate", broken.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("broken.ndjson:1: code-invalid Patient.gender"), "{}", text(&o));
+    assert!(text(&o).contains("1 valid (1 Patient), 1 invalid"), "{}", text(&o));
+
     // A file where the directory should be: a clear error, no panic.
     let blocked = dir.path().join("file");
     std::fs::write(&blocked, "x").unwrap();

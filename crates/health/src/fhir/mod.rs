@@ -2,5 +2,6 @@
 //! HTTP interactions build on them.
 
 pub mod datetime;
+pub mod ndjson;
 pub mod search;
 pub mod validate;
