@@ -11,4 +11,5 @@ pub mod fhir;
 pub mod generate;
 pub mod linkage;
 pub mod mpi;
+pub mod retention;
 pub mod synth;
