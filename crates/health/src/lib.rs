@@ -13,3 +13,4 @@ pub mod linkage;
 pub mod mpi;
 pub mod retention;
 pub mod synth;
+pub mod trust;
