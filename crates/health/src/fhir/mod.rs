@@ -2,6 +2,7 @@
 //! HTTP interactions build on them.
 
 pub mod datetime;
+pub mod index;
 pub mod ndjson;
 pub mod search;
 pub mod validate;
