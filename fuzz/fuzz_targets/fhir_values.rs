@@ -1,8 +1,9 @@
 //! FHIR values: date, dateTime, instant and search date values, search parameter values (commas,
-//! escapes, prefixes, tokens) and resource validation, over arbitrary text. Whatever is accepted
-//! keeps the bounds the server relies on: a period is never empty, a validation answers at most
-//! 100 issues. The modules are compiled from the health crate's own source files (they need only
-//! time, serde_json and thiserror), so fuzzing does not build the platform.
+//! escapes, prefixes, tokens), resource validation, index extraction and query strings, over
+//! arbitrary text. Whatever is accepted keeps the bounds the server relies on: a period is never
+//! empty, a validation answers at most 100 issues, a query's page is bounded. The modules are
+//! compiled from the health crate's own source files (they need only time, serde_json and
+//! thiserror), so fuzzing does not build the platform.
 #![no_main]
 
 // At the root, as siblings: the modules reach each other as `super::datetime`.
@@ -15,6 +16,12 @@ mod search;
 #[path = "../../crates/health/src/fhir/validate.rs"]
 #[allow(dead_code)]
 mod validate;
+#[path = "../../crates/health/src/fhir/index.rs"]
+#[allow(dead_code)]
+mod index;
+#[path = "../../crates/health/src/fhir/query.rs"]
+#[allow(dead_code)]
+mod query;
 
 use datetime::{BEIJING, Kind};
 use libfuzzer_sys::fuzz_target;
@@ -35,5 +42,17 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(s) {
         assert!(validate::validate(&v, None).len() <= 100);
+        for p in index::PARAMS {
+            let _ = index::extract(&v, p, BEIJING);
+        }
+    }
+    // The text as a query string, against every resource type's parameters.
+    let pairs: Vec<(String, String)> =
+        s.split('&').map(|kv| kv.split_once('=').unwrap_or((kv, ""))).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for rt in ["Patient", "Observation", "Encounter"] {
+        if let Ok(q) = query::parse(rt, &pairs, false, BEIJING) {
+            assert!(q.count <= query::MAX_COUNT);
+            let _ = q.matches(&serde_json::json!({ "resourceType": rt, "id": "x" }), Some(0), BEIJING, 0);
+        }
     }
 });

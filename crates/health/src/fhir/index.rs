@@ -17,7 +17,7 @@ pub enum ParamType {
 
 /// A search parameter: its resource type, name, type, and the elements it reads (a choice
 /// element as `effective[x]`; nested elements with dots).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchParam {
     pub resource: &'static str,
     pub name: &'static str,

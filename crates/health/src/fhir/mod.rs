@@ -4,5 +4,6 @@
 pub mod datetime;
 pub mod index;
 pub mod ndjson;
+pub mod query;
 pub mod search;
 pub mod validate;
