@@ -7,6 +7,7 @@
 //! parameter values and how they match). The index's store,
 //! the FHIR R4 server, consent and the trusted EMR build on it (issue 9).
 
+pub mod access;
 pub mod consent;
 pub mod fhir;
 pub mod generate;
