@@ -333,3 +333,169 @@ mod tests {
         assert!(crate::fhir::validate::validate(&b["entry"][0]["resource"], Some("Patient")).is_empty());
     }
 }
+
+/// The links between registrations that the index keeps (automatic and human), as a sequence of
+/// events, so that each is audited and can be taken back: the same person is the set of
+/// registrations joined by links; "separated" records two registrations a human judged to be two
+/// people, which no later link may join, directly or through others.
+pub mod links {
+    use std::collections::{BTreeSet, HashMap, VecDeque};
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Event {
+        Link { a: String, b: String },
+        Unlink { a: String, b: String },
+        Separate { a: String, b: String },
+        Unseparate { a: String, b: String },
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum LinkError {
+        #[error("a registration cannot be linked to itself")]
+        SelfLink,
+        #[error("the two are already the same person")]
+        AlreadyLinked,
+        #[error("the link would join registrations a reviewer separated")]
+        Separated,
+        #[error("there is no such link or separation to take back")]
+        NotThere,
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        if a <= b { (a.to_string(), b.to_string()) } else { (b.to_string(), a.to_string()) }
+    }
+
+    /// The links in force.
+    #[derive(Debug, Clone, Default)]
+    pub struct Links {
+        edges: BTreeSet<(String, String)>,
+        separated: BTreeSet<(String, String)>,
+        adjacent: HashMap<String, BTreeSet<String>>,
+    }
+
+    impl Links {
+        /// Replays events in order; the first refused names its position.
+        pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Links, (usize, LinkError)> {
+            let mut l = Links::default();
+            for (i, e) in events.into_iter().enumerate() {
+                l.apply(e).map_err(|err| (i, err))?;
+            }
+            Ok(l)
+        }
+
+        /// Applies one event, or refuses it and changes nothing.
+        pub fn apply(&mut self, e: &Event) -> Result<(), LinkError> {
+            match e {
+                Event::Link { a, b } => {
+                    if a == b {
+                        return Err(LinkError::SelfLink);
+                    }
+                    let (ca, cb) = (self.person(a), self.person(b));
+                    if ca.contains(b) {
+                        return Err(LinkError::AlreadyLinked);
+                    }
+                    if self
+                        .separated
+                        .iter()
+                        .any(|(x, y)| (ca.contains(x) && cb.contains(y)) || (ca.contains(y) && cb.contains(x)))
+                    {
+                        return Err(LinkError::Separated);
+                    }
+                    self.edges.insert(pair(a, b));
+                    self.adjacent.entry(a.clone()).or_default().insert(b.clone());
+                    self.adjacent.entry(b.clone()).or_default().insert(a.clone());
+                    Ok(())
+                }
+                Event::Unlink { a, b } => {
+                    if !self.edges.remove(&pair(a, b)) {
+                        return Err(LinkError::NotThere);
+                    }
+                    for (x, y) in [(a, b), (b, a)] {
+                        if let Some(n) = self.adjacent.get_mut(x) {
+                            n.remove(y);
+                        }
+                    }
+                    Ok(())
+                }
+                Event::Separate { a, b } => {
+                    if a == b {
+                        return Err(LinkError::SelfLink);
+                    }
+                    if self.person(a).contains(b) {
+                        return Err(LinkError::AlreadyLinked);
+                    }
+                    self.separated.insert(pair(a, b));
+                    Ok(())
+                }
+                Event::Unseparate { a, b } => {
+                    if self.separated.remove(&pair(a, b)) {
+                        Ok(())
+                    } else {
+                        Err(LinkError::NotThere)
+                    }
+                }
+            }
+        }
+
+        /// The registrations of the person `id` belongs to (itself included).
+        pub fn person(&self, id: &str) -> BTreeSet<String> {
+            let mut seen = BTreeSet::from([id.to_string()]);
+            let mut todo = VecDeque::from([id.to_string()]);
+            while let Some(x) = todo.pop_front() {
+                for y in self.adjacent.get(&x).into_iter().flatten() {
+                    if seen.insert(y.clone()) {
+                        todo.push_back(y.clone());
+                    }
+                }
+            }
+            seen
+        }
+
+        pub fn same_person(&self, a: &str, b: &str) -> bool {
+            self.person(a).contains(b)
+        }
+
+        pub fn is_separated(&self, a: &str, b: &str) -> bool {
+            self.separated.contains(&pair(a, b))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn link(a: &str, b: &str) -> Event {
+            Event::Link { a: a.into(), b: b.into() }
+        }
+
+        #[test]
+        fn links_join_people_and_are_taken_back() {
+            let events = [link("h1/1", "h2/7"), link("h2/7", "h3/2")];
+            let mut l = Links::replay(&events).unwrap();
+            assert!(l.same_person("h1/1", "h3/2"), "through h2/7");
+            assert_eq!(l.apply(&link("h3/2", "h1/1")), Err(LinkError::AlreadyLinked));
+            l.apply(&Event::Unlink { a: "h3/2".into(), b: "h2/7".into() }).unwrap();
+            assert!(!l.same_person("h1/1", "h3/2") && l.same_person("h1/1", "h2/7"));
+            assert_eq!(l.apply(&Event::Unlink { a: "h3/2".into(), b: "h2/7".into() }), Err(LinkError::NotThere));
+            assert_eq!(l.apply(&link("x", "x")), Err(LinkError::SelfLink));
+        }
+
+        #[test]
+        fn a_separation_holds_against_links_through_others() {
+            let mut l = Links::default();
+            l.apply(&Event::Separate { a: "a".into(), b: "b".into() }).unwrap();
+            assert_eq!(l.apply(&link("a", "b")), Err(LinkError::Separated));
+            l.apply(&link("a", "c")).unwrap();
+            assert_eq!(l.apply(&link("c", "b")), Err(LinkError::Separated), "c is a's person");
+            l.apply(&link("b", "d")).unwrap();
+            assert_eq!(l.apply(&link("d", "c")), Err(LinkError::Separated), "d is b's, c is a's");
+            assert_eq!(l.apply(&Event::Separate { a: "a".into(), b: "c".into() }), Err(LinkError::AlreadyLinked));
+            l.apply(&Event::Unseparate { a: "b".into(), b: "a".into() }).unwrap();
+            l.apply(&link("d", "c")).unwrap();
+            assert!(l.same_person("a", "b"));
+            // A replay stops at the first refused event and names it.
+            let events = [Event::Separate { a: "x".into(), b: "y".into() }, link("x", "y")];
+            assert_eq!(Links::replay(&events).unwrap_err(), (1, LinkError::Separated));
+        }
+    }
+}
