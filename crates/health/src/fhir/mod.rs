@@ -1,6 +1,7 @@
 //! The pure parts of the FHIR R4 server: values and search semantics, no IO. The store and the
 //! HTTP interactions build on them.
 
+pub mod bundle;
 pub mod datetime;
 pub mod index;
 pub mod ndjson;
