@@ -1,9 +1,9 @@
 //! FHIR values: date, dateTime, instant and search date values, search parameter values (commas,
-//! escapes, prefixes, tokens), resource validation, index extraction and query strings, over
-//! arbitrary text. Whatever is accepted keeps the bounds the server relies on: a period is never
-//! empty, a validation answers at most 100 issues, a query's page is bounded. The modules are
-//! compiled from the health crate's own source files (they need only time, serde_json and
-//! thiserror), so fuzzing does not build the platform.
+//! escapes, prefixes, tokens), resource validation, index extraction, query strings and Bundle
+//! plans, over arbitrary text. Whatever is accepted keeps the bounds the server relies on: a
+//! period is never empty, a validation answers at most 100 issues, a query's page and a plan are
+//! bounded. The modules are compiled from the health crate's own source files (they need only
+//! time, serde_json and thiserror), so fuzzing does not build the platform.
 #![no_main]
 
 // At the root, as siblings: the modules reach each other as `super::datetime`.
@@ -22,6 +22,9 @@ mod index;
 #[path = "../../crates/health/src/fhir/query.rs"]
 #[allow(dead_code)]
 mod query;
+#[path = "../../crates/health/src/fhir/bundle.rs"]
+#[allow(dead_code)]
+mod bundle;
 
 use datetime::{BEIJING, Kind};
 use libfuzzer_sys::fuzz_target;
@@ -44,6 +47,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(validate::validate(&v, None).len() <= 100);
         for p in index::PARAMS {
             let _ = index::extract(&v, p, BEIJING);
+        }
+        let mut n = 0;
+        if let Ok(plan) = bundle::plan(&v, || {
+            n += 1;
+            n.to_string()
+        }) {
+            assert!(plan.ops.len() <= bundle::MAX_ENTRIES);
         }
     }
     // The text as a query string, against every resource type's parameters.
