@@ -311,3 +311,82 @@ mod tests {
         assert!(extract(&json!({}), param("Encounter", "class"), BEIJING).is_empty());
     }
 }
+
+/// Whether a resource belongs to the record of `Patient/<patient>`: the Patient itself, or a
+/// resource whose `patient` parameter refers to it (the patient compartment, as far as the
+/// supported resources go).
+pub fn in_compartment(resource: &Value, patient: &str, zone: UtcOffset) -> bool {
+    let Some(rt) = resource["resourceType"].as_str() else { return false };
+    if rt == "Patient" {
+        return resource["id"].as_str() == Some(patient);
+    }
+    params_of(rt).filter(|p| p.name == "patient" && p.kind == ParamType::Reference).any(|p| {
+        extract(resource, p, zone)
+            .iter()
+            .any(|e| matches!(e, Entry::Reference { target_type, id } if target_type == "Patient" && id == patient))
+    })
+}
+
+/// `Patient/<id>/$everything` over a set of resources: the patient's compartment, then the
+/// Organizations and Practitioners its resources refer to (one step), each once, in that order.
+pub fn everything<'a>(patient: &str, resources: &'a [Value], zone: UtcOffset) -> Vec<&'a Value> {
+    let mut out: Vec<&Value> = resources.iter().filter(|r| in_compartment(r, patient, zone)).collect();
+    let mut wanted = std::collections::BTreeSet::new();
+    for r in &out {
+        collect_references(r, &mut wanted);
+    }
+    let key = |r: &Value| {
+        format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())
+    };
+    let have: std::collections::HashSet<String> = out.iter().map(|r| key(r)).collect();
+    out.extend(resources.iter().filter(|r| {
+        let k = key(r);
+        (k.starts_with("Organization/") || k.starts_with("Practitioner/")) && wanted.contains(&k) && !have.contains(&k)
+    }));
+    out
+}
+
+fn collect_references(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x.as_str()) {
+                    ("reference", Some(r)) => {
+                        out.insert(r.to_string());
+                    }
+                    _ => collect_references(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_references(x, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod everything_tests {
+    use super::*;
+    use crate::fhir::datetime::BEIJING;
+
+    #[test]
+    fn everything_is_the_patient_s_compartment_and_what_it_refers_to() {
+        let mut all = vec![];
+        crate::generate::district(100, 3, 2026, |_, v| all.push(v));
+        let pid = "p0000001";
+        let got = everything(pid, &all, BEIJING);
+        assert_eq!(got[0]["id"], pid);
+        let refers_to_patient = |r: &Value| r["subject"]["reference"] == format!("Patient/{pid}").as_str();
+        let expected = all.iter().filter(|r| refers_to_patient(r)).count();
+        assert_eq!(got.iter().filter(|r| refers_to_patient(r)).count(), expected);
+        // Nobody else's records; the organisations referred to, once each.
+        for r in &got {
+            let rt = r["resourceType"].as_str().unwrap_or_default();
+            assert!(rt == "Organization" || in_compartment(r, pid, BEIJING), "{r}");
+        }
+        let orgs: Vec<&str> =
+            got.iter().filter(|r| r["resourceType"] == "Organization").filter_map(|r| r["id"].as_str()).collect();
+        let distinct: std::collections::HashSet<&&str> = orgs.iter().collect();
+        assert!(!orgs.is_empty() && distinct.len() == orgs.len(), "{orgs:?}");
+        assert!(everything("nobody", &all, BEIJING).is_empty());
+    }
+}
