@@ -197,7 +197,7 @@ fn demo_serves_over_a_socket_backs_up_live_and_stops_gracefully() {
     let (s, body) = srv.http("GET", "/metrics", None, None);
     assert!(s == 200 && body.contains("wuqing_logins_total"), "{body}");
     // Histogram samples are folded by a thread of their own even when nobody scrapes (before,
-    // they piled up until a scrape: 11 MB an hour in the soak).
+    // they piled up until a scrape).
     #[cfg(target_os = "linux")]
     {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", srv.child.id())).unwrap();
