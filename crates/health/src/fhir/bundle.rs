@@ -75,10 +75,6 @@ fn rewrite(v: &mut Value, map: &HashMap<String, String>) {
     }
 }
 
-fn is_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
 /// Reads a Bundle into its kind and its operations; `new_id` gives each created resource its id.
 /// For a transaction any issue refuses the whole; for a batch the issues name the entries that
 /// will be answered with an error, and the rest run.
@@ -174,7 +170,7 @@ pub fn plan(bundle: &Value, mut new_id: impl FnMut() -> String) -> Result<Plan, 
                 Some(new)
             }
             Method::Put | Method::Delete => {
-                let Some(id) = id.filter(|id| is_id(id)) else {
+                let Some(id) = id.filter(|id| validate::is_id(id)) else {
                     bad.push((i, issue("invalid", format!("{at}.request.url"), "PUT and DELETE name Type/id")));
                     continue;
                 };

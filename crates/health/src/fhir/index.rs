@@ -147,7 +147,8 @@ fn values<'a>(v: &'a Value, path: &str, out: &mut Vec<(&'a Value, &'a str)>) {
     }
 }
 
-fn norm(s: &str) -> String {
+/// A string as string search compares it: white space collapsed, lower case.
+pub fn norm(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 

@@ -172,16 +172,8 @@ fn test(p: &'static SearchParam, modifier: Option<&str>, values: &[String], zone
                 Some("contains") => StringMatch::Contains,
                 _ => StringMatch::StartsWith,
             };
-            let values = values
-                .iter()
-                .map(|v| {
-                    if how == StringMatch::Exact {
-                        v.clone()
-                    } else {
-                        v.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
-                    }
-                })
-                .collect();
+            let values =
+                values.iter().map(|v| if how == StringMatch::Exact { v.clone() } else { index::norm(v) }).collect();
             Ok(Test::String { param: p, values, how })
         }
         (ParamType::Reference, None) => Ok(Test::Reference {

@@ -1172,6 +1172,11 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     }
 }
 
+/// An R4 `id`: 1 to 64 letters, digits, `-` and `.`.
+pub fn is_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
 pub const LOINC_SYSTEM: &str = "http://loinc.org";
 pub const ICD10_SYSTEM: &str = "http://hl7.org/fhir/sid/icd-10";
 
@@ -1259,9 +1264,7 @@ impl Check {
             Ty::Code => s.is_some_and(|s| {
                 !s.is_empty() && s.split(' ').all(|w| !w.is_empty() && !w.contains(char::is_whitespace))
             }),
-            Ty::Id => s.is_some_and(|s| {
-                (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            }),
+            Ty::Id => s.is_some_and(is_id),
             Ty::Uri | Ty::Url | Ty::Canonical => s.is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace)),
             Ty::Base64Binary => s.is_some_and(|s| {
                 s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b' '))
