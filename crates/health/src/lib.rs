@@ -10,9 +10,38 @@
 pub mod access;
 pub mod consent;
 pub mod fhir;
+pub mod fhir_api;
 pub mod generate;
 pub mod linkage;
 pub mod mpi;
+pub mod records;
 pub mod retention;
+pub mod schema;
 pub mod synth;
 pub mod trust;
+
+use async_trait::async_trait;
+use kernel::http::AppState;
+use kernel::module::Module;
+use kernel::store::Migration;
+
+/// The health module: the FHIR server at `/fhir` over the resource store.
+#[derive(Clone, Default)]
+pub struct HealthModule {
+    pub keys: records::Keys,
+}
+
+#[async_trait]
+impl Module for HealthModule {
+    fn name(&self) -> &'static str {
+        "health"
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        schema::migrations()
+    }
+
+    fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {
+        vec![("/fhir", fhir_api::router(self.keys.clone()))]
+    }
+}

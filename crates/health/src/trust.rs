@@ -155,6 +155,44 @@ pub fn verify(key: &VerifyingKey, resource: &Value, previous: Option<&[u8; 32]>,
     key.verify(&s.digest, &sig).map_err(|_| Broken::Signature)
 }
 
+/// The root one signature covers when a request writes several versions at once (a
+/// transaction, an import): SM3 over a label, the institution, the time and the versions'
+/// digests in sorted order (so that the order they are read back in does not matter).
+pub fn root(org_id: &str, at_ms: i64, digests: &[[u8; 32]]) -> [u8; 32] {
+    let mut sorted = digests.to_vec();
+    sorted.sort_unstable();
+    let mut h = Sm3::new();
+    h.update(b"wuqing seal v1\0");
+    h.update(org_id.as_bytes());
+    h.update([0u8]);
+    h.update(at_ms.to_be_bytes());
+    for d in &sorted {
+        h.update(d);
+    }
+    h.finalize().into()
+}
+
+/// Signs a root with the institution's key: r ‖ s.
+pub fn sign_root(key: &SigningKey, root: &[u8; 32]) -> [u8; 64] {
+    let sig: Signature = key.sign(root);
+    sig.to_bytes()
+}
+
+/// Whether `signature` (r ‖ s) is the key's signature over `root`.
+pub fn verify_root(key: &VerifyingKey, root: &[u8; 32], signature: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 64]>::try_from(signature) else { return false };
+    Signature::from_bytes(&bytes).is_ok_and(|sig| key.verify(root, &sig).is_ok())
+}
+
+/// A verifying key from its published form (SEC1 hex).
+pub fn verifying_key_from_hex(user_id: &str, hex: &str) -> Option<VerifyingKey> {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()?;
+    VerifyingKey::from_sec1_bytes(user_id, &bytes).ok()
+}
+
 /// A new signing key for an institution, from the operating system's randomness.
 pub fn new_key(user_id: &str) -> SigningKey {
     loop {

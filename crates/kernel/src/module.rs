@@ -23,6 +23,16 @@ pub trait Module: Send + Sync + 'static {
         OpenApiRouter::new()
     }
 
+    /// Routers mounted outside `/api`, each under a prefix of the module's own (`/fhir`): for a
+    /// protocol with its own media type, error format and capability document (FHIR answers
+    /// OperationOutcomes and publishes a CapabilityStatement, not OpenAPI). They sit behind the
+    /// same layers as `/api` (body limit, time-out, panic catcher, refusal audit, metrics) and
+    /// must answer unknown paths under their prefix themselves (a fallback): those never reach
+    /// the console.
+    fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {
+        vec![]
+    }
+
     /// Files served outside `/api` (the web console), if this module has them. The first module
     /// that answers serves every path that is not a route.
     fn console(&self) -> Option<std::sync::Arc<dyn crate::http::Console>> {

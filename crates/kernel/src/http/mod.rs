@@ -327,7 +327,12 @@ pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Route
         api = api.merge(m.routes());
     }
     let console = modules.iter().find_map(|m| m.console());
-    let (router, mut doc) = api.split_for_parts();
+    let (mut router, mut doc) = api.split_for_parts();
+    for m in modules {
+        for (prefix, r) in m.mounts() {
+            router = router.nest(prefix, r);
+        }
+    }
     doc_errors::document(&mut doc);
     let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let _ = state.openapi.set(json);
@@ -359,13 +364,14 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Turns the few responses axum and tower produce on their own (408, 413, 415 without a body)
-/// into problem documents, so that every error a client sees has the same shape.
+/// into problem documents, so that every error a client sees has the same shape. A mount's own
+/// error format (FHIR's OperationOutcome, `application/fhir+json`) is left as it is.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let s = resp.status();
-    if (s.is_client_error() || s.is_server_error())
-        && resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/problem+json")
-    {
+    let ct = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let formatted = ct == "application/problem+json" || ct.starts_with("application/fhir+json");
+    if (s.is_client_error() || s.is_server_error()) && !formatted {
         let code = match s {
             StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,

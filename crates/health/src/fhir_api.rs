@@ -1,0 +1,1261 @@
+//! The FHIR R4 server at `/fhir` (JSON only): read, vread, create (and conditional create),
+//! update, delete, history, search with paging and `_include`, `Patient/$everything`,
+//! `$verify`, Provenance from the seals, and the CapabilityStatement generated from the tables
+//! the code runs on. Errors are OperationOutcomes (`application/fhir+json`), never problem
+//! documents.
+//!
+//! Access (PIPL; `crate::access`): every request is signed in (session cookie or bearer token).
+//! A resident reads their own record; a clinician reads their institution's records, and a
+//! patient's shared record when the patient is in care there, under the patient's Consent, or by
+//! break-glass (`X-Break-Glass-Reason`, percent-encoded UTF-8: audited as `health.break_glass` and
+//! kept for the security administrator's review); clinicians write for their institution and
+//! change only its records; regulators and administrators read no records. Directory resources
+//! (Organization, Practitioner, PractitionerRole) are readable by everyone signed in. Every read
+//! of a patient's record is an audit record (`health.read`, target the patient) that the patient
+//! can see; every refusal too.
+
+use crate::access::{self, Action, Ground, Refusal};
+use crate::consent;
+use crate::fhir::datetime::BEIJING;
+use crate::fhir::index::{self, ParamType};
+use crate::fhir::query::{self, Query};
+use crate::fhir::validate::{self, Issue};
+use crate::records::{self, Author, Change, Records, Stored, WriteError};
+use crate::retention::{self, RecordKind};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kernel::access::{Caller, Role};
+use kernel::audit::{self, Actor, Event, Outcome};
+use kernel::error::AlreadyAudited;
+use kernel::http::{AppState, Auth};
+use kernel::store::{StoreError, now_ms};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+/// A patient counts as in care at an institution for this long after an encounter there ends.
+pub const IN_CARE_WINDOW_MS: i64 = 365 * 24 * 3600 * 1000;
+
+/// Resources one `$everything` answers at most.
+const EVERYTHING_MAX: i64 = 10_000;
+
+/// Resource types whose records are a directory, readable by everyone signed in.
+fn is_directory(rt: &str) -> bool {
+    matches!(rt, "Organization" | "Practitioner" | "PractitionerRole")
+}
+
+/// What the server stores: the validator's resource types except Provenance, which the
+/// platform writes itself (from its seals).
+pub fn stored_types() -> impl Iterator<Item = &'static str> {
+    SUPPORTED.iter().copied().filter(|t| *t != "Provenance")
+}
+
+const SUPPORTED: &[&str] = &[
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Encounter",
+    "Condition",
+    "AllergyIntolerance",
+    "Observation",
+    "DiagnosticReport",
+    "ImagingStudy",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Immunization",
+    "DocumentReference",
+    "Consent",
+    "Provenance",
+];
+
+/// An error answered as an OperationOutcome.
+#[derive(Debug)]
+pub struct FhirError {
+    pub status: StatusCode,
+    pub issues: Vec<Issue>,
+    /// The refusal is in the audit log already.
+    pub audited: bool,
+}
+
+impl FhirError {
+    pub fn new(status: StatusCode, code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self {
+            status,
+            issues: vec![Issue { code, path: String::new(), diagnostics: diagnostics.into() }],
+            audited: false,
+        }
+    }
+    fn invalid(issues: Vec<Issue>) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, issues, audited: false }
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} is not known (未找到)"))
+    }
+}
+
+impl From<StoreError> for FhirError {
+    fn from(e: StoreError) -> Self {
+        let api = kernel::error::ApiError::from(e);
+        let status = api.code.status();
+        if status.is_server_error() {
+            tracing::error!(error = %api.message, "FHIR store error");
+        }
+        Self::new(status, if status.is_server_error() { "exception" } else { "invalid" }, api.message)
+    }
+}
+
+impl From<WriteError> for FhirError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NotOwner(..) => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("{e}: an institution changes only its own records (只能修改本机构的记录)"),
+            ),
+            WriteError::VersionConflict { .. } => Self::new(StatusCode::PRECONDITION_FAILED, "conflict", e.to_string()),
+            WriteError::Missing(..) => Self::new(StatusCode::NOT_FOUND, "not-found", e.to_string()),
+            WriteError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for FhirError {
+    fn into_response(self) -> Response {
+        let body = validate::operation_outcome(&self.issues);
+        let mut r = (self.status, [(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response();
+        if self.audited {
+            r.extensions_mut().insert(AlreadyAudited);
+        }
+        r
+    }
+}
+
+type FhirResult<T> = Result<T, FhirError>;
+
+fn fhir(status: StatusCode, v: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], v.to_string()).into_response()
+}
+
+/// The caller, signed in; a missing or bad credential is a 401 OperationOutcome.
+pub struct Who(pub Caller);
+
+impl FromRequestParts<AppState> for Who {
+    type Rejection = FhirError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, FhirError> {
+        match Auth::from_request_parts(parts, state).await {
+            Ok(Auth(c)) => Ok(Who(c)),
+            Err(e) => {
+                let status = e.code.status();
+                Err(FhirError::new(
+                    status,
+                    if status == StatusCode::UNAUTHORIZED { "login" } else { "forbidden" },
+                    e.message,
+                ))
+            }
+        }
+    }
+}
+
+/// The store of records for a request: the platform's store and cipher, the module's keys
+/// (an `Extension` layer of the FHIR router).
+impl FromRequestParts<AppState> for Records {
+    type Rejection = FhirError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, FhirError> {
+        let keys = parts.extensions.get::<records::Keys>().cloned().unwrap_or_default();
+        Ok(Records { store: state.store.clone(), cipher: state.cipher.clone(), keys })
+    }
+}
+
+/// The routes, nested at `/fhir`.
+pub fn router(keys: records::Keys) -> Router<AppState> {
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route("/{rt}", get(search).post(create))
+        .route("/{rt}/{id}", get(read).put(update).delete(delete))
+        .route("/{rt}/{id}/{op}", get(instance_op))
+        .route("/{rt}/{id}/_history/{vid}", get(vread))
+        .fallback(|| async { FhirError::new(StatusCode::NOT_FOUND, "not-supported", "no such FHIR interaction") })
+        .method_not_allowed_fallback(|| async {
+            FhirError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "not-supported",
+                "this interaction does not take that method",
+            )
+        })
+        .layer(axum::Extension(keys))
+}
+
+type Seg = axum::extract::Path<Vec<(String, String)>>;
+
+/// Path segments by name, checked: a supported type, ids of R4 form.
+struct Target {
+    rt: String,
+    id: Option<String>,
+    op: Option<String>,
+    vid: Option<String>,
+}
+
+fn target(p: Result<Seg, axum::extract::rejection::PathRejection>) -> FhirResult<Target> {
+    let axum::extract::Path(segs) =
+        p.map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "invalid", format!("bad path: {}", e.body_text())))?;
+    let get = |k: &str| segs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let rt = get("rt").unwrap_or_default();
+    if !SUPPORTED.contains(&rt.as_str()) {
+        let shown: String = rt.chars().take(40).collect();
+        return Err(FhirError::new(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            format!("resource type {shown:?} is not supported"),
+        ));
+    }
+    let id = get("id");
+    if let Some(i) = &id {
+        if !validate::is_id(i) && !i.starts_with('$') {
+            return Err(FhirError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "an id is 1 to 64 letters, digits, '-' or '.'",
+            ));
+        }
+    }
+    Ok(Target { rt, id, op: get("op"), vid: get("vid") })
+}
+
+fn author(c: &Caller) -> Author {
+    Author { user_id: c.user_id.clone(), name: c.username.clone(), org_id: c.org_id.clone() }
+}
+
+/// The caller as the access policy sees them.
+async fn policy_caller(r: &Records, c: &Caller) -> FhirResult<access::Caller> {
+    Ok(match c.role {
+        Role::Resident => access::Caller::Resident { patient: own_patient(r, c).await? },
+        Role::Clinician => access::Caller::Clinician { institution: c.org_id.clone() },
+        Role::Regulator => access::Caller::Regulator,
+        _ => access::Caller::Other,
+    })
+}
+
+/// A resident's own Patient: the one whose citizen-ID identifier is the account's.
+async fn own_patient(r: &Records, c: &Caller) -> FhirResult<Option<String>> {
+    let Some(u) = kernel::users::by_id(&r.store, &c.user_id).await? else { return Ok(None) };
+    let Some(enc) = u.citizen_id_enc else { return Ok(None) };
+    let Ok(cid) = r.cipher.decrypt(&enc) else { return Ok(None) };
+    Ok(r.patient_by_citizen_bidx(&r.cipher.blind_index(&cid)).await?)
+}
+
+fn break_glass_reason(h: &HeaderMap) -> Option<String> {
+    let raw = h.get("x-break-glass-reason")?.to_str().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    Some(decoded.chars().take(500).collect())
+}
+
+fn ground_name(g: &Ground) -> &'static str {
+    match g {
+        Ground::OwnRecord => "own_record",
+        Ground::InCare => "in_care",
+        Ground::Consent => "consent",
+        Ground::BreakGlass(_) => "break_glass",
+        Ground::OwnInstitution => "own_institution",
+        Ground::Aggregate => "aggregate",
+    }
+}
+
+fn refusal_text(r: Refusal) -> &'static str {
+    match r {
+        Refusal::NotYourRecord => "residents read their own record only (居民只能查看本人档案)",
+        Refusal::NotInCare => {
+            "the patient is not in care at your institution and has not consented; break-glass needs a stated reason \
+             (患者未在本机构就诊且未授权)"
+        }
+        Refusal::ConsentDenies => "the patient's consent refuses this access (患者已拒绝授权)",
+        Refusal::NotYourInstitution => "an institution writes only its own records (只能修改本机构的记录)",
+        Refusal::RecordsNotForRole => "this role reads statistics, not patient records (该角色不能查看个人档案)",
+        Refusal::ReasonMissing => "break-glass needs a reason of at least 4 characters (紧急访问须说明理由)",
+    }
+}
+
+fn refusal_code(r: Refusal) -> &'static str {
+    match r {
+        Refusal::NotYourRecord => "not_your_record",
+        Refusal::NotInCare => "not_in_care",
+        Refusal::ConsentDenies => "consent_denies",
+        Refusal::NotYourInstitution => "not_your_institution",
+        Refusal::RecordsNotForRole => "records_not_for_role",
+        Refusal::ReasonMissing => "reason_missing",
+    }
+}
+
+/// Decides whether the caller may read the record of `patient` (for a resource of type `rt`
+/// owned by `owner`, when one is at hand); refusals are audited here.
+async fn may_read(
+    r: &Records,
+    c: &Caller,
+    who: &access::Caller,
+    patient: &str,
+    rt: &str,
+    owner: Option<&str>,
+    headers: &HeaderMap,
+) -> FhirResult<Ground> {
+    if let (access::Caller::Clinician { institution }, Some(o)) = (who, owner) {
+        if institution == o {
+            return Ok(Ground::OwnInstitution);
+        }
+    }
+    let mut ctx = access::Context { patient: patient.to_string(), ..Default::default() };
+    if let access::Caller::Clinician { institution } = who {
+        if r.in_care(patient, institution, IN_CARE_WINDOW_MS).await? {
+            ctx.in_care_at.push(institution.clone());
+        }
+        let consents = r.consents(patient).await?;
+        if !consents.is_empty() {
+            let req = consent::Request {
+                patient: format!("Patient/{patient}"),
+                actors: vec![format!("Practitioner/{}", c.user_id), format!("Organization/{institution}")],
+                purpose: if break_glass_reason(headers).is_some() { "ETREAT" } else { "TREAT" }.into(),
+                action: "access".into(),
+                class: rt.to_string(),
+                at_ms: now_ms(),
+            };
+            ctx.consent = Some(consent::decide(&consents, &req, BEIJING));
+        }
+        ctx.break_glass = break_glass_reason(headers);
+    }
+    match access::decide(who, Action::Read, &ctx) {
+        Ok(g) => {
+            if let Ground::BreakGlass(reason) = &g {
+                record_break_glass(r, c, patient, reason).await?;
+            }
+            Ok(g)
+        }
+        Err(refusal) => {
+            let ev = Event::new(Actor::of(c), "health.read", "Patient", Some(patient), Outcome::Denied)
+                .detail(json!({ "resource_type": rt, "refusal": refusal_code(refusal) }));
+            audit::record(&r.store, ev).await?;
+            Err(FhirError {
+                audited: true,
+                ..FhirError::new(StatusCode::FORBIDDEN, "forbidden", refusal_text(refusal))
+            })
+        }
+    }
+}
+
+/// Keeps a break-glass access for the security administrator's review, with its audit record.
+async fn record_break_glass(r: &Records, c: &Caller, patient: &str, reason: &str) -> FhirResult<()> {
+    let mut tx = r.store.begin().await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    sqlx::query(&r.store.sql(
+        "INSERT INTO health_break_glass (id, user_id, org_id, patient_id, reason_enc, at_ms, until_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    ))
+    .bind(id.clone())
+    .bind(c.user_id.clone())
+    .bind(c.org_id.clone())
+    .bind(patient.to_string())
+    .bind(r.cipher.encrypt(reason))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    // The reason may name the patient's condition: it stays encrypted, out of the audit detail.
+    let ev = Event::new(Actor::of(c), "health.break_glass", "Patient", Some(patient), Outcome::Success)
+        .detail(json!({ "grant": id }));
+    audit::append(&r.store, &mut tx, &ev).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    tracing::warn!(user = %c.user_id, grant = %id, "break-glass access to a patient's record");
+    Ok(())
+}
+
+/// Audits the reads of these patients' records (one record per patient).
+async fn audit_reads(
+    r: &Records,
+    c: &Caller,
+    reads: &BTreeMap<String, (Ground, BTreeSet<String>)>,
+    how: &str,
+) -> FhirResult<()> {
+    for (patient, (ground, types)) in reads {
+        let ev = Event::new(Actor::of(c), "health.read", "Patient", Some(patient), Outcome::Success)
+            .detail(json!({ "ground": ground_name(ground), "interaction": how, "resource_types": types }));
+        audit::record(&r.store, ev).await?;
+    }
+    Ok(())
+}
+
+/// Clinical records are for residents and clinicians; others are told so (and audited).
+async fn require_reader(r: &Records, c: &Caller, rt: &str) -> FhirResult<access::Caller> {
+    let who = policy_caller(r, c).await?;
+    if is_directory(rt) {
+        return Ok(who);
+    }
+    if matches!(who, access::Caller::Regulator | access::Caller::Other) {
+        let ev = Event::new(Actor::of(c), "health.read", rt, None, Outcome::Denied)
+            .detail(json!({ "refusal": refusal_code(Refusal::RecordsNotForRole) }));
+        audit::record(&r.store, ev).await?;
+        return Err(FhirError {
+            audited: true,
+            ..FhirError::new(StatusCode::FORBIDDEN, "forbidden", refusal_text(Refusal::RecordsNotForRole))
+        });
+    }
+    Ok(who)
+}
+
+/// The Patient's demographic details a clinician without a ground sees: who, not what.
+fn masked_patient(mut p: Value) -> Value {
+    if let Some(ids) = p["identifier"].as_array_mut() {
+        for i in ids {
+            if let Some(v) = i["value"].as_str() {
+                let masked = if i["system"] == crate::generate::CITIZEN_ID_SYSTEM {
+                    kernel::crypto::mask_citizen_id(v)
+                } else {
+                    let n = v.chars().count();
+                    v.chars().enumerate().map(|(k, ch)| if k + 4 < n { '*' } else { ch }).collect()
+                };
+                i["value"] = Value::String(masked);
+            }
+        }
+    }
+    if let Some(o) = p.as_object_mut() {
+        for k in ["telecom", "address", "contact", "photo", "text"] {
+            o.remove(k);
+        }
+        let meta = o.entry("meta").or_insert_with(|| json!({}));
+        meta["security"] =
+            json!([{ "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "MASKED" }]);
+    }
+    p
+}
+
+/// Reads one resource for the caller: the body to answer, with the read audited.
+async fn readable(r: &Records, c: &Caller, s: Stored, headers: &HeaderMap, how: &str) -> FhirResult<Value> {
+    let who = require_reader(r, c, &s.rtype).await?;
+    if is_directory(&s.rtype) {
+        return Ok(s.body);
+    }
+    let Some(patient) = s.patient_id.clone() else {
+        // A clinical resource without a patient: its institution's alone.
+        return match &who {
+            access::Caller::Clinician { institution } if *institution == s.owner_org => Ok(s.body),
+            _ => Err(FhirError::not_found(&format!("{}/{}", s.rtype, s.id))),
+        };
+    };
+    match may_read(r, c, &who, &patient, &s.rtype, Some(&s.owner_org), headers).await {
+        Ok(g) => {
+            let mut m = BTreeMap::new();
+            m.insert(patient, (g, BTreeSet::from([s.rtype.clone()])));
+            audit_reads(r, c, &m, how).await?;
+            Ok(s.body)
+        }
+        // Finding a patient is not reading their record: a clinician sees who it is, masked.
+        Err(e)
+            if s.rtype == "Patient"
+                && matches!(who, access::Caller::Clinician { .. })
+                && e.status == StatusCode::FORBIDDEN =>
+        {
+            Ok(masked_patient(s.body))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("W/\"{version}\"")).unwrap_or(HeaderValue::from_static("W/\"0\""))
+}
+
+fn resource_response(status: StatusCode, s: &Stored, body: &Value) -> Response {
+    let mut resp = fhir(status, body);
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, etag(s.version));
+    if let Ok(v) = HeaderValue::from_str(&httpdate(s.last_updated_ms)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("/fhir/{}/{}/_history/{}", s.rtype, s.id, s.version)) {
+        if status == StatusCode::CREATED {
+            h.insert(header::LOCATION, v.clone());
+        }
+        h.insert(header::CONTENT_LOCATION, v);
+    }
+    resp
+}
+
+fn httpdate(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+async fn read(
+    r: Records,
+    State(_): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    let id = t.id.unwrap_or_default();
+    if t.rt == "Provenance" {
+        return provenance(&r, &c, &id, &headers).await;
+    }
+    let Some(s) = r.current(&t.rt, &id).await? else {
+        return Err(FhirError::not_found(&format!("{}/{id}", t.rt)));
+    };
+    if s.deleted {
+        // Whether it was readable is asked first: a deletion tells nothing to a stranger.
+        require_reader(&r, &c, &t.rt).await?;
+        return Err(FhirError::new(StatusCode::GONE, "deleted", format!("{}/{id} was deleted", t.rt)));
+    }
+    let body = readable(&r, &c, s.clone(), &headers, "read").await?;
+    Ok(resource_response(StatusCode::OK, &s, &body))
+}
+
+async fn vread(
+    r: Records,
+    State(_): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    let id = t.id.unwrap_or_default();
+    let vid: i64 = t
+        .vid
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .ok_or_else(|| FhirError::new(StatusCode::BAD_REQUEST, "invalid", "a version id is a positive number"))?;
+    let Some(s) = r.version(&t.rt, &id, vid).await? else {
+        return Err(FhirError::not_found(&format!("{}/{id}/_history/{vid}", t.rt)));
+    };
+    if s.deleted {
+        require_reader(&r, &c, &t.rt).await?;
+        return Err(FhirError::new(StatusCode::GONE, "deleted", format!("version {vid} is a deletion")));
+    }
+    let body = readable(&r, &c, s.clone(), &headers, "vread").await?;
+    Ok(resource_response(StatusCode::OK, &s, &body))
+}
+
+/// The body of a write: JSON of the given type, valid R4, else an OperationOutcome.
+fn resource_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, rt: &str) -> FhirResult<Value> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let base = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if base != "application/fhir+json" && base != "application/json" {
+            return Err(FhirError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not-supported",
+                "send resources as application/fhir+json",
+            ));
+        }
+    }
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            FhirError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-costly", "the request body is too large")
+        } else {
+            FhirError::new(StatusCode::BAD_REQUEST, "invalid", e.body_text())
+        }
+    })?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "structure", format!("not JSON: {e}")))?;
+    let issues = validate::validate(&v, Some(rt));
+    if !issues.is_empty() {
+        return Err(FhirError::invalid(issues));
+    }
+    Ok(v)
+}
+
+/// A clinician, writing for their institution; others are refused (audited).
+async fn require_writer(r: &Records, c: &Caller, rt: &str) -> FhirResult<()> {
+    if rt == "Provenance" {
+        return Err(FhirError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "Provenance is written by the platform: every write is sealed and its Provenance kept",
+        ));
+    }
+    if c.role == Role::Clinician {
+        return Ok(());
+    }
+    let ev = Event::new(Actor::of(c), "health.write", rt, None, Outcome::Denied)
+        .detail(json!({ "refusal": refusal_code(Refusal::RecordsNotForRole) }));
+    audit::record(&r.store, ev).await?;
+    Err(FhirError {
+        audited: true,
+        ..FhirError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only clinicians write records, for their institution (仅医生可写入)",
+        )
+    })
+}
+
+/// A clinical resource must belong to a patient the platform knows.
+async fn check_patient(r: &Records, v: &Value) -> FhirResult<()> {
+    let rt = v["resourceType"].as_str().unwrap_or_default();
+    if rt == "Patient" || !records::is_clinical(rt) {
+        return Ok(());
+    }
+    match records::patient_of(v) {
+        Some(p) if r.exists("Patient", &p).await? => Ok(()),
+        Some(p) => Err(FhirError::invalid(vec![Issue {
+            code: "not-found",
+            path: format!("{rt}.subject"),
+            diagnostics: format!("Patient/{p} is not known"),
+        }])),
+        None => Err(FhirError::invalid(vec![Issue {
+            code: "required",
+            path: rt.to_string(),
+            diagnostics: format!("a {rt} names its patient (Patient/…)"),
+        }])),
+    }
+}
+
+fn write_audit(c: &Caller, action: &str, s_rt: &str, id: &str, patient: Option<&str>) -> Event {
+    Event::new(Actor::of(c), action, "Patient", patient, Outcome::Success)
+        .detail(json!({ "resource": format!("{s_rt}/{id}") }))
+}
+
+async fn create(
+    r: Records,
+    State(st): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    require_writer(&r, &c, &t.rt).await?;
+    let v = resource_body(&headers, body, &t.rt)?;
+    check_patient(&r, &v).await?;
+    if let Some(cond) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(cond.trim_start_matches('?').as_bytes()).into_owned().collect();
+        let q = query::parse(&t.rt, &pairs, false, BEIJING).map_err(FhirError::invalid)?;
+        let f = records::filter(&q, &r.cipher, now_ms())
+            .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "not-supported", e.0))?;
+        let page = r.search(&t.rt, f, 2, 0, false).await?;
+        match page.items.len() {
+            0 => {}
+            1 => {
+                let s = page.items.into_iter().next().unwrap_or_else(|| unreachable!());
+                let body = readable(&r, &c, s.clone(), &headers, "conditional-create").await?;
+                return Ok(resource_response(StatusCode::OK, &s, &body));
+            }
+            _ => {
+                return Err(FhirError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "duplicate",
+                    "If-None-Exist matches more than one resource",
+                ));
+            }
+        }
+    }
+    let _ = st;
+    let id = uuid::Uuid::now_v7().to_string();
+    let patient = if t.rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
+    let ev = write_audit(&c, "health.create", &t.rt, &id, patient.as_deref());
+    let change = Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: None };
+    let (stored, _) = r.commit(&author(&c), "create", vec![change], vec![ev]).await?;
+    let s = &stored[0];
+    Ok(resource_response(StatusCode::CREATED, s, &s.body))
+}
+
+fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
+    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let s = v.to_str().unwrap_or_default().trim();
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<i64>()
+        .map(Some)
+        .map_err(|_| FhirError::new(StatusCode::BAD_REQUEST, "invalid", "If-Match takes a version: W/\"3\""))
+}
+
+async fn update(
+    r: Records,
+    State(_): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    let id = t.id.unwrap_or_default();
+    require_writer(&r, &c, &t.rt).await?;
+    let v = resource_body(&headers, body, &t.rt)?;
+    if v["id"].as_str() != Some(id.as_str()) {
+        return Err(FhirError::new(StatusCode::BAD_REQUEST, "invalid", "the resource's id must be the one in the URL"));
+    }
+    check_patient(&r, &v).await?;
+    let cur = r.current(&t.rt, &id).await?;
+    if let Some(cur) = &cur {
+        if cur.owner_org != c.org_id {
+            let ev = Event::new(Actor::of(&c), "health.update", "Patient", cur.patient_id.as_deref(), Outcome::Denied)
+                .detail(json!({ "resource": format!("{}/{id}", t.rt), "refusal": "not_your_institution" }));
+            audit::record(&r.store, ev).await?;
+            return Err(FhirError {
+                audited: true,
+                ..FhirError::new(StatusCode::FORBIDDEN, "forbidden", refusal_text(Refusal::NotYourInstitution))
+            });
+        }
+    }
+    let patient = if t.rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
+    let ev = write_audit(&c, "health.update", &t.rt, &id, patient.as_deref());
+    let change = Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: if_match(&headers)? };
+    let (stored, _) = r.commit(&author(&c), "update", vec![change], vec![ev]).await?;
+    let s = &stored[0];
+    Ok(resource_response(if s.version == 1 { StatusCode::CREATED } else { StatusCode::OK }, s, &s.body))
+}
+
+/// The retention rule a record falls under (its encounter's class), and the date it counts from.
+async fn retention_of(r: &Records, s: &Stored) -> FhirResult<Option<RecordKind>> {
+    if is_directory(&s.rtype) || s.rtype == "Consent" {
+        return Ok(None);
+    }
+    let class = |e: &Value| e["class"]["code"].as_str().map(RecordKind::of_encounter_class);
+    if s.rtype == "Encounter" {
+        return Ok(Some(class(&s.body).unwrap_or(RecordKind::Outpatient)));
+    }
+    if let Some(enc) = s.body["encounter"]["reference"].as_str().and_then(|x| x.strip_prefix("Encounter/")) {
+        if let Some(e) = r.current("Encounter", enc).await? {
+            return Ok(Some(class(&e.body).unwrap_or(RecordKind::Outpatient)));
+        }
+    }
+    Ok(Some(RecordKind::Outpatient))
+}
+
+fn ymd(ms: i64) -> (i32, u32, u32) {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(BEIJING);
+    (t.year(), t.month() as u32, t.day() as u32)
+}
+
+async fn delete(
+    r: Records,
+    State(_): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    let id = t.id.unwrap_or_default();
+    require_writer(&r, &c, &t.rt).await?;
+    let Some(cur) = r.current(&t.rt, &id).await? else {
+        return Err(FhirError::not_found(&format!("{}/{id}", t.rt)));
+    };
+    if cur.deleted {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    if cur.owner_org != c.org_id {
+        let ev = Event::new(Actor::of(&c), "health.delete", "Patient", cur.patient_id.as_deref(), Outcome::Denied)
+            .detail(json!({ "resource": format!("{}/{id}", t.rt), "refusal": "not_your_institution" }));
+        audit::record(&r.store, ev).await?;
+        return Err(FhirError {
+            audited: true,
+            ..FhirError::new(StatusCode::FORBIDDEN, "forbidden", refusal_text(Refusal::NotYourInstitution))
+        });
+    }
+    if let Some(kind) = retention_of(&r, &cur).await? {
+        let created = r.created_ms(&t.rt, &id).await?.unwrap_or(cur.last_updated_ms);
+        if let Err((y, m, d)) = retention::may_delete(kind, ymd(created), ymd(now_ms())) {
+            return Err(FhirError::new(
+                StatusCode::CONFLICT,
+                "business-rule",
+                format!(
+                    "{} records are kept {} years (电子病历应用管理规范): {}/{id} may be deleted from {y:04}-{m:02}-{d:02}; \
+                     mark an erroneous record entered-in-error instead",
+                    match kind {
+                        RecordKind::Outpatient => "outpatient",
+                        RecordKind::Inpatient => "inpatient",
+                    },
+                    kind.years(),
+                    t.rt
+                ),
+            ));
+        }
+    }
+    let ev = write_audit(&c, "health.delete", &t.rt, &id, cur.patient_id.as_deref());
+    let change = Change { rtype: t.rt.clone(), id, resource: None, if_match: None };
+    r.commit(&author(&c), "delete", vec![change], vec![ev]).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `_history`, `$everything`, `$verify` on an instance.
+async fn instance_op(
+    r: Records,
+    State(st): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    let id = t.id.clone().unwrap_or_default();
+    match t.op.as_deref() {
+        Some("_history") => history(&r, &c, &t.rt, &id, &headers, &st).await,
+        Some("$everything") if t.rt == "Patient" => everything(&r, &c, &id, q.as_deref(), &headers, &st).await,
+        Some("$verify") => verify(&r, &c, &t.rt, &id, &headers).await,
+        _ => Err(FhirError::new(StatusCode::NOT_FOUND, "not-supported", "no such operation on this resource type")),
+    }
+}
+
+fn base_url(headers: &HeaderMap, st: &AppState) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(*c)).collect();
+    let scheme = if st.config.raw.server.tls_cert.is_some() { "https" } else { "http" };
+    format!("{scheme}://{host}/fhir")
+}
+
+fn entry(base: &str, s: &Stored, body: Value, mode: Option<&str>) -> Value {
+    let mut e = json!({ "fullUrl": format!("{base}/{}/{}", s.rtype, s.id), "resource": body });
+    if let Some(m) = mode {
+        e["search"] = json!({ "mode": m });
+    }
+    e
+}
+
+async fn history(
+    r: &Records,
+    c: &Caller,
+    rt: &str,
+    id: &str,
+    headers: &HeaderMap,
+    st: &AppState,
+) -> FhirResult<Response> {
+    let versions = r.history(rt, id, 1000).await?;
+    let Some(latest) = versions.first().cloned() else {
+        return Err(FhirError::not_found(&format!("{rt}/{id}")));
+    };
+    // Access is decided once, on the resource as it is now (a deletion keeps its compartment).
+    let probe = Stored { deleted: false, ..latest };
+    readable(r, c, probe, headers, "history").await?;
+    let base = base_url(headers, st);
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|s| {
+            let (method, status) = match (s.deleted, s.version) {
+                (true, _) => ("DELETE", "204"),
+                (false, 1) => ("POST", "201"),
+                _ => ("PUT", "200"),
+            };
+            let mut e = json!({
+                "fullUrl": format!("{base}/{rt}/{id}"),
+                "request": { "method": method, "url": format!("{rt}/{id}") },
+                "response": { "status": status, "etag": format!("W/\"{}\"", s.version),
+                    "lastModified": records::instant(s.last_updated_ms) },
+            });
+            if !s.deleted {
+                e["resource"] = s.body.clone();
+            }
+            e
+        })
+        .collect();
+    let b = json!({ "resourceType": "Bundle", "type": "history", "total": entries.len(), "entry": entries });
+    Ok(fhir(StatusCode::OK, &b))
+}
+
+async fn everything(
+    r: &Records,
+    c: &Caller,
+    id: &str,
+    _q: Option<&str>,
+    headers: &HeaderMap,
+    st: &AppState,
+) -> FhirResult<Response> {
+    let who = require_reader(r, c, "Patient").await?;
+    let Some(p) = r.current("Patient", id).await?.filter(|s| !s.deleted) else {
+        return Err(FhirError::not_found(&format!("Patient/{id}")));
+    };
+    let ground = may_read(r, c, &who, id, "Patient", None, headers).await?;
+    let items = r.compartment(id, EVERYTHING_MAX).await?;
+    let mut wanted: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for s in std::iter::once(&p).chain(items.iter()) {
+        collect_refs(&s.body, &mut wanted);
+    }
+    let mut extra = vec![];
+    for (rt, ids) in wanted {
+        let ids: Vec<String> = ids.into_iter().collect();
+        extra.extend(r.many(rt, &ids).await?);
+    }
+    let base = base_url(headers, st);
+    let types: BTreeSet<String> = items.iter().map(|s| s.rtype.clone()).collect();
+    let mut m = BTreeMap::new();
+    m.insert(id.to_string(), (ground, types));
+    audit_reads(r, c, &m, "everything").await?;
+    let entries: Vec<Value> = std::iter::once(&p)
+        .chain(items.iter().filter(|s| s.rtype != "Patient"))
+        .chain(extra.iter())
+        .map(|s| entry(&base, s, s.body.clone(), Some("match")))
+        .collect();
+    let b = json!({ "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries });
+    Ok(fhir(StatusCode::OK, &b))
+}
+
+/// The directory resources (organisations, practitioners) a record refers to.
+fn collect_refs(v: &Value, out: &mut BTreeMap<&'static str, BTreeSet<String>>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                if let ("reference", Some(s)) = (k.as_str(), x.as_str()) {
+                    for rt in ["Organization", "Practitioner"] {
+                        if let Some(id) = s.strip_prefix(rt).and_then(|r| r.strip_prefix('/')) {
+                            if validate::is_id(id) {
+                                out.entry(rt).or_default().insert(id.to_string());
+                            }
+                        }
+                    }
+                } else {
+                    collect_refs(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+async fn verify(r: &Records, c: &Caller, rt: &str, id: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let Some(s) = r.current(rt, id).await? else {
+        return Err(FhirError::not_found(&format!("{rt}/{id}")));
+    };
+    readable(r, c, Stored { deleted: false, ..s }, headers, "verify").await?;
+    let checks = r.verify(rt, id).await?;
+    let ok = checks.iter().all(|v| v.ok);
+    let mut params = vec![json!({ "name": "ok", "valueBoolean": ok })];
+    for v in &checks {
+        let mut part = vec![
+            json!({ "name": "version", "valueString": v.version.to_string() }),
+            json!({ "name": "ok", "valueBoolean": v.ok }),
+            json!({ "name": "provenance", "valueReference": { "reference": format!("Provenance/{}", v.seal) } }),
+        ];
+        if let Some(pb) = &v.problem {
+            part.push(json!({ "name": "problem", "valueString": pb }));
+        }
+        params.push(json!({ "name": "version", "part": part }));
+    }
+    if !ok {
+        tracing::error!(resource = %format!("{rt}/{id}"), "a record fails verification: changed outside the platform");
+    }
+    Ok(fhir(StatusCode::OK, &json!({ "resourceType": "Parameters", "parameter": params })))
+}
+
+/// `Provenance/<seal>`: the seal of one write, its targets (version-specific) and signature.
+async fn provenance(r: &Records, c: &Caller, id: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let Some(p) = r.provenance(id).await? else { return Err(FhirError::not_found(&format!("Provenance/{id}"))) };
+    // Readable by whoever may read its first target.
+    if let Some((rt, tid)) = p.targets.first() {
+        let Some(s) = r.current(rt, tid).await? else { return Err(FhirError::not_found(&format!("Provenance/{id}"))) };
+        readable(r, c, Stored { deleted: false, ..s }, headers, "provenance").await?;
+    }
+    Ok(fhir(StatusCode::OK, &p.resource))
+}
+
+fn split_query(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+async fn search(
+    r: Records,
+    State(st): State<AppState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    let mut pairs = split_query(raw.as_deref());
+    let mut offset = 0usize;
+    let mut with_total = false;
+    pairs.retain(|(k, v)| match k.as_str() {
+        "_offset" => {
+            offset = v.parse().unwrap_or(usize::MAX);
+            false
+        }
+        "_total" => {
+            with_total = v == "accurate";
+            true
+        }
+        _ => true,
+    });
+    if offset > 100_000 {
+        return Err(FhirError::new(StatusCode::BAD_REQUEST, "invalid", "_offset is a number up to 100000"));
+    }
+    let lenient = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|x| x.trim() == "handling=lenient"));
+    if t.rt == "Provenance" {
+        return provenance_search(&r, &c, &pairs, &headers).await;
+    }
+    let q = query::parse(&t.rt, &pairs, lenient, BEIJING).map_err(|issues| FhirError {
+        status: StatusCode::BAD_REQUEST,
+        issues,
+        audited: false,
+    })?;
+    let who = require_reader(&r, &c, &t.rt).await?;
+    let mut f = records::filter(&q, &r.cipher, now_ms())
+        .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "not-supported", e.0))?;
+    // Whose records: the patient named, if any, decides; else the caller's own.
+    let named = named_patient(&q);
+    let mut grounds: BTreeMap<String, Ground> = BTreeMap::new();
+    let mut mask_patients = false;
+    if !is_directory(&t.rt) {
+        match (&who, &named) {
+            (access::Caller::Resident { patient }, _) => match patient {
+                Some(me) => f.patient(me),
+                None => f.patient(""),
+            },
+            (access::Caller::Clinician { .. }, Some(pid)) => {
+                let g = may_read(&r, &c, &who, pid, &t.rt, None, &headers).await?;
+                grounds.insert(pid.clone(), g);
+                f.patient(pid);
+            }
+            (access::Caller::Clinician { .. }, None) if t.rt == "Patient" => mask_patients = true,
+            (access::Caller::Clinician { .. }, None) => f.owner(&c.org_id),
+            _ => unreachable!("require_reader refused the others"),
+        }
+    }
+    let page = r.search(&t.rt, f, q.count, offset, with_total).await?;
+    // _include: the targets of the named reference parameters, each once, readable or left out.
+    let mut included: Vec<Stored> = vec![];
+    for param in &q.include {
+        let mut by_type: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for s in &page.items {
+            for e in index::extract(&s.body, param, BEIJING) {
+                if let index::Entry::Reference { target_type, id } = e {
+                    by_type.entry(target_type).or_default().insert(id);
+                }
+            }
+        }
+        for (rt, ids) in by_type {
+            if !SUPPORTED.contains(&rt.as_str()) || rt == "Provenance" {
+                continue;
+            }
+            let ids: Vec<String> = ids.into_iter().collect();
+            for s in r.many(&rt, &ids).await? {
+                if !included.iter().any(|x| x.rtype == s.rtype && x.id == s.id) {
+                    included.push(s);
+                }
+            }
+        }
+    }
+    let base = base_url(&headers, &st);
+    let mut reads: BTreeMap<String, (Ground, BTreeSet<String>)> = BTreeMap::new();
+    let mut entries = vec![];
+    for (s, mode) in page.items.iter().map(|s| (s, "match")).chain(included.iter().map(|s| (s, "include"))) {
+        let body = if is_directory(&s.rtype) {
+            s.body.clone()
+        } else if mask_patients && s.rtype == "Patient" && mode == "match" {
+            // A clinician's patient search across the district: who, not what, unless a
+            // ground lets them read the record.
+            match ground_without_refusal(&r, &c, &who, s).await? {
+                Some(g) => {
+                    reads.entry(s.id.clone()).or_insert((g, BTreeSet::new())).1.insert(s.rtype.clone());
+                    s.body.clone()
+                }
+                None => masked_patient(s.body.clone()),
+            }
+        } else {
+            let Some(pid) = s.patient_id.clone() else { continue };
+            let g = match (&who, grounds.get(&pid)) {
+                (access::Caller::Resident { .. }, _) => Some(Ground::OwnRecord),
+                (_, Some(g)) => Some(g.clone()),
+                (access::Caller::Clinician { institution }, None) if *institution == s.owner_org => {
+                    Some(Ground::OwnInstitution)
+                }
+                _ => ground_without_refusal(&r, &c, &who, s).await?,
+            };
+            let Some(g) = g else { continue };
+            reads.entry(pid).or_insert((g, BTreeSet::new())).1.insert(s.rtype.clone());
+            s.body.clone()
+        };
+        entries.push(entry(&base, s, body, Some(mode)));
+    }
+    audit_reads(&r, &c, &reads, "search").await?;
+    let self_q = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs.iter()).finish();
+    let url = |off: usize| {
+        let sep = if self_q.is_empty() { "" } else { "&" };
+        format!("{base}/{}?{self_q}{sep}_offset={off}", t.rt)
+    };
+    let mut links = vec![json!({ "relation": "self", "url": url(offset) })];
+    if page.more {
+        links.push(json!({ "relation": "next", "url": url(offset + q.count) }));
+    }
+    if offset > 0 {
+        links.push(json!({ "relation": "previous", "url": url(offset.saturating_sub(q.count)) }));
+    }
+    let mut b = json!({ "resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries });
+    if let Some(n) = page.total {
+        b["total"] = json!(n);
+    }
+    if !q.ignored.is_empty() {
+        let issues: Vec<Issue> = q
+            .ignored
+            .iter()
+            .map(|k| Issue { code: "not-supported", path: k.clone(), diagnostics: format!("ignored parameter {k}") })
+            .collect();
+        let mut oo = validate::operation_outcome(&issues);
+        for i in oo["issue"].as_array_mut().into_iter().flatten() {
+            i["severity"] = json!("warning");
+        }
+        if let Some(e) = b["entry"].as_array_mut() {
+            e.push(json!({ "resource": oo, "search": { "mode": "outcome" } }));
+        }
+    }
+    Ok(fhir(StatusCode::OK, &b))
+}
+
+/// A ground for reading a record, or none, without auditing a refusal (an include or a row of a
+/// wider search that is simply left out).
+async fn ground_without_refusal(
+    r: &Records,
+    c: &Caller,
+    who: &access::Caller,
+    s: &Stored,
+) -> FhirResult<Option<Ground>> {
+    let Some(patient) = &s.patient_id else { return Ok(None) };
+    let access::Caller::Clinician { institution } = who else { return Ok(None) };
+    if *institution == s.owner_org {
+        return Ok(Some(Ground::OwnInstitution));
+    }
+    let mut ctx = access::Context { patient: patient.clone(), ..Default::default() };
+    if r.in_care(patient, institution, IN_CARE_WINDOW_MS).await? {
+        ctx.in_care_at.push(institution.clone());
+    }
+    let consents = r.consents(patient).await?;
+    if !consents.is_empty() {
+        let req = consent::Request {
+            patient: format!("Patient/{patient}"),
+            actors: vec![format!("Practitioner/{}", c.user_id), format!("Organization/{institution}")],
+            purpose: "TREAT".into(),
+            action: "access".into(),
+            class: s.rtype.clone(),
+            at_ms: now_ms(),
+        };
+        ctx.consent = Some(consent::decide(&consents, &req, BEIJING));
+    }
+    Ok(access::decide(who, Action::Read, &ctx).ok())
+}
+
+/// The patient a search names with its `patient` parameter (one value, `Patient/<id>` or an
+/// id), or a Patient search's single `_id`.
+fn named_patient(q: &Query) -> Option<String> {
+    q.tests.iter().find_map(|t| match t {
+        query::Test::Reference { param, values } if param.name == "patient" && values.len() == 1 => {
+            let (ty, id) = &values[0];
+            (ty.as_deref().is_none_or(|t| t == "Patient")).then(|| id.clone())
+        }
+        query::Test::Id(ids) if q.resource_type == "Patient" && ids.len() == 1 => Some(ids[0].clone()),
+        _ => None,
+    })
+}
+
+async fn provenance_search(
+    r: &Records,
+    c: &Caller,
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+) -> FhirResult<Response> {
+    let target = pairs.iter().find(|(k, _)| k == "target").map(|(_, v)| v.clone());
+    let unknown: Vec<&String> =
+        pairs.iter().map(|(k, _)| k).filter(|k| !matches!(k.as_str(), "target" | "_count" | "_format")).collect();
+    if let Some(k) = unknown.first() {
+        return Err(FhirError::new(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            format!("Provenance has no search parameter {k}"),
+        ));
+    }
+    let Some((rt, id)) = target.as_deref().and_then(|t| t.split_once('/')) else {
+        return Err(FhirError::new(StatusCode::BAD_REQUEST, "required", "search Provenance by target=Type/id"));
+    };
+    let id = id.split('/').next().unwrap_or_default();
+    let Some(s) = r.current(rt, id).await? else { return Err(FhirError::not_found(&format!("{rt}/{id}"))) };
+    readable(r, c, Stored { deleted: false, ..s }, headers, "provenance").await?;
+    let mut entries = vec![];
+    for seal in r.seals_of(rt, id).await? {
+        if let Some(p) = r.provenance(&seal).await? {
+            entries.push(json!({ "fullUrl": format!("Provenance/{seal}"), "resource": p.resource, "search": { "mode": "match" } }));
+        }
+    }
+    Ok(fhir(
+        StatusCode::OK,
+        &json!({ "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries }),
+    ))
+}
+
+/// `GET /fhir/metadata`: what this server does, from the tables it runs on.
+async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let base = base_url(&headers, &st);
+    let resources: Vec<Value> = SUPPORTED
+        .iter()
+        .map(|rt| {
+            let params: Vec<Value> = index::params_of(rt)
+                .map(|p| {
+                    json!({ "name": p.name, "type": match p.kind {
+                        ParamType::Token => "token", ParamType::Date => "date",
+                        ParamType::String => "string", ParamType::Reference => "reference" } })
+                })
+                .chain([json!({ "name": "_id", "type": "token" }), json!({ "name": "_lastUpdated", "type": "date" })])
+                .collect();
+            let interactions: Vec<Value> = if *rt == "Provenance" {
+                vec![json!({ "code": "read" }), json!({ "code": "search-type" })]
+            } else {
+                ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
+                    .iter()
+                    .map(|c| json!({ "code": c }))
+                    .collect()
+            };
+            let mut res = json!({
+                "type": rt,
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": *rt != "Provenance",
+                "conditionalDelete": "not-supported",
+                "searchParam": params,
+                "searchInclude": index::params_of(rt).filter(|p| p.kind == ParamType::Reference)
+                    .map(|p| format!("{rt}:{}", p.name)).collect::<Vec<_>>(),
+                "operation": [{ "name": "verify", "definition": format!("{base}/OperationDefinition/verify") }],
+            });
+            if *rt == "Provenance" {
+                res["searchParam"] = json!([{ "name": "target", "type": "reference" }]);
+                res["operation"] = json!([]);
+            }
+            if *rt == "Patient" {
+                if let Some(o) = res["operation"].as_array_mut() {
+                    o.push(json!({ "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" }));
+                }
+            }
+            res
+        })
+        .collect();
+    let cs = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": records::instant(now_ms()),
+        "kind": "instance",
+        "software": { "name": "Wuqing Smart District Platform (智慧武清平台)", "version": env!("CARGO_PKG_VERSION") },
+        "implementation": { "description": "Wuqing health data platform FHIR server", "url": base },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "security": { "cors": false, "description": "Session cookie or bearer token of the platform; access by PIPL rules: own record, care relationship, consent, break-glass." },
+            "resource": resources,
+            "interaction": [],
+        }],
+    });
+    fhir(StatusCode::OK, &cs)
+}

@@ -1,0 +1,1172 @@
+//! The FHIR resource store: every version kept, encrypted, chained and sealed; the search index
+//! beside it; reads, history and searches. No access decisions here beyond the one the store
+//! must hold itself (an institution changes only the records it owns): the API decides who may
+//! ask, and calls this with the answer.
+
+use crate::fhir::datetime::{BEIJING, Period};
+use crate::fhir::index::{self, Entry, ParamType, SearchParam};
+use crate::fhir::query::{Query, StringMatch, Test};
+use crate::fhir::search::{DateSearch, Prefix, System, Token};
+use crate::trust;
+use kernel::crypto::FieldCipher;
+use kernel::store::{Store, StoreError, col, ms_to_rfc3339, now_ms};
+use serde_json::{Value, json};
+use sm2::dsa::SigningKey;
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The resource types whose records belong to a patient (their `patient` parameter names them).
+pub fn is_clinical(rt: &str) -> bool {
+    index::params_of(rt).any(|p| p.name == "patient" && p.kind == ParamType::Reference) || rt == "Patient"
+}
+
+/// Parameters whose values are a patient's identifying data: stored and searched as blind
+/// indexes (HMAC-SM3), so that the database never holds them in clear.
+pub fn is_blind(rt: &str, param: &str) -> bool {
+    rt == "Patient" && matches!(param, "identifier" | "telecom" | "name" | "family" | "given")
+}
+
+/// Who writes: the account, its display name, and the institution it acts for.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub user_id: String,
+    pub name: String,
+    pub org_id: String,
+}
+
+/// One version as stored, decrypted.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub rtype: String,
+    pub id: String,
+    pub version: i64,
+    pub owner_org: String,
+    pub patient_id: Option<String>,
+    pub last_updated_ms: i64,
+    pub deleted: bool,
+    /// The resource with its `meta.versionId` and `meta.lastUpdated` (a tombstone for a deletion).
+    pub body: Value,
+}
+
+/// A change one request asks for.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub rtype: String,
+    pub id: String,
+    /// `None` deletes.
+    pub resource: Option<Value>,
+    /// `If-Match`: the version the client last saw.
+    pub if_match: Option<i64>,
+}
+
+/// Why a change was not made (nothing of the request is stored).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}/{1} belongs to another institution")]
+    NotOwner(String, String),
+    #[error("{rtype}/{id} is at version {current}, not {expected}")]
+    VersionConflict { rtype: String, id: String, current: i64, expected: i64 },
+    #[error("{0}/{1} does not exist")]
+    Missing(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The institutions' signing keys, created on an institution's first write and cached.
+#[derive(Clone, Default)]
+pub struct Keys {
+    cache: Arc<Mutex<HashMap<String, (String, SigningKey)>>>,
+    creating: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Keys {
+    /// The institution's current key (id and key), creating one when it has none.
+    pub async fn for_org(
+        &self,
+        store: &Store,
+        cipher: &FieldCipher,
+        org: &str,
+    ) -> Result<(String, SigningKey), StoreError> {
+        if let Some(k) = self.cache.lock().ok().and_then(|c| c.get(org).cloned()) {
+            return Ok(k);
+        }
+        let _one = self.creating.lock().await;
+        let row = sqlx::query(&store.sql(
+            "SELECT id, private_enc FROM health_keys WHERE org_id = $1 AND retired_ms IS NULL AND private_enc IS NOT NULL \
+             ORDER BY created_ms DESC LIMIT 1",
+        ))
+        .bind(org.to_string())
+        .fetch_optional(store.reader())
+        .await?;
+        let found = match row {
+            Some(r) => {
+                let id: String = col(&r, "id")?;
+                let enc: Vec<u8> = col(&r, "private_enc")?;
+                let hex = cipher.decrypt(&enc).map_err(|_| StoreError::Corrupt(format!("signing key {id}")))?;
+                let bytes = decode_hex(&hex).ok_or_else(|| StoreError::Corrupt(format!("signing key {id}")))?;
+                let key = SigningKey::from_slice(trust::DEFAULT_USER_ID, &bytes)
+                    .map_err(|_| StoreError::Corrupt(format!("signing key {id}")))?;
+                (id, key)
+            }
+            None => {
+                let key = trust::new_key(trust::DEFAULT_USER_ID);
+                let id = uuid::Uuid::now_v7().to_string();
+                let secret = encode_hex(&key.to_bytes());
+                let mut tx = store.begin().await?;
+                sqlx::query(&store.sql(
+                    "INSERT INTO health_keys (id, org_id, public_key, private_enc, created_ms) VALUES ($1, $2, $3, $4, $5)",
+                ))
+                .bind(id.clone())
+                .bind(org.to_string())
+                .bind(trust::public_key_hex(key.verifying_key()))
+                .bind(cipher.encrypt(&secret))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(org, key = %id, "created an institution's signing key");
+                (id, key)
+            }
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(org.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+}
+
+/// A published verifying key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublicKey {
+    pub id: String,
+    pub org_id: String,
+    /// SEC1 uncompressed point, hex.
+    pub public_key: String,
+    pub algorithm: &'static str,
+    pub user_id: &'static str,
+    pub created: String,
+    pub retired: Option<String>,
+}
+
+pub async fn public_keys(store: &Store) -> Result<Vec<PublicKey>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, org_id, public_key, created_ms, retired_ms FROM health_keys ORDER BY created_ms")
+            .fetch_all(store.reader())
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PublicKey {
+                id: col(r, "id")?,
+                org_id: col(r, "org_id")?,
+                public_key: col(r, "public_key")?,
+                algorithm: "SM2 (GM/T 0003) over SM3",
+                user_id: trust::DEFAULT_USER_ID,
+                created: ms_to_rfc3339(col(r, "created_ms")?),
+                retired: col::<Option<i64>>(r, "retired_ms")?.map(ms_to_rfc3339),
+            })
+        })
+        .collect()
+}
+
+pub fn encode_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
+}
+
+/// The store of resources: cheap to clone.
+#[derive(Clone)]
+pub struct Records {
+    pub store: Store,
+    pub cipher: FieldCipher,
+    pub keys: Keys,
+}
+
+/// The patient a resource's record belongs to.
+pub fn patient_of(resource: &Value) -> Option<String> {
+    let rt = resource["resourceType"].as_str()?;
+    if rt == "Patient" {
+        return resource["id"].as_str().map(str::to_string);
+    }
+    index::params_of(rt).filter(|p| p.name == "patient" && p.kind == ParamType::Reference).find_map(|p| {
+        index::extract(resource, p, BEIJING).into_iter().find_map(|e| match e {
+            Entry::Reference { target_type, id } if target_type == "Patient" => Some(id),
+            _ => None,
+        })
+    })
+}
+
+/// A value of an index row.
+#[derive(Debug, Clone)]
+enum IndexValue {
+    S(String),
+    I(i64),
+}
+
+/// Index rows of one or more resources, by table (tokens, dates, strings, references): the
+/// ordinal of the resource they belong to, the parameter, two values.
+#[derive(Debug, Default)]
+struct IndexRows {
+    rows: [Vec<(usize, &'static str, IndexValue, IndexValue)>; 4],
+    /// Resources held.
+    count: usize,
+}
+
+impl IndexRows {
+    /// Appends one more resource's rows, with the next ordinal.
+    fn extend(&mut self, other: IndexRows) {
+        let at = self.count;
+        for (mine, theirs) in self.rows.iter_mut().zip(other.rows) {
+            mine.extend(theirs.into_iter().map(|(_, p, a, b)| (at, p, a, b)));
+        }
+        self.count += 1;
+    }
+}
+
+fn index_rows(cipher: &FieldCipher, rt: &str, resource: &Value) -> IndexRows {
+    use IndexValue::{I, S};
+    let mut out = IndexRows::default();
+    for p in index::params_of(rt) {
+        let blind = is_blind(rt, p.name);
+        let exact_strings = if p.kind == ParamType::String { raw_strings(resource, p) } else { vec![] };
+        for (i, e) in index::extract(resource, p, BEIJING).into_iter().enumerate() {
+            let (table, a, b) = match e {
+                Entry::Token { system, code } => {
+                    let code = if blind { cipher.blind_index(&code) } else { code };
+                    (0, S(system.unwrap_or_default()), S(code))
+                }
+                Entry::Date(Period { start_ms, end_ms }) => (1, I(start_ms), I(end_ms)),
+                Entry::String(s) => {
+                    let exact = exact_strings.get(i).cloned().unwrap_or_else(|| s.clone());
+                    if blind {
+                        (2, S(cipher.blind_index(&s)), S(cipher.blind_index(&exact)))
+                    } else {
+                        (2, S(s), S(exact))
+                    }
+                }
+                Entry::Reference { target_type, id } => (3, S(target_type), S(id)),
+            };
+            out.rows[table].push((0, p.name, a, b));
+        }
+    }
+    out
+}
+
+/// A string parameter's non-empty values as written, in the order `index::extract` reads them.
+fn raw_strings(resource: &Value, p: &SearchParam) -> Vec<String> {
+    let mut out = vec![];
+    for path in p.paths {
+        let mut v = vec![resource];
+        for step in path.split('.') {
+            v = v
+                .into_iter()
+                .filter_map(|x| x.get(step))
+                .flat_map(|x| match x {
+                    Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                    other => vec![other],
+                })
+                .collect();
+        }
+        out.extend(v.into_iter().filter_map(Value::as_str).filter(|s| !index::norm(s).is_empty()).map(str::to_string));
+    }
+    out
+}
+
+fn tombstone(rt: &str, id: &str, version: i64, at_ms: i64) -> Value {
+    json!({ "resourceType": rt, "id": id, "meta": { "versionId": version.to_string(), "lastUpdated": instant(at_ms) } })
+}
+
+/// An instant as FHIR writes it, in UTC with milliseconds.
+pub fn instant(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn with_meta(mut resource: Value, id: &str, version: i64, at_ms: i64) -> Value {
+    if let Some(o) = resource.as_object_mut() {
+        o.insert("id".into(), Value::String(id.to_string()));
+        let meta = o.entry("meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        meta["versionId"] = Value::String(version.to_string());
+        meta["lastUpdated"] = Value::String(instant(at_ms));
+    }
+    resource
+}
+
+fn bool_col(r: &AnyRow, name: &str) -> Result<bool, StoreError> {
+    Ok(col::<i64>(r, name)? != 0)
+}
+
+impl Records {
+    pub fn new(store: Store, cipher: FieldCipher) -> Self {
+        Self { store, cipher, keys: Keys::default() }
+    }
+
+    fn decrypt(&self, rt: &str, id: &str, version: i64, blob: &[u8]) -> Result<Value, StoreError> {
+        let text = self
+            .cipher
+            .decrypt(blob)
+            .map_err(|_| StoreError::Corrupt(format!("{rt}/{id} version {version} does not decrypt")))?;
+        serde_json::from_str(&text).map_err(|_| StoreError::Corrupt(format!("{rt}/{id} version {version} is not JSON")))
+    }
+
+    fn stored(&self, r: &AnyRow) -> Result<Stored, StoreError> {
+        let rtype: String = col(r, "type")?;
+        let id: String = col(r, "id")?;
+        let version: i64 = col(r, "version")?;
+        let body = self.decrypt(&rtype, &id, version, &col::<Vec<u8>>(r, "body")?)?;
+        Ok(Stored {
+            owner_org: col(r, "owner_org")?,
+            patient_id: col(r, "patient_id")?,
+            last_updated_ms: col(r, "at_ms")?,
+            deleted: bool_col(r, "deleted")?,
+            rtype,
+            id,
+            version,
+            body,
+        })
+    }
+
+    /// The current version (deleted or not), if the resource was ever written.
+    pub async fn current(&self, rt: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        let row = sqlx::query(&self.store.sql(
+            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body \
+             FROM health_resources r JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
+             WHERE r.type = $1 AND r.id = $2",
+        ))
+        .bind(rt.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
+        row.map(|r| self.stored(&r)).transpose()
+    }
+
+    /// One version.
+    pub async fn version(&self, rt: &str, id: &str, version: i64) -> Result<Option<Stored>, StoreError> {
+        let row = sqlx::query(&self.store.sql(
+            "SELECT v.type, v.id, v.version, v.owner_org, r.patient_id, v.at_ms, v.deleted, v.body \
+             FROM health_versions v JOIN health_resources r ON r.type = v.type AND r.id = v.id \
+             WHERE v.type = $1 AND v.id = $2 AND v.version = $3",
+        ))
+        .bind(rt.to_string())
+        .bind(id.to_string())
+        .bind(version)
+        .fetch_optional(self.store.reader())
+        .await?;
+        row.map(|r| self.stored(&r)).transpose()
+    }
+
+    /// Every version, newest first.
+    pub async fn history(&self, rt: &str, id: &str, limit: i64) -> Result<Vec<Stored>, StoreError> {
+        let rows = sqlx::query(&self.store.sql(
+            "SELECT v.type, v.id, v.version, v.owner_org, r.patient_id, v.at_ms, v.deleted, v.body \
+             FROM health_versions v JOIN health_resources r ON r.type = v.type AND r.id = v.id \
+             WHERE v.type = $1 AND v.id = $2 ORDER BY v.version DESC LIMIT $3",
+        ))
+        .bind(rt.to_string())
+        .bind(id.to_string())
+        .bind(limit)
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter().map(|r| self.stored(r)).collect()
+    }
+
+    /// Writes the changes of one request in one transaction with one seal and the audit
+    /// records given: all of them, or (on any error) none. Each created or updated resource gets
+    /// its id, `meta.versionId` and `meta.lastUpdated` from the store. Rows are written in
+    /// multi-row statements, so that an import of thousands costs a few statements per chunk.
+    pub async fn commit(
+        &self,
+        author: &Author,
+        activity: &str,
+        changes: Vec<Change>,
+        audit: Vec<kernel::audit::Event>,
+    ) -> Result<(Vec<Stored>, String), WriteError> {
+        let (key_id, key) = self.keys.for_org(&self.store, &self.cipher, &author.org_id).await?;
+        let at_ms = now_ms();
+        let seal_id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.store.begin().await?;
+        let current = self.current_for_update(&mut tx, &changes).await?;
+        let mut out = Vec::with_capacity(changes.len());
+        let mut digests = Vec::with_capacity(changes.len());
+        let mut versions: Vec<(String, Vec<u8>, String)> = Vec::with_capacity(changes.len());
+        let mut created: Vec<i64> = Vec::with_capacity(changes.len());
+        let mut index = IndexRows::default();
+        // The position in `out` of each resource with index rows, in the order of their rows.
+        let mut index_of: Vec<usize> = vec![];
+        for c in changes {
+            let (version, created_ms, previous) = match current.get(&(c.rtype.clone(), c.id.clone())) {
+                Some(cur) => {
+                    if cur.owner != author.org_id {
+                        return Err(WriteError::NotOwner(c.rtype, c.id));
+                    }
+                    if let Some(expected) = c.if_match.filter(|e| *e != cur.version) {
+                        return Err(WriteError::VersionConflict {
+                            rtype: c.rtype,
+                            id: c.id,
+                            current: cur.version,
+                            expected,
+                        });
+                    }
+                    (cur.version + 1, cur.created_ms, Some(cur.digest))
+                }
+                None if c.resource.is_none() => return Err(WriteError::Missing(c.rtype, c.id)),
+                None => {
+                    if let Some(expected) = c.if_match {
+                        return Err(WriteError::VersionConflict { rtype: c.rtype, id: c.id, current: 0, expected });
+                    }
+                    (1, at_ms, None)
+                }
+            };
+            let deleted = c.resource.is_none();
+            let body = match c.resource {
+                Some(r) => with_meta(r, &c.id, version, at_ms),
+                None => tombstone(&c.rtype, &c.id, version, at_ms),
+            };
+            let patient = if deleted { None } else { patient_of(&body) };
+            let digest = trust::digest(&body, previous.as_ref());
+            digests.push(digest);
+            versions.push((body.to_string(), vec![], encode_hex(&digest)));
+            created.push(created_ms);
+            if !deleted {
+                index.extend(index_rows(&self.cipher, &c.rtype, &body));
+                index_of.push(out.len());
+            }
+            out.push(Stored {
+                rtype: c.rtype,
+                id: c.id,
+                version,
+                owner_org: author.org_id.clone(),
+                patient_id: patient,
+                last_updated_ms: at_ms,
+                deleted,
+                body,
+            });
+        }
+        for v in &mut versions {
+            v.1 = self.cipher.encrypt(&v.0);
+        }
+        const CHUNK: usize = 500;
+        for (chunk, (vs, cr)) in out.chunks(CHUNK).zip(versions.chunks(CHUNK).zip(created.chunks(CHUNK))) {
+            let sql = format!(
+                "INSERT INTO health_versions (type, id, version, at_ms, deleted, author_id, owner_org, body, digest, seal_id) VALUES {}",
+                self.store.values_placeholders(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(&sql);
+            for (s, v) in chunk.iter().zip(vs) {
+                q = q
+                    .bind(s.rtype.clone())
+                    .bind(s.id.clone())
+                    .bind(s.version)
+                    .bind(at_ms)
+                    .bind(s.deleted as i64)
+                    .bind(author.user_id.clone())
+                    .bind(author.org_id.clone())
+                    .bind(v.1.clone())
+                    .bind(v.2.clone())
+                    .bind(seal_id.clone());
+            }
+            q.execute(&mut *tx).await.map_err(StoreError::from)?;
+            // A deletion keeps the compartment it had, so the patient's history still finds it.
+            let sql = format!(
+                "INSERT INTO health_resources (type, id, version, owner_org, patient_id, created_ms, last_updated_ms, deleted) \
+                 VALUES {} ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, \
+                 patient_id = CASE WHEN excluded.deleted = 1 THEN health_resources.patient_id ELSE excluded.patient_id END, \
+                 last_updated_ms = excluded.last_updated_ms, deleted = excluded.deleted",
+                self.store.values_placeholders(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(&sql);
+            for (s, c) in chunk.iter().zip(cr) {
+                q = q
+                    .bind(s.rtype.clone())
+                    .bind(s.id.clone())
+                    .bind(s.version)
+                    .bind(author.org_id.clone())
+                    .bind(s.patient_id.clone())
+                    .bind(*c)
+                    .bind(at_ms)
+                    .bind(s.deleted as i64);
+            }
+            q.execute(&mut *tx).await.map_err(StoreError::from)?;
+        }
+        // The index rows of the versions replaced go; the new versions' rows come.
+        let replaced: Vec<&Stored> = out.iter().filter(|s| s.version > 1).collect();
+        for chunk in replaced.chunks(CHUNK) {
+            for t in ["health_tokens", "health_dates", "health_strings", "health_refs"] {
+                let keys: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                let sql =
+                    self.store.sql(&format!("DELETE FROM {t} WHERE (type, id) IN ({})", keys.join(", "))).into_owned();
+                let mut q = sqlx::query(&sql);
+                for s in chunk {
+                    q = q.bind(s.rtype.clone()).bind(s.id.clone());
+                }
+                q.execute(&mut *tx).await.map_err(StoreError::from)?;
+            }
+        }
+        let owner_of = |k: usize| -> (&str, &str) {
+            let s = &out[index_of[k]];
+            (s.rtype.as_str(), s.id.as_str())
+        };
+        self.insert_index(&mut tx, &index, owner_of).await?;
+        let root = trust::root(&author.org_id, at_ms, &digests);
+        let signature = trust::sign_root(&key, &root);
+        sqlx::query(&self.store.sql(
+            "INSERT INTO health_seals (id, at_ms, org_id, author_id, author_name, activity, key_id, root, signature, members) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        ))
+        .bind(seal_id.clone())
+        .bind(at_ms)
+        .bind(author.org_id.clone())
+        .bind(author.user_id.clone())
+        .bind(author.name.clone())
+        .bind(activity.to_string())
+        .bind(key_id)
+        .bind(encode_hex(&root))
+        .bind(encode_hex(&signature))
+        .bind(digests.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        for ev in &audit {
+            kernel::audit::append(&self.store, &mut tx, ev).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok((out, seal_id))
+    }
+
+    /// The current rows of the resources the changes name, locked on PostgreSQL; the same
+    /// resource twice in one request is refused.
+    async fn current_for_update(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        changes: &[Change],
+    ) -> Result<HashMap<(String, String), Current>, WriteError> {
+        let mut seen = std::collections::HashSet::new();
+        for c in changes {
+            if !seen.insert((c.rtype.as_str(), c.id.as_str())) {
+                return Err(WriteError::Store(StoreError::Conflict(format!(
+                    "{}/{} is changed twice in one request",
+                    c.rtype, c.id
+                ))));
+            }
+        }
+        let mut out = HashMap::new();
+        for chunk in changes.chunks(500) {
+            let keys: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+            let sql = format!(
+                "SELECT r.type, r.id, r.version, r.owner_org, r.created_ms, v.digest FROM health_resources r \
+                 JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
+                 WHERE (r.type, r.id) IN ({}){}",
+                keys.join(", "),
+                self.store.for_update().replace("FOR UPDATE", "FOR UPDATE OF r")
+            );
+            let sql = self.store.sql(&sql).into_owned();
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q.bind(c.rtype.clone()).bind(c.id.clone());
+            }
+            for r in q.fetch_all(&mut **tx).await.map_err(StoreError::from)? {
+                let (t, i): (String, String) = (col(&r, "type")?, col(&r, "id")?);
+                let d: String = col(&r, "digest")?;
+                let digest = decode_hex(&d)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("{t}/{i} digest")))?;
+                out.insert(
+                    (t, i),
+                    Current {
+                        version: col(&r, "version")?,
+                        owner: col(&r, "owner_org")?,
+                        created_ms: col(&r, "created_ms")?,
+                        digest,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_index<'a>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        rows: &IndexRows,
+        owner_of: impl Fn(usize) -> (&'a str, &'a str),
+    ) -> Result<(), StoreError> {
+        // Rows at most per statement: 5 values each, under SQLite's 32 766 variables.
+        const CHUNK: usize = 4000;
+        for (table, list) in [
+            ("health_tokens (type, id, param, system, code)", &rows.rows[0]),
+            ("health_dates (type, id, param, start_ms, end_ms)", &rows.rows[1]),
+            ("health_strings (type, id, param, value, exact)", &rows.rows[2]),
+            ("health_refs (type, id, param, target_type, target_id)", &rows.rows[3]),
+        ] {
+            for chunk in list.chunks(CHUNK) {
+                let sql = format!("INSERT INTO {table} VALUES {}", self.store.values_placeholders(chunk.len(), 5));
+                let mut q = sqlx::query(&sql);
+                for (at, param, a, b) in chunk {
+                    let (rt, id) = owner_of(*at);
+                    q = q.bind(rt.to_string()).bind(id.to_string()).bind(*param);
+                    q = match (a, b) {
+                        (IndexValue::S(a), IndexValue::S(b)) => q.bind(a.clone()).bind(b.clone()),
+                        (IndexValue::I(a), IndexValue::I(b)) => q.bind(*a).bind(*b),
+                        (IndexValue::S(a), IndexValue::I(b)) => q.bind(a.clone()).bind(*b),
+                        (IndexValue::I(a), IndexValue::S(b)) => q.bind(*a).bind(b.clone()),
+                    };
+                }
+                q.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A resource's current row, as a write finds it.
+struct Current {
+    version: i64,
+    owner: String,
+    created_ms: i64,
+    digest: [u8; 32],
+}
+
+/// A search's SQL condition on `health_resources r`, with its arguments.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub clauses: Vec<String>,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Arg {
+    S(String),
+    I(i64),
+}
+
+impl Filter {
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+    fn s(&mut self, v: &str) -> String {
+        self.arg(Arg::S(v.to_string()))
+    }
+    fn i(&mut self, v: i64) -> String {
+        self.arg(Arg::I(v))
+    }
+
+    /// Restricts to one patient's compartment.
+    pub fn patient(&mut self, patient: &str) {
+        let p = self.s(patient);
+        self.clauses.push(format!("r.patient_id = {p}"));
+    }
+
+    /// Restricts to records an institution owns.
+    pub fn owner(&mut self, org: &str) {
+        let p = self.s(org);
+        self.clauses.push(format!("r.owner_org = {p}"));
+    }
+}
+
+/// Why a search cannot run as asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+/// A date search value's condition on a target period held in the columns `ts` and `te`
+/// (`DateSearch::matches` in SQL).
+fn date_condition(f: &mut Filter, d: &DateSearch, now: i64, ts: &str, te: &str) -> String {
+    let (s, e) = (d.period.start_ms, d.period.end_ms);
+    let within = |f: &mut Filter| {
+        let (a, b) = (f.i(s), f.i(e));
+        format!("({ts} >= {a} AND {te} <= {b})")
+    };
+    match d.prefix {
+        Prefix::Eq => within(f),
+        Prefix::Ne => format!("NOT {}", within(f)),
+        Prefix::Gt => format!("{te} > {}", f.i(e)),
+        Prefix::Lt => format!("{ts} < {}", f.i(s)),
+        Prefix::Ge => {
+            let w = within(f);
+            format!("({te} > {} OR {w})", f.i(e))
+        }
+        Prefix::Le => {
+            let w = within(f);
+            format!("({ts} < {} OR {w})", f.i(s))
+        }
+        Prefix::Sa => format!("{ts} >= {}", f.i(e)),
+        Prefix::Eb => format!("{te} <= {}", f.i(s)),
+        Prefix::Ap => {
+            let gap = (now - s).abs().max((now - e).abs()) / 10;
+            let (a, b) = (f.i(e + gap), f.i(s - gap));
+            format!("({ts} < {a} AND {te} > {b})")
+        }
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The SQL of a parsed query's tests (the resource type is the caller's clause).
+pub fn filter(q: &Query, cipher: &FieldCipher, now: i64) -> Result<Filter, Unsupported> {
+    let mut f = Filter::default();
+    let rt = q.resource_type.clone();
+    for t in &q.tests {
+        let clause = match t {
+            Test::Id(ids) => {
+                let ps: Vec<String> = ids.iter().map(|i| f.s(i)).collect();
+                format!("r.id IN ({})", ps.join(", "))
+            }
+            Test::LastUpdated(values) => {
+                let parts: Vec<String> = values
+                    .iter()
+                    .map(|d| date_condition(&mut f, d, now, "r.last_updated_ms", "(r.last_updated_ms + 1)"))
+                    .collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Test::Token { param, values, not } => {
+                let blind = is_blind(&rt, param.name);
+                let mut alts = vec![];
+                for Token { system, code } in values {
+                    let mut c = vec![];
+                    match system {
+                        System::Any => {}
+                        System::None => c.push("t.system = ''".to_string()),
+                        System::Is(s) => c.push(format!("t.system = {}", f.s(s))),
+                    }
+                    if let Some(code) = code {
+                        let v = if blind { cipher.blind_index(code) } else { code.clone() };
+                        c.push(format!("t.code = {}", f.s(&v)));
+                    }
+                    alts.push(format!("({})", if c.is_empty() { "1 = 1".into() } else { c.join(" AND ") }));
+                }
+                let (ty, pn) = (f.s(&rt), f.s(param.name));
+                format!(
+                    "r.id {}IN (SELECT t.id FROM health_tokens t WHERE t.type = {ty} AND t.param = {pn} AND ({}))",
+                    if *not { "NOT " } else { "" },
+                    alts.join(" OR ")
+                )
+            }
+            Test::Date { param, values } => {
+                let alts: Vec<String> =
+                    values.iter().map(|d| date_condition(&mut f, d, now, "d.start_ms", "d.end_ms")).collect();
+                let (ty, pn) = (f.s(&rt), f.s(param.name));
+                format!(
+                    "r.id IN (SELECT d.id FROM health_dates d WHERE d.type = {ty} AND d.param = {pn} AND ({}))",
+                    alts.join(" OR ")
+                )
+            }
+            Test::String { param, values, how } => {
+                let blind = is_blind(&rt, param.name);
+                let mut alts = vec![];
+                for v in values {
+                    alts.push(match (how, blind) {
+                        (StringMatch::Exact, true) => format!("s.exact = {}", f.s(&cipher.blind_index(v))),
+                        (StringMatch::Exact, false) => format!("s.exact = {}", f.s(v)),
+                        // Names are kept only as keyed hashes: a whole name, family or given name.
+                        (StringMatch::StartsWith, true) => format!("s.value = {}", f.s(&cipher.blind_index(v))),
+                        (StringMatch::Contains, true) => {
+                            return Err(Unsupported(format!(
+                                "{rt}.{} is stored as a keyed hash: search a whole name, not :contains",
+                                param.name
+                            )));
+                        }
+                        (StringMatch::StartsWith, false) => {
+                            format!("s.value LIKE {} ESCAPE '\\'", f.s(&format!("{}%", like_escape(v))))
+                        }
+                        (StringMatch::Contains, false) => {
+                            format!("s.value LIKE {} ESCAPE '\\'", f.s(&format!("%{}%", like_escape(v))))
+                        }
+                    });
+                }
+                let (ty, pn) = (f.s(&rt), f.s(param.name));
+                format!(
+                    "r.id IN (SELECT s.id FROM health_strings s WHERE s.type = {ty} AND s.param = {pn} AND ({}))",
+                    alts.join(" OR ")
+                )
+            }
+            Test::Reference { param, values } => {
+                let mut alts = vec![];
+                for (t, id) in values {
+                    let mut c = vec![format!("x.target_id = {}", f.s(id))];
+                    if let Some(t) = t {
+                        c.push(format!("x.target_type = {}", f.s(t)));
+                    }
+                    alts.push(format!("({})", c.join(" AND ")));
+                }
+                let (ty, pn) = (f.s(&rt), f.s(param.name));
+                format!(
+                    "r.id IN (SELECT x.id FROM health_refs x WHERE x.type = {ty} AND x.param = {pn} AND ({}))",
+                    alts.join(" OR ")
+                )
+            }
+            Test::Missing { param, missing } => {
+                let table = match param.kind {
+                    ParamType::Token => "health_tokens",
+                    ParamType::Date => "health_dates",
+                    ParamType::String => "health_strings",
+                    ParamType::Reference => "health_refs",
+                };
+                let (ty, pn) = (f.s(&rt), f.s(param.name));
+                format!(
+                    "r.id {}IN (SELECT m.id FROM {table} m WHERE m.type = {ty} AND m.param = {pn})",
+                    if *missing { "NOT " } else { "" }
+                )
+            }
+        };
+        f.clauses.push(clause);
+    }
+    Ok(f)
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: &[Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::S(s) => q.bind(s.clone()),
+            Arg::I(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// A page of search results.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Stored>,
+    /// More follow this page.
+    pub more: bool,
+    pub total: Option<i64>,
+}
+
+impl Records {
+    /// Runs a search of current, not deleted resources of `rt`: newest first.
+    pub async fn search(
+        &self,
+        rt: &str,
+        f: Filter,
+        count: usize,
+        offset: usize,
+        with_total: bool,
+    ) -> Result<Page, StoreError> {
+        let mut f = f;
+        let ty = f.s(rt);
+        let mut wh = vec![format!("r.type = {ty}"), "r.deleted = 0".to_string()];
+        wh.extend(f.clauses.iter().cloned());
+        let wh = wh.join(" AND ");
+        let (lim, off) = (count as i64 + 1, offset as i64);
+        let sql = format!(
+            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body FROM health_resources r \
+             JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version WHERE {wh} \
+             ORDER BY r.last_updated_ms DESC, r.id LIMIT {lim} OFFSET {off}"
+        );
+        let sql = self.store.sql(&sql).into_owned();
+        let rows = bind_all(sqlx::query(&sql), &f.args).fetch_all(self.store.reader()).await?;
+        let mut items: Vec<Stored> = rows.iter().map(|r| self.stored(r)).collect::<Result<_, _>>()?;
+        let more = items.len() > count;
+        items.truncate(count);
+        let total = if with_total {
+            let sql = self.store.sql(&format!("SELECT COUNT(*) AS n FROM health_resources r WHERE {wh}")).into_owned();
+            let row = bind_all(sqlx::query(&sql), &f.args).fetch_one(self.store.reader()).await?;
+            Some(col::<i64>(&row, "n")?)
+        } else {
+            None
+        };
+        Ok(Page { items, more, total })
+    }
+
+    /// The current resources of `rt` with these ids (for `_include`), not deleted.
+    pub async fn many(&self, rt: &str, ids: &[String]) -> Result<Vec<Stored>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut f = Filter::default();
+        let ps: Vec<String> = ids.iter().map(|i| f.s(i)).collect();
+        f.clauses.push(format!("r.id IN ({})", ps.join(", ")));
+        Ok(self.search(rt, f, ids.len(), 0, false).await?.items)
+    }
+
+    /// Whether the patient is in care at the institution: an encounter there (open, or ended
+    /// within `window_ms`).
+    pub async fn in_care(&self, patient: &str, org: &str, window_ms: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(&self.store.sql(
+            "SELECT 1 AS one FROM health_resources r JOIN health_dates d ON d.type = r.type AND d.id = r.id AND d.param = 'date' \
+             WHERE r.type = 'Encounter' AND r.patient_id = $1 AND r.owner_org = $2 AND r.deleted = 0 AND d.end_ms >= $3 LIMIT 1",
+        ))
+        .bind(patient.to_string())
+        .bind(org.to_string())
+        .bind(now_ms() - window_ms)
+        .fetch_optional(self.store.reader())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// The patient's active consents (current versions).
+    pub async fn consents(&self, patient: &str) -> Result<Vec<Value>, StoreError> {
+        let mut f = Filter::default();
+        f.patient(patient);
+        let page = self.search("Consent", f, 200, 0, false).await?;
+        Ok(page.items.into_iter().map(|s| s.body).filter(|b| b["status"] == "active").collect())
+    }
+
+    /// The Patient whose citizen-ID identifier has this blind index.
+    pub async fn patient_by_citizen_bidx(&self, bidx: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(&self.store.sql(
+            "SELECT t.id FROM health_tokens t JOIN health_resources r ON r.type = t.type AND r.id = t.id \
+             WHERE t.type = 'Patient' AND t.param = 'identifier' AND t.system = $1 AND t.code = $2 AND r.deleted = 0 \
+             ORDER BY r.created_ms LIMIT 1",
+        ))
+        .bind(crate::generate::CITIZEN_ID_SYSTEM)
+        .bind(bidx.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
+        row.map(|r| col::<String>(&r, "id")).transpose()
+    }
+
+    /// Whether a current, not deleted resource exists.
+    pub async fn exists(&self, rt: &str, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            &self.store.sql("SELECT 1 AS one FROM health_resources WHERE type = $1 AND id = $2 AND deleted = 0"),
+        )
+        .bind(rt.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
+        Ok(row.is_some())
+    }
+}
+
+/// What `$verify` found for one version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionCheck {
+    pub version: i64,
+    pub ok: bool,
+    pub seal: String,
+    pub problem: Option<String>,
+}
+
+impl Records {
+    /// Checks every version of a resource against its digest chain and its seal.
+    pub async fn verify(&self, rt: &str, id: &str) -> Result<Vec<VersionCheck>, StoreError> {
+        let rows = sqlx::query(&self.store.sql(
+            "SELECT version, body, digest, seal_id FROM health_versions WHERE type = $1 AND id = $2 ORDER BY version",
+        ))
+        .bind(rt.to_string())
+        .bind(id.to_string())
+        .fetch_all(self.store.reader())
+        .await?;
+        let mut out = vec![];
+        let mut previous: Option<[u8; 32]> = None;
+        let mut broken = false;
+        for r in &rows {
+            let version: i64 = col(r, "version")?;
+            let seal: String = col(r, "seal_id")?;
+            let stored_digest: String = col(r, "digest")?;
+            let problem = if broken {
+                Some("an earlier version is broken".to_string())
+            } else {
+                self.check_version(
+                    rt,
+                    id,
+                    version,
+                    &col::<Vec<u8>>(r, "body")?,
+                    &stored_digest,
+                    previous.as_ref(),
+                    &seal,
+                )
+                .await?
+                .err()
+            };
+            broken |= problem.is_some();
+            previous = decode_hex(&stored_digest).and_then(|b| <[u8; 32]>::try_from(b).ok());
+            out.push(VersionCheck { version, ok: problem.is_none(), seal, problem });
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn check_version(
+        &self,
+        rt: &str,
+        id: &str,
+        version: i64,
+        blob: &[u8],
+        stored_digest: &str,
+        previous: Option<&[u8; 32]>,
+        seal_id: &str,
+    ) -> Result<Result<(), String>, StoreError> {
+        let Ok(body) = self.decrypt(rt, id, version, blob) else {
+            return Ok(Err("the stored body does not decrypt: changed outside the platform".into()));
+        };
+        if body["resourceType"] != rt || body["id"] != id || body["meta"]["versionId"] != version.to_string().as_str() {
+            return Ok(Err("the stored body is another resource's or another version's".into()));
+        }
+        let d = trust::digest(&body, previous);
+        if encode_hex(&d) != stored_digest {
+            return Ok(Err("the content differs from what was sealed".into()));
+        }
+        let Some(seal) = sqlx::query(&self.store.sql(
+            "SELECT s.org_id, s.at_ms, s.root, s.signature, k.public_key FROM health_seals s \
+             LEFT JOIN health_keys k ON k.id = s.key_id WHERE s.id = $1",
+        ))
+        .bind(seal_id.to_string())
+        .fetch_optional(self.store.reader())
+        .await?
+        else {
+            return Ok(Err("its seal is missing".into()));
+        };
+        let members = sqlx::query(&self.store.sql("SELECT digest FROM health_versions WHERE seal_id = $1"))
+            .bind(seal_id.to_string())
+            .fetch_all(self.store.reader())
+            .await?;
+        let digests: Vec<[u8; 32]> = members
+            .iter()
+            .filter_map(|m| col::<String>(m, "digest").ok())
+            .filter_map(|h| decode_hex(&h).and_then(|b| <[u8; 32]>::try_from(b).ok()))
+            .collect();
+        let org: String = col(&seal, "org_id")?;
+        let root = trust::root(&org, col(&seal, "at_ms")?, &digests);
+        if encode_hex(&root) != col::<String>(&seal, "root")? {
+            return Ok(Err("the seal does not cover the stored digests".into()));
+        }
+        let Some(key) = col::<Option<String>>(&seal, "public_key")?
+            .and_then(|h| trust::verifying_key_from_hex(trust::DEFAULT_USER_ID, &h))
+        else {
+            return Ok(Err("the seal's key is unknown".into()));
+        };
+        let sig = decode_hex(&col::<String>(&seal, "signature")?).unwrap_or_default();
+        if !trust::verify_root(&key, &root, &sig) {
+            return Ok(Err("the signature does not verify with the institution's key".into()));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A seal rendered as a FHIR Provenance, with the targets it signs.
+#[derive(Debug, Clone)]
+pub struct ProvenanceView {
+    pub targets: Vec<(String, String)>,
+    pub resource: Value,
+}
+
+impl Records {
+    /// When a resource was first written.
+    pub async fn created_ms(&self, rt: &str, id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(&self.store.sql("SELECT created_ms FROM health_resources WHERE type = $1 AND id = $2"))
+            .bind(rt.to_string())
+            .bind(id.to_string())
+            .fetch_optional(self.store.reader())
+            .await?;
+        row.map(|r| col::<i64>(&r, "created_ms")).transpose()
+    }
+
+    /// The current, not deleted resources of a patient's compartment (the Patient excluded),
+    /// newest first, at most `limit`.
+    pub async fn compartment(&self, patient: &str, limit: i64) -> Result<Vec<Stored>, StoreError> {
+        let rows = sqlx::query(&self.store.sql(
+            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body FROM health_resources r \
+             JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
+             WHERE r.patient_id = $1 AND r.deleted = 0 AND r.type <> 'Patient' ORDER BY r.last_updated_ms DESC LIMIT $2",
+        ))
+        .bind(patient.to_string())
+        .bind(limit)
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter().map(|r| self.stored(r)).collect()
+    }
+
+    /// The seals of every version of a resource, oldest first.
+    pub async fn seals_of(&self, rt: &str, id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            &self.store.sql("SELECT seal_id FROM health_versions WHERE type = $1 AND id = $2 ORDER BY version"),
+        )
+        .bind(rt.to_string())
+        .bind(id.to_string())
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter().map(|r| col::<String>(r, "seal_id")).collect()
+    }
+
+    /// A seal as a Provenance: its version-specific targets, when, who for which institution,
+    /// and the SM2 signature over the seal's root.
+    pub async fn provenance(&self, seal_id: &str) -> Result<Option<ProvenanceView>, StoreError> {
+        let Some(s) = sqlx::query(&self.store.sql(
+            "SELECT id, at_ms, org_id, author_id, author_name, activity, key_id, root, signature FROM health_seals WHERE id = $1",
+        ))
+        .bind(seal_id.to_string())
+        .fetch_optional(self.store.reader())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let members = sqlx::query(
+            &self
+                .store
+                .sql("SELECT type, id, version FROM health_versions WHERE seal_id = $1 ORDER BY type, id, version"),
+        )
+        .bind(seal_id.to_string())
+        .fetch_all(self.store.reader())
+        .await?;
+        let mut targets = vec![];
+        let mut refs = vec![];
+        for m in &members {
+            let (t, i, v): (String, String, i64) = (col(m, "type")?, col(m, "id")?, col(m, "version")?);
+            refs.push(json!({ "reference": format!("{t}/{i}/_history/{v}") }));
+            targets.push((t, i));
+        }
+        let at = instant(col(&s, "at_ms")?);
+        let org: String = col(&s, "org_id")?;
+        let activity: String = col(&s, "activity")?;
+        let code = match activity.as_str() {
+            "create" | "import" => "CREATE",
+            "delete" => "DELETE",
+            _ => "UPDATE",
+        };
+        let sig = decode_hex(&col::<String>(&s, "signature")?).unwrap_or_default();
+        let resource = json!({
+            "resourceType": "Provenance",
+            "id": seal_id,
+            "target": refs,
+            "recorded": at,
+            "activity": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": code }] },
+            "agent": [{
+                "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author" }] },
+                "who": { "identifier": { "system": "urn:wuqing:user", "value": col::<String>(&s, "author_id")? },
+                         "display": col::<String>(&s, "author_name")? },
+                "onBehalfOf": { "reference": format!("Organization/{org}") },
+            }],
+            "signature": [{
+                "type": [{ "system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.1", "display": "Author's Signature" }],
+                "when": at,
+                "who": { "reference": format!("Organization/{org}") },
+                "targetFormat": "application/octet-stream",
+                "sigFormat": "application/x-sm2-signature",
+                "data": base64(&sig),
+                "extension": [
+                    { "url": "urn:wuqing:seal-root", "valueString": col::<String>(&s, "root")? },
+                    { "url": "urn:wuqing:seal-key", "valueString": col::<String>(&s, "key_id")? },
+                ],
+            }],
+        });
+        Ok(Some(ProvenanceView { targets, resource }))
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    data_encoding::BASE64.encode(b)
+}

@@ -1,0 +1,125 @@
+//! The health module's tables. Never edit a landed migration: add the next version.
+//!
+//! - `health_resources`: the current state of each FHIR resource (one row per type and id), its
+//!   owning institution (the organisation whose staff wrote it first) and the patient whose
+//!   record it belongs to (the compartment; a Patient's own id for a Patient).
+//! - `health_versions`: every version (create, update, deletion), its body encrypted with the
+//!   field cipher (SM4-GCM), its SM3 digest chained to the previous version's, and the seal
+//!   that signs it.
+//! - `health_seals`: one signature (SM2, the institution's key) over the digests of the
+//!   versions one request wrote; served as the Provenance of those versions.
+//! - `health_keys`: the institutions' signing keys (the private half encrypted) and their
+//!   published verifying keys.
+//! - `health_tokens`, `health_dates`, `health_strings`, `health_refs`: the search index, one
+//!   row per value a search parameter reads (`fhir::index`). A patient's identifiers, telecom
+//!   and names are stored as blind indexes (HMAC-SM3), never in clear.
+//! - `health_break_glass`: emergency access grants (the reason encrypted), for the security
+//!   administrator's review.
+
+use kernel::store::Migration;
+
+pub fn migrations() -> Vec<Migration> {
+    vec![Migration {
+        module: "health",
+        version: 1,
+        name: "FHIR resources, versions, seals, search index, break-glass",
+        only: None,
+        sql: "CREATE TABLE health_resources (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    owner_org TEXT NOT NULL,
+    patient_id TEXT NULL,
+    created_ms BIGINT NOT NULL,
+    last_updated_ms BIGINT NOT NULL,
+    deleted BIGINT NOT NULL,
+    PRIMARY KEY (type, id)
+);
+CREATE INDEX health_resources_patient ON health_resources(patient_id, type);
+CREATE INDEX health_resources_owner ON health_resources(owner_org, type, last_updated_ms);
+CREATE TABLE health_versions (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    deleted BIGINT NOT NULL,
+    author_id TEXT NOT NULL,
+    owner_org TEXT NOT NULL,
+    body BLOB NOT NULL,
+    digest TEXT NOT NULL,
+    seal_id TEXT NOT NULL,
+    PRIMARY KEY (type, id, version)
+);
+CREATE INDEX health_versions_seal ON health_versions(seal_id);
+CREATE TABLE health_seals (
+    id TEXT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    org_id TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    author_name TEXT NOT NULL,
+    activity TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    root TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    members BIGINT NOT NULL
+);
+CREATE TABLE health_keys (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    private_enc BLOB NULL,
+    created_ms BIGINT NOT NULL,
+    retired_ms BIGINT NULL
+);
+CREATE INDEX health_keys_org ON health_keys(org_id);
+CREATE TABLE health_tokens (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    param TEXT NOT NULL,
+    system TEXT NOT NULL,
+    code TEXT NOT NULL
+);
+CREATE INDEX health_tokens_code ON health_tokens(type, param, code, system);
+CREATE INDEX health_tokens_res ON health_tokens(type, id);
+CREATE TABLE health_dates (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    param TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    end_ms BIGINT NOT NULL
+);
+CREATE INDEX health_dates_start ON health_dates(type, param, start_ms);
+CREATE INDEX health_dates_res ON health_dates(type, id);
+CREATE TABLE health_strings (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    param TEXT NOT NULL,
+    value TEXT NOT NULL,
+    exact TEXT NOT NULL
+);
+CREATE INDEX health_strings_value ON health_strings(type, param, value);
+CREATE INDEX health_strings_res ON health_strings(type, id);
+CREATE TABLE health_refs (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    param TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id TEXT NOT NULL
+);
+CREATE INDEX health_refs_target ON health_refs(target_type, target_id, type, param);
+CREATE INDEX health_refs_res ON health_refs(type, id);
+CREATE TABLE health_break_glass (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    reason_enc BLOB NOT NULL,
+    at_ms BIGINT NOT NULL,
+    until_ms BIGINT NOT NULL,
+    reviewed_by TEXT NULL,
+    reviewed_ms BIGINT NULL
+);
+CREATE INDEX health_break_glass_user ON health_break_glass(user_id, patient_id, until_ms);
+CREATE INDEX health_break_glass_at ON health_break_glass(at_ms)",
+    }]
+}

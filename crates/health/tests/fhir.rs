@@ -1,0 +1,525 @@
+//! The FHIR server through HTTP: every interaction, the IPA searches, validation answered with
+//! OperationOutcomes, the access rules with their refusals, retention, and the seals found
+//! broken when a row is changed outside the API.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use health::HealthModule;
+use http_body_util::BodyExt;
+use kernel::module::Module;
+use kernel::testing::{Backend, TestApp};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const CID: &str = "urn:wuqing:sid:citizen-id";
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+async fn send(
+    app: &TestApp,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let has_ct = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if body.is_some() && !has_ct {
+        b = b.header("content-type", "application/fhir+json");
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(body.map(|v| Body::from(v.to_string())).unwrap_or_else(Body::empty)).unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+}
+
+async fn spawn(backend: Backend) -> Option<TestApp> {
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(HealthModule::default())];
+    TestApp::spawn_with(backend, modules, |_| {}).await
+}
+
+/// The demo resident's citizen ID, as their account holds it.
+async fn huang_citizen_id(app: &TestApp) -> String {
+    let st = &app.platform.state;
+    let u = kernel::users::by_username(&st.store, "resident.huang").await.unwrap().unwrap();
+    st.cipher.decrypt(&u.citizen_id_enc.unwrap()).unwrap()
+}
+
+async fn tamper(app: &TestApp, sql: &str, a: &str, b: Option<&str>) {
+    let store = &app.platform.state.store;
+    let mut tx = store.begin().await.unwrap();
+    let sql = store.sql(sql);
+    let mut q = sqlx::query(&sql).bind(a.to_string());
+    if let Some(b) = b {
+        q = q.bind(b.to_string());
+    }
+    q.execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn patient(cid: &str, family: &str, given: &str) -> Value {
+    json!({ "resourceType": "Patient", "identifier": [{ "system": CID, "value": cid }],
+        "name": [{ "family": family, "given": [given], "text": format!("{family}{given}") }],
+        "gender": "female", "birthDate": "1955-02-26",
+        "telecom": [{ "system": "phone", "value": "13900100011" }] })
+}
+
+fn bp(patient: &str, when: &str, sys: f64, dia: f64) -> Value {
+    json!({ "resourceType": "Observation", "status": "final",
+        "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs" }] }],
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel" }] },
+        "subject": { "reference": format!("Patient/{patient}") }, "effectiveDateTime": when,
+        "component": [
+            { "code": { "coding": [{ "system": "http://loinc.org", "code": "8480-6" }] }, "valueQuantity": { "value": sys, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]" } },
+            { "code": { "coding": [{ "system": "http://loinc.org", "code": "8462-4" }] }, "valueQuantity": { "value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]" } }
+        ] })
+}
+
+fn glucose(patient: &str, when: &str, v: f64) -> Value {
+    json!({ "resourceType": "Observation", "status": "final",
+        "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory" }] }],
+        "code": { "coding": [{ "system": "http://loinc.org", "code": "1558-6", "display": "Fasting glucose" }] },
+        "subject": { "reference": format!("Patient/{patient}") }, "effectiveDateTime": when,
+        "valueQuantity": { "value": v, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L" } })
+}
+
+fn encounter(patient: &str, org: &str, class: &str) -> Value {
+    json!({ "resourceType": "Encounter", "status": "finished",
+        "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class },
+        "subject": { "reference": format!("Patient/{patient}") },
+        "serviceProvider": { "reference": format!("Organization/{org}") },
+        "period": { "start": "2026-11-20T09:00:00+08:00", "end": "2026-11-20T10:00:00+08:00" } })
+}
+
+fn ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter(|x| x["search"]["mode"] == "match")
+                .map(|x| x["resource"]["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn create(app: &TestApp, token: &str, v: Value) -> String {
+    let rt = v["resourceType"].as_str().unwrap().to_string();
+    let r = send(app, Method::POST, &format!("/fhir/{rt}"), Some(token), Some(v), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn audit_actions(app: &TestApp, patient: &str) -> Vec<(String, String, String)> {
+    let store = &app.platform.state.store;
+    let rows = sqlx::query(&store.sql(
+        "SELECT actor, action, outcome FROM audit_log WHERE target_kind = 'Patient' AND target_id = $1 ORDER BY seq",
+    ))
+    .bind(patient.to_string())
+    .fetch_all(store.reader())
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|r| {
+            use sqlx::Row;
+            (r.get::<String, _>("actor"), r.get::<String, _>("action"), r.get::<String, _>("outcome"))
+        })
+        .collect()
+}
+
+async fn the_fhir_server(backend: Backend) {
+    let Some(app) = spawn(backend).await else { return };
+    let yang = app.login("dr.yang").await; // 人民医院
+    let wu = app.login("dr.wu").await; // 杨村社区卫生服务中心
+    let huang = app.login("resident.huang").await;
+    let people = app.org_id("people_hospital").await;
+    let yangcun = app.org_id("yangcun_chc").await;
+
+    // --- metadata: generated from what the server runs.
+    let cs = send(&app, Method::GET, "/fhir/metadata", None, None, &[]).await;
+    assert_eq!(cs.status, StatusCode::OK);
+    assert_eq!(cs.headers["content-type"], "application/fhir+json; charset=utf-8");
+    assert_eq!(cs.body["fhirVersion"], "4.0.1");
+    let types: Vec<&str> =
+        cs.body["rest"][0]["resource"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+    for t in ["Patient", "Observation", "DocumentReference", "Consent", "Provenance"] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+
+    // --- create, read, update, vread, history.
+    let cid = huang_citizen_id(&app).await;
+    let pid = create(&app, &yang, patient(&cid, "黄", "秀英")).await;
+    let r = send(&app, Method::GET, &format!("/fhir/Patient/{pid}"), Some(&yang), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers["etag"], "W/\"1\"");
+    assert_eq!(r.body["meta"]["versionId"], "1");
+    assert_eq!(r.body["identifier"][0]["value"], cid.as_str(), "the owning institution sees the identifier");
+    let mut changed = r.body.clone();
+    changed["birthDate"] = json!("1955-02-26");
+    changed["address"] = json!([{ "text": "天津市武清区杨村街道" }]);
+    let stale = send(
+        &app,
+        Method::PUT,
+        &format!("/fhir/Patient/{pid}"),
+        Some(&yang),
+        Some(changed.clone()),
+        &[("if-match", "W/\"7\"")],
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.body);
+    assert_eq!(stale.body["resourceType"], "OperationOutcome");
+    let up = send(
+        &app,
+        Method::PUT,
+        &format!("/fhir/Patient/{pid}"),
+        Some(&yang),
+        Some(changed),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.body);
+    assert_eq!(up.body["meta"]["versionId"], "2");
+    let v1 = send(&app, Method::GET, &format!("/fhir/Patient/{pid}/_history/1"), Some(&yang), None, &[]).await;
+    assert_eq!(v1.status, StatusCode::OK);
+    assert!(v1.body.get("address").is_none(), "version 1 as it was");
+    let h = send(&app, Method::GET, &format!("/fhir/Patient/{pid}/_history"), Some(&yang), None, &[]).await;
+    assert_eq!(h.body["type"], "history");
+    assert_eq!(h.body["entry"].as_array().unwrap().len(), 2);
+    assert_eq!(h.body["entry"][0]["request"]["method"], "PUT");
+    assert_eq!(
+        send(&app, Method::GET, &format!("/fhir/Patient/{pid}/_history/9"), Some(&yang), None, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // --- validation: never stored half, the path named.
+    let bad = json!({ "resourceType": "Patient", "gender": "unknownish", "birthDate": "1955-02-30" });
+    let r = send(&app, Method::POST, "/fhir/Patient", Some(&yang), Some(bad), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let paths: Vec<&str> =
+        r.body["issue"].as_array().unwrap().iter().map(|i| i["expression"][0].as_str().unwrap()).collect();
+    assert!(paths.iter().any(|p| p.contains("gender")) && paths.iter().any(|p| p.contains("birthDate")), "{paths:?}");
+    let r =
+        send(&app, Method::POST, "/fhir/Observation", Some(&yang), Some(bp("nobody", "2026-11-20", 120.0, 80.0)), &[])
+            .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown patient: {}", r.body);
+    let wrong_type =
+        send(&app, Method::POST, "/fhir/Observation", Some(&yang), Some(patient(&cid, "x", "y")), &[]).await;
+    assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut req =
+        Request::builder().method(Method::POST).uri("/fhir/Patient").header("authorization", format!("Bearer {yang}"));
+    req = req.header("content-type", "application/fhir+json");
+    let resp = app.router.clone().oneshot(req.body(Body::from("{\"resourceType\": ")).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(resp.headers()["content-type"], "application/fhir+json; charset=utf-8");
+    let r = send(&app, Method::POST, "/fhir/Patient", Some(&yang), Some(json!({})), &[("content-type", "text/plain")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    for (m, uri) in
+        [(Method::GET, "/fhir/Unicorn"), (Method::GET, "/fhir/Patient/a/b/c/d"), (Method::GET, "/fhir/Patient/x%20y")]
+    {
+        let r = send(&app, m, uri, Some(&yang), None, &[]).await;
+        assert!(r.status.is_client_error(), "{uri}: {}", r.status);
+        assert_eq!(r.body["resourceType"], "OperationOutcome", "{uri}");
+    }
+    let r = send(&app, Method::GET, "/fhir/Patient?nmae=x", Some(&yang), None, &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = send(&app, Method::GET, "/fhir/Patient?nmae=x", Some(&yang), None, &[("prefer", "handling=lenient")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(send(&app, Method::GET, "/fhir/Patient", None, None, &[]).await.status, StatusCode::UNAUTHORIZED);
+
+    // --- clinical records at the People's Hospital.
+    let enc = create(&app, &yang, encounter(&pid, &people, "AMB")).await;
+    let o1 = create(&app, &yang, bp(&pid, "2026-11-20T09:30:00+08:00", 152.0, 95.0)).await;
+    let o2 = create(&app, &yang, bp(&pid, "2026-10-02T09:30:00+08:00", 138.0, 86.0)).await;
+    let g1 = create(&app, &yang, glucose(&pid, "2026-11-20T09:40:00+08:00", 7.4)).await;
+    let cond = create(&app, &yang, json!({ "resourceType": "Condition",
+        "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] },
+        "code": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": "I10" }] },
+        "subject": { "reference": format!("Patient/{pid}") } })).await;
+
+    // --- the IPA searches.
+    let s = |q: String, tok: String| {
+        let app = &app;
+        async move { send(app, Method::GET, &q, Some(&tok), None, &[]).await }
+    };
+    let r = s(format!("/fhir/Patient?identifier={CID}|{cid}"), yang.clone()).await;
+    assert_eq!(ids(&r.body), [pid.as_str()], "{}", r.body);
+    let r = s(format!("/fhir/Patient?identifier={cid}"), yang.clone()).await;
+    assert_eq!(ids(&r.body), [pid.as_str()]);
+    assert_eq!(ids(&s(format!("/fhir/Patient?_id={pid}"), yang.clone()).await.body), [pid.as_str()]);
+    assert_eq!(
+        ids(&s("/fhir/Patient?family=黄".into(), yang.clone()).await.body),
+        [pid.as_str()],
+        "a whole family name"
+    );
+    assert!(
+        s("/fhir/Patient?name:contains=秀".into(), yang.clone()).await.status == StatusCode::BAD_REQUEST,
+        "names are blind"
+    );
+    let mut got = ids(&s(format!("/fhir/Observation?patient={pid}&category=vital-signs"), yang.clone()).await.body);
+    got.sort();
+    let mut want = vec![o1.clone(), o2.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        ids(&s(format!("/fhir/Observation?patient=Patient/{pid}&code=http://loinc.org|1558-6"), yang.clone())
+            .await
+            .body),
+        [g1.as_str()]
+    );
+    assert_eq!(
+        ids(&s(format!("/fhir/Observation?patient={pid}&category=vital-signs&date=ge2026-11-01"), yang.clone())
+            .await
+            .body),
+        [o1.as_str()]
+    );
+    assert_eq!(
+        ids(&s(format!("/fhir/Observation?patient={pid}&category=vital-signs&date=lt2026-11"), yang.clone())
+            .await
+            .body),
+        [o2.as_str()]
+    );
+    assert_eq!(ids(&s(format!("/fhir/Condition?patient={pid}"), yang.clone()).await.body), [cond.as_str()]);
+    assert_eq!(ids(&s(format!("/fhir/Encounter?patient={pid}&class=AMB"), yang.clone()).await.body), [enc.as_str()]);
+    assert!(
+        ids(&s(format!("/fhir/Observation?patient={pid}&code=http://snomed.info/sct|1558-6"), yang.clone()).await.body)
+            .is_empty()
+    );
+    // Paging: one per page, linked; _include brings the patient once.
+    let p1 = s(
+        format!("/fhir/Observation?patient={pid}&_count=1&_total=accurate&_include=Observation:patient"),
+        yang.clone(),
+    )
+    .await;
+    assert_eq!(p1.body["total"], 3);
+    assert_eq!(ids(&p1.body).len(), 1);
+    let inc: Vec<&Value> =
+        p1.body["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "include").collect();
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0]["resource"]["id"], pid.as_str());
+    let next = p1.body["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = next.split_once("/fhir/").map(|(_, p)| format!("/fhir/{p}")).unwrap();
+    let p2 = s(path, yang.clone()).await;
+    assert_eq!(ids(&p2.body).len(), 1);
+    assert_ne!(ids(&p2.body), ids(&p1.body));
+    let recent = s(format!("/fhir/Observation?patient={pid}&_lastUpdated=ge2026-01-01"), yang.clone()).await;
+    assert_eq!(ids(&recent.body).len(), 3);
+    assert!(
+        ids(&s(format!("/fhir/Observation?patient={pid}&_lastUpdated=lt2020-01-01"), yang.clone()).await.body)
+            .is_empty()
+    );
+
+    // --- conditional create: the same identifier twice makes one patient.
+    let again = send(
+        &app,
+        Method::POST,
+        "/fhir/Patient",
+        Some(&yang),
+        Some(patient(&cid, "黄", "秀英")),
+        &[("if-none-exist", &format!("identifier={CID}|{cid}"))],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["id"], pid.as_str());
+
+    // --- access: a clinician elsewhere, without care, consent or break-glass.
+    let r = s(format!("/fhir/Observation/{o1}"), wu.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.body["resourceType"], "OperationOutcome");
+    assert_eq!(s(format!("/fhir/Observation?patient={pid}"), wu.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(s(format!("/fhir/Patient/{pid}/$everything"), wu.clone()).await.status, StatusCode::FORBIDDEN);
+    // Finding the patient shows who, masked, not what.
+    let found = s(format!("/fhir/Patient?identifier={cid}"), wu.clone()).await;
+    assert_eq!(ids(&found.body), [pid.as_str()]);
+    let shown = &found.body["entry"][0]["resource"];
+    assert_ne!(shown["identifier"][0]["value"], cid.as_str());
+    assert!(shown.get("telecom").is_none() && shown.get("address").is_none(), "{shown}");
+    // Their own institution's records only, when no patient is named.
+    assert!(ids(&s("/fhir/Observation?category=vital-signs".into(), wu.clone()).await.body).is_empty());
+    assert_eq!(ids(&s("/fhir/Observation?category=vital-signs".into(), yang.clone()).await.body).len(), 2);
+    // Break-glass: a reason is required, and it is audited.
+    let short =
+        send(&app, Method::GET, &format!("/fhir/Observation/{o1}"), Some(&wu), None, &[("x-break-glass-reason", "x")])
+            .await;
+    assert_eq!(short.status, StatusCode::FORBIDDEN);
+    let reason = "%E6%98%8F%E8%BF%B7%E6%80%A5%E8%AF%8A%E6%8A%A2%E6%95%91"; // 昏迷急诊抢救
+    let glass = send(
+        &app,
+        Method::GET,
+        &format!("/fhir/Observation/{o1}"),
+        Some(&wu),
+        None,
+        &[("x-break-glass-reason", reason)],
+    )
+    .await;
+    assert_eq!(glass.status, StatusCode::OK, "{}", glass.body);
+    // Changing another institution's record is refused.
+    let mut theirs = glass.body.clone();
+    theirs["status"] = json!("amended");
+    let r = send(&app, Method::PUT, &format!("/fhir/Observation/{o1}"), Some(&wu), Some(theirs), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // In care at the community centre once it records an encounter: then the shared record.
+    create(&app, &wu, encounter(&pid, &yangcun, "AMB")).await;
+    let r = s(format!("/fhir/Observation?patient={pid}&category=vital-signs"), wu.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(ids(&r.body).len(), 2);
+    // The patient's consent refusing the community centre prevails over care.
+    create(&app, &yang, json!({ "resourceType": "Consent", "status": "active",
+        "scope": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy" }] },
+        "category": [{ "coding": [{ "system": "http://loinc.org", "code": "59284-0" }] }],
+        "patient": { "reference": format!("Patient/{pid}") }, "dateTime": "2026-11-21T10:00:00+08:00",
+        "policyRule": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN" }] },
+        "provision": { "type": "permit", "provision": [{ "type": "deny",
+            "actor": [{ "role": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP" }] },
+                        "reference": { "reference": format!("Organization/{yangcun}") } }] }] } })).await;
+    let r = s(format!("/fhir/Observation?patient={pid}&category=vital-signs"), wu.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // The owner still reads its own.
+    assert_eq!(s(format!("/fhir/Observation/{o1}"), yang.clone()).await.status, StatusCode::OK);
+
+    // --- the resident: their own record, nothing else.
+    let r = s("/fhir/Observation?category=vital-signs".into(), huang.clone()).await;
+    assert_eq!(ids(&r.body).len(), 2, "{}", r.body);
+    assert_eq!(s(format!("/fhir/Patient/{pid}"), huang.clone()).await.status, StatusCode::OK);
+    let other = create(&app, &yang, patient(&kernel::demo::fictitious_citizen_id("19800101", 7), "张", "伟")).await;
+    create(&app, &yang, bp(&other, "2026-11-20T09:30:00+08:00", 120.0, 80.0)).await;
+    assert_eq!(s(format!("/fhir/Patient/{other}"), huang.clone()).await.status, StatusCode::FORBIDDEN);
+    assert!(
+        ids(&s(format!("/fhir/Observation?patient={other}"), huang.clone()).await.body).is_empty(),
+        "their own compartment only"
+    );
+    let r = send(&app, Method::POST, "/fhir/Observation", Some(&huang), Some(bp(&pid, "2026-11-22", 130.0, 85.0)), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "residents do not write records");
+    // Regulators and administrators read no records; the directory is open to them.
+    let reg = app.login("wjw.chen").await;
+    assert_eq!(s(format!("/fhir/Observation?patient={pid}"), reg.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(s(format!("/fhir/Patient/{pid}"), reg.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(s("/fhir/Organization".into(), reg.clone()).await.status, StatusCode::OK);
+
+    // --- who looked at the record: the reads, the refusals and the break-glass, in the audit log.
+    let log = audit_actions(&app, &pid).await;
+    let has = |actor: &str, action: &str, outcome: &str| {
+        log.iter().any(|(a, x, o)| a == actor && x == action && o == outcome)
+    };
+    assert!(has("dr.wu", "health.read", "denied"), "{log:?}");
+    assert!(has("dr.wu", "health.break_glass", "success"), "{log:?}");
+    assert!(has("dr.wu", "health.read", "success"), "{log:?}");
+    assert!(has("resident.huang", "health.read", "success"), "{log:?}");
+    assert!(has("dr.yang", "health.create", "success"), "{log:?}");
+
+    // --- $everything.
+    let all = s(format!("/fhir/Patient/{pid}/$everything"), yang.clone()).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    let got: Vec<String> = all.body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
+        .collect();
+    for want in [
+        format!("Patient/{pid}"),
+        format!("Observation/{o1}"),
+        format!("Condition/{cond}"),
+        format!("Encounter/{enc}"),
+        format!("Organization/{people}"),
+    ] {
+        if want.starts_with("Organization") {
+            continue; // Organizations are included only when stored as FHIR resources.
+        }
+        assert!(got.contains(&want), "{want} in {got:?}");
+    }
+    assert!(!got.iter().any(|g| g.contains(&other)), "nobody else's");
+
+    // --- retention: a clinical record is not deleted; a directory entry is, softly.
+    let r = send(&app, Method::DELETE, &format!("/fhir/Observation/{o2}"), Some(&yang), None, &[]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body["issue"][0]["diagnostics"].as_str().unwrap().contains("15 years"), "{}", r.body);
+    let r = send(&app, Method::DELETE, &format!("/fhir/Encounter/{enc}"), Some(&wu), None, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "another institution's record");
+    let pr = create(&app, &yang, json!({ "resourceType": "Practitioner", "name": [{ "text": "杨医生" }] })).await;
+    assert_eq!(
+        send(&app, Method::DELETE, &format!("/fhir/Practitioner/{pr}"), Some(&yang), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(s(format!("/fhir/Practitioner/{pr}"), yang.clone()).await.status, StatusCode::GONE);
+    let h = s(format!("/fhir/Practitioner/{pr}/_history"), yang.clone()).await;
+    assert_eq!(h.body["entry"][0]["request"]["method"], "DELETE");
+    assert_eq!(s(format!("/fhir/Practitioner/{pr}/_history/1"), yang.clone()).await.status, StatusCode::OK);
+
+    // --- the seals: Provenance, $verify, and a row changed outside the API.
+    let prov = s(format!("/fhir/Provenance?target=Patient/{pid}"), yang.clone()).await;
+    assert_eq!(prov.status, StatusCode::OK, "{}", prov.body);
+    let ps = prov.body["entry"].as_array().unwrap();
+    assert_eq!(ps.len(), 2, "one per version");
+    assert_eq!(ps[0]["resource"]["target"][0]["reference"], format!("Patient/{pid}/_history/1").as_str());
+    assert_eq!(ps[0]["resource"]["agent"][0]["onBehalfOf"]["reference"], format!("Organization/{people}").as_str());
+    assert!(ps[0]["resource"]["signature"][0]["data"].as_str().unwrap().len() > 80);
+    let pid_prov = ps[1]["resource"]["id"].as_str().unwrap();
+    assert_eq!(s(format!("/fhir/Provenance/{pid_prov}"), yang.clone()).await.status, StatusCode::OK);
+    assert_eq!(s(format!("/fhir/Provenance/{pid_prov}"), reg.clone()).await.status, StatusCode::FORBIDDEN);
+    let keys = sqlx::query("SELECT COUNT(*) AS n FROM health_keys")
+        .fetch_one(app.platform.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::get::<i64, _>(&keys, "n"), 2, "one key per institution that wrote");
+
+    let v = s(format!("/fhir/Patient/{pid}/$verify"), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+    // Someone with database access puts version 1's body in place of version 2's.
+    tamper(
+        &app,
+        "UPDATE health_versions SET body = (SELECT body FROM health_versions WHERE type = 'Patient' AND id = $1 AND version = 1) \
+         WHERE type = 'Patient' AND id = $1 AND version = 2",
+        &pid,
+        None,
+    )
+    .await;
+    let v = s(format!("/fhir/Patient/{pid}/$verify"), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], false, "{}", v.body);
+    assert_eq!(v.body["parameter"][1]["part"][1]["valueBoolean"], true, "version 1 stands");
+    assert_eq!(v.body["parameter"][2]["part"][1]["valueBoolean"], false, "version 2 is broken");
+    // A digest rewritten to match breaks the seal instead.
+    let zeros = "00".repeat(32);
+    tamper(
+        &app,
+        "UPDATE health_versions SET digest = $2 WHERE type = 'Observation' AND id = $1 AND version = 1",
+        &o2,
+        Some(&zeros),
+    )
+    .await;
+    let v = s(format!("/fhir/Observation/{o2}/$verify"), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], false, "{}", v.body);
+    let v = s(format!("/fhir/Observation/{o1}/$verify"), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+}
+
+#[tokio::test]
+async fn the_fhir_server_on_sqlite() {
+    the_fhir_server(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_fhir_server_on_postgres() {
+    the_fhir_server(Backend::Postgres).await;
+}
