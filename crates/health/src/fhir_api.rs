@@ -54,7 +54,13 @@ fn is_directory(rt: &str) -> bool {
 /// What the server stores: the validator's resource types except Provenance, which the
 /// platform writes itself (from its seals).
 pub fn stored_types() -> impl Iterator<Item = &'static str> {
-    SUPPORTED.iter().copied().filter(|t| *t != "Provenance")
+    SUPPORTED.iter().copied().filter(|t| !is_derived(t))
+}
+
+/// Types the platform renders from its own records (seals, the audit log): read and searched,
+/// never written by clients.
+fn is_derived(rt: &str) -> bool {
+    matches!(rt, "Provenance" | "AuditEvent")
 }
 
 const SUPPORTED: &[&str] = &[
@@ -74,6 +80,7 @@ const SUPPORTED: &[&str] = &[
     "DocumentReference",
     "Consent",
     "Provenance",
+    "AuditEvent",
 ];
 
 /// An error answered as an OperationOutcome.
@@ -178,6 +185,9 @@ impl FromRequestParts<AppState> for Records {
 pub fn router(keys: records::Keys) -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata))
+        .route("/$import", axum::routing::post(bulk_import))
+        .route("/AuditEvent", get(audit_events))
+        .route("/AuditEvent/{id}", get(audit_event_read))
         .route("/{rt}", get(search).post(create))
         .route("/{rt}/{id}", get(read).put(update).delete(delete))
         .route("/{rt}/{id}/{op}", get(instance_op))
@@ -309,25 +319,12 @@ async fn may_read(
             return Ok(Ground::OwnInstitution);
         }
     }
-    let mut ctx = access::Context { patient: patient.to_string(), ..Default::default() };
-    if let access::Caller::Clinician { institution } = who {
-        if r.in_care(patient, institution, IN_CARE_WINDOW_MS).await? {
-            ctx.in_care_at.push(institution.clone());
+    let ctx = match who {
+        access::Caller::Clinician { institution } => {
+            clinician_context(r, c, institution, patient, rt, break_glass_reason(headers)).await?
         }
-        let consents = r.consents(patient).await?;
-        if !consents.is_empty() {
-            let req = consent::Request {
-                patient: format!("Patient/{patient}"),
-                actors: vec![format!("Practitioner/{}", c.user_id), format!("Organization/{institution}")],
-                purpose: if break_glass_reason(headers).is_some() { "ETREAT" } else { "TREAT" }.into(),
-                action: "access".into(),
-                class: rt.to_string(),
-                at_ms: now_ms(),
-            };
-            ctx.consent = Some(consent::decide(&consents, &req, BEIJING));
-        }
-        ctx.break_glass = break_glass_reason(headers);
-    }
+        _ => access::Context { patient: patient.to_string(), ..Default::default() },
+    };
     match access::decide(who, Action::Read, &ctx) {
         Ok(g) => {
             if let Ground::BreakGlass(reason) = &g {
@@ -578,11 +575,11 @@ fn resource_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, rt: &
 
 /// A clinician, writing for their institution; others are refused (audited).
 async fn require_writer(r: &Records, c: &Caller, rt: &str) -> FhirResult<()> {
-    if rt == "Provenance" {
+    if is_derived(rt) {
         return Err(FhirError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "not-supported",
-            "Provenance is written by the platform: every write is sealed and its Provenance kept",
+            format!("{rt} is written by the platform (every write is sealed, every access audited)"),
         ));
     }
     if c.role == Role::Clinician {
@@ -1015,9 +1012,21 @@ async fn search(
                 Some(me) => f.patient(me),
                 None => f.patient(""),
             },
-            (access::Caller::Clinician { .. }, Some(pid)) => {
-                let g = may_read(&r, &c, &who, pid, &t.rt, None, &headers).await?;
-                grounds.insert(pid.clone(), g);
+            (access::Caller::Clinician { institution }, Some(pid)) => {
+                // An institution holding records of the patient sees at least those.
+                let own = break_glass_reason(&headers).is_none() && r.owns_any(pid, institution).await?;
+                let ground = if own {
+                    let ctx = clinician_context(&r, &c, institution, pid, &t.rt, None).await?;
+                    access::decide(&who, Action::Read, &ctx).ok()
+                } else {
+                    Some(may_read(&r, &c, &who, pid, &t.rt, None, &headers).await?)
+                };
+                match ground {
+                    Some(g) => {
+                        grounds.insert(pid.clone(), g);
+                    }
+                    None => f.owner(institution),
+                }
                 f.patient(pid);
             }
             (access::Caller::Clinician { .. }, None) if t.rt == "Patient" => mask_patients = true,
@@ -1128,23 +1137,39 @@ async fn ground_without_refusal(
     if *institution == s.owner_org {
         return Ok(Some(Ground::OwnInstitution));
     }
-    let mut ctx = access::Context { patient: patient.clone(), ..Default::default() };
+    let ctx = clinician_context(r, c, institution, patient, &s.rtype, None).await?;
+    Ok(access::decide(who, Action::Read, &ctx).ok())
+}
+
+/// What the platform knows for a clinician's request to a patient's record: whether the
+/// patient is in care at the clinician's institution, what the patient's consents say, and the
+/// break-glass reason given, if any.
+async fn clinician_context(
+    r: &Records,
+    c: &Caller,
+    institution: &str,
+    patient: &str,
+    rt: &str,
+    break_glass: Option<String>,
+) -> FhirResult<access::Context> {
+    let mut ctx = access::Context { patient: patient.to_string(), ..Default::default() };
     if r.in_care(patient, institution, IN_CARE_WINDOW_MS).await? {
-        ctx.in_care_at.push(institution.clone());
+        ctx.in_care_at.push(institution.to_string());
     }
     let consents = r.consents(patient).await?;
     if !consents.is_empty() {
         let req = consent::Request {
             patient: format!("Patient/{patient}"),
             actors: vec![format!("Practitioner/{}", c.user_id), format!("Organization/{institution}")],
-            purpose: "TREAT".into(),
+            purpose: if break_glass.is_some() { "ETREAT" } else { "TREAT" }.into(),
             action: "access".into(),
-            class: s.rtype.clone(),
+            class: rt.to_string(),
             at_ms: now_ms(),
         };
         ctx.consent = Some(consent::decide(&consents, &req, BEIJING));
     }
-    Ok(access::decide(who, Action::Read, &ctx).ok())
+    ctx.break_glass = break_glass;
+    Ok(ctx)
 }
 
 /// The patient a search names with its `patient` parameter (one value, `Patient/<id>` or an
@@ -1208,7 +1233,7 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
                 })
                 .chain([json!({ "name": "_id", "type": "token" }), json!({ "name": "_lastUpdated", "type": "date" })])
                 .collect();
-            let interactions: Vec<Value> = if *rt == "Provenance" {
+            let interactions: Vec<Value> = if is_derived(rt) {
                 vec![json!({ "code": "read" }), json!({ "code": "search-type" })]
             } else {
                 ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
@@ -1219,18 +1244,23 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
             let mut res = json!({
                 "type": rt,
                 "interaction": interactions,
-                "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
-                "conditionalCreate": *rt != "Provenance",
+                "conditionalCreate": !is_derived(rt),
                 "conditionalDelete": "not-supported",
                 "searchParam": params,
                 "searchInclude": index::params_of(rt).filter(|p| p.kind == ParamType::Reference)
                     .map(|p| format!("{rt}:{}", p.name)).collect::<Vec<_>>(),
                 "operation": [{ "name": "verify", "definition": format!("{base}/OperationDefinition/verify") }],
+                "versioning": if is_derived(rt) { "no-version" } else { "versioned-update" },
             });
             if *rt == "Provenance" {
                 res["searchParam"] = json!([{ "name": "target", "type": "reference" }]);
+                res["operation"] = json!([]);
+            }
+            if *rt == "AuditEvent" {
+                res["searchParam"] = json!([{ "name": "patient", "type": "reference" }]);
+                res["searchInclude"] = json!([]);
                 res["operation"] = json!([]);
             }
             if *rt == "Patient" {
@@ -1255,7 +1285,243 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
             "security": { "cors": false, "description": "Session cookie or bearer token of the platform; access by PIPL rules: own record, care relationship, consent, break-glass." },
             "resource": resources,
             "interaction": [],
+            "operation": [{ "name": "import", "definition": format!("{base}/OperationDefinition/import") }],
         }],
     });
     fhir(StatusCode::OK, &cs)
+}
+
+/// `POST /fhir/$import`: an NDJSON body (Bulk Data, one resource per line) loaded as the
+/// clinician's institution's records, answered with an OperationOutcome counting what was stored
+/// and naming each invalid line. Synchronous: the answer comes when every batch is committed.
+async fn bulk_import(r: Records, Who(c): Who, headers: HeaderMap, body: axum::body::Body) -> FhirResult<Response> {
+    use futures_util::TryStreamExt;
+    require_writer(&r, &c, "Bundle").await?;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let base = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !matches!(base.as_str(), "application/fhir+ndjson" | "application/ndjson" | "application/x-ndjson") {
+            return Err(FhirError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not-supported",
+                "send application/fhir+ndjson",
+            ));
+        }
+    }
+    let mut seen = 0usize;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stream = futures_util::StreamExt::map(stream, move |item| {
+        let chunk = item?;
+        seen += chunk.len();
+        if seen > IMPORT_MAX_BYTES {
+            return Err(std::io::Error::other(format!("the body is larger than {IMPORT_MAX_BYTES} bytes")));
+        }
+        Ok(chunk)
+    });
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let input = std::io::BufReader::with_capacity(1 << 20, reader);
+    let mut report = crate::import::Report::default();
+    let result = crate::import::import(&r, &author(&c), Actor::of(&c), "$import", input, &mut report).await;
+    let mut issues = vec![Issue {
+        code: "informational",
+        path: String::new(),
+        diagnostics: format!("{} resources stored, {} invalid lines", report.total(), report.invalid),
+    }];
+    for (_, line, i) in &report.problems {
+        issues.push(Issue {
+            code: i.code,
+            path: format!("line {line}: {}", i.path),
+            diagnostics: i.diagnostics.clone(),
+        });
+    }
+    let mut oo = validate::operation_outcome(&issues);
+    oo["issue"][0]["severity"] = json!("information");
+    match result {
+        Ok(()) => {
+            let status = if report.total() == 0 && report.invalid > 0 {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            Ok(fhir(status, &oo))
+        }
+        Err(WriteError::Store(kernel::store::StoreError::Unavailable(m))) if m.contains("reading") => {
+            Err(FhirError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("{m}; {} resources were stored before", report.total()),
+            ))
+        }
+        Err(e) => {
+            let mut fe = FhirError::from(e);
+            fe.issues.push(Issue {
+                code: "informational",
+                path: String::new(),
+                diagnostics: format!("{} resources were stored before", report.total()),
+            });
+            Err(fe)
+        }
+    }
+}
+
+/// The largest `$import` body (the command line takes files of any size).
+const IMPORT_MAX_BYTES: usize = 1 << 30;
+
+/// Who may see who accessed a patient's record: the patient, and the audit administrator.
+async fn may_see_access_log(r: &Records, c: &Caller, patient: &str) -> FhirResult<()> {
+    let allowed = match c.role {
+        Role::AuditAdmin => true,
+        Role::Resident => own_patient(r, c).await?.as_deref() == Some(patient),
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let ev = Event::new(Actor::of(c), "health.access_log", "Patient", Some(patient), Outcome::Denied)
+        .detail(json!({ "refusal": "not_your_record" }));
+    audit::record(&r.store, ev).await?;
+    Err(FhirError {
+        audited: true,
+        ..FhirError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the access log of a record is for its patient and the audit administrator (仅本人和审计管理员可查看)",
+        )
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "a.seq, a.at_ms, a.actor, a.role, a.action, a.outcome, a.target_id, a.detail, u.display_name, o.name AS org_name";
+const AUDIT_FROM: &str =
+    "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id LEFT JOIN organisations o ON o.id = a.org_id";
+
+fn audit_event(row: &sqlx::any::AnyRow) -> Result<Value, StoreError> {
+    use kernel::store::col;
+    let action: String = col(row, "action")?;
+    let outcome: String = col(row, "outcome")?;
+    let detail: Value = serde_json::from_str(&col::<String>(row, "detail")?).unwrap_or(Value::Null);
+    let display: Option<String> = col(row, "display_name")?;
+    let actor: String = col(row, "actor")?;
+    let org: Option<String> = col(row, "org_name")?;
+    let patient: Option<String> = col(row, "target_id")?;
+    let code = match action.as_str() {
+        "health.create" | "health.import" => "C",
+        "health.update" => "U",
+        "health.delete" => "D",
+        _ => "R",
+    };
+    let purpose = match detail["ground"].as_str() {
+        Some("break_glass") => Some(("ETREAT", "emergency treatment (紧急访问)")),
+        Some("own_record") => Some(("PATRQT", "patient requested (本人查询)")),
+        Some(_) => Some(("TREAT", "treatment (诊疗)")),
+        None if action == "health.break_glass" => Some(("ETREAT", "emergency treatment (紧急访问)")),
+        None => None,
+    };
+    let mut ev = json!({
+        "resourceType": "AuditEvent",
+        "id": col::<i64>(row, "seq")?.to_string(),
+        "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation" },
+        "subtype": [{ "system": "urn:wuqing:audit-action", "code": action }],
+        "action": code,
+        "recorded": records::instant(col(row, "at_ms")?),
+        "outcome": if outcome == "success" { "0" } else { "4" },
+        "outcomeDesc": if outcome == "success" { "allowed (已允许)" } else { "refused (已拒绝)" },
+        "agent": [{
+            "who": { "identifier": { "system": "urn:wuqing:user", "value": actor }, "display": display.unwrap_or_default() },
+            "requestor": true,
+            "role": [{ "text": col::<Option<String>>(row, "role")?.unwrap_or_default() }],
+        }],
+        "source": { "observer": { "display": "Wuqing Smart District Platform (智慧武清平台)" } },
+        "entity": [{ "what": { "reference": format!("Patient/{}", patient.unwrap_or_default()) } }],
+    });
+    if let Some(o) = org {
+        ev["agent"][0]["extension"] = json!([{ "url": "urn:wuqing:agent-organization", "valueString": o }]);
+    }
+    if let Some((code, text)) = purpose {
+        ev["purposeOfEvent"] = json!([{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": code }], "text": text }]);
+    }
+    Ok(ev)
+}
+
+/// `GET /fhir/AuditEvent?patient=…`: who read or changed the patient's record, newest first.
+async fn audit_events(r: Records, Who(c): Who, RawQuery(raw): RawQuery) -> FhirResult<Response> {
+    let pairs = split_query(raw.as_deref());
+    let mut patient = None;
+    let mut count = 50i64;
+    let mut offset = 0i64;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "patient" => patient = Some(v.strip_prefix("Patient/").unwrap_or(v).to_string()),
+            "_count" => {
+                count = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| FhirError::new(StatusCode::BAD_REQUEST, "invalid", "_count is 1 to 500"))?
+            }
+            "_offset" => {
+                offset = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (0..=100_000).contains(n))
+                    .ok_or_else(|| FhirError::new(StatusCode::BAD_REQUEST, "invalid", "_offset is 0 to 100000"))?
+            }
+            "_format" => {}
+            other => {
+                return Err(FhirError::new(
+                    StatusCode::BAD_REQUEST,
+                    "not-supported",
+                    format!("AuditEvent has no search parameter {other}"),
+                ));
+            }
+        }
+    }
+    let Some(patient) = patient else {
+        return Err(FhirError::new(StatusCode::BAD_REQUEST, "required", "search AuditEvent by patient"));
+    };
+    may_see_access_log(&r, &c, &patient).await?;
+    let rows = sqlx::query(&r.store.sql(&format!(
+        "SELECT {AUDIT_COLUMNS} {AUDIT_FROM} WHERE a.target_kind = 'Patient' AND a.target_id = $1 AND a.action LIKE 'health.%' \
+         ORDER BY a.seq DESC LIMIT $2 OFFSET $3"
+    )))
+    .bind(patient.clone())
+    .bind(count + 1)
+    .bind(offset)
+    .fetch_all(r.store.reader())
+    .await
+    .map_err(StoreError::from)?;
+    let more = rows.len() as i64 > count;
+    let entries: Vec<Value> = rows
+        .iter()
+        .take(count as usize)
+        .map(|row| audit_event(row).map(|ev| json!({ "fullUrl": format!("AuditEvent/{}", ev["id"].as_str().unwrap_or_default()), "resource": ev, "search": { "mode": "match" } })))
+        .collect::<Result<_, _>>()?;
+    let mut links = vec![
+        json!({ "relation": "self", "url": format!("AuditEvent?patient={patient}&_count={count}&_offset={offset}") }),
+    ];
+    if more {
+        links.push(json!({ "relation": "next", "url": format!("AuditEvent?patient={patient}&_count={count}&_offset={}", offset + count) }));
+    }
+    Ok(fhir(StatusCode::OK, &json!({ "resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries })))
+}
+
+/// `GET /fhir/AuditEvent/<seq>`.
+async fn audit_event_read(
+    r: Records,
+    Who(c): Who,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> FhirResult<Response> {
+    let seq: i64 = id
+        .parse()
+        .map_err(|_| FhirError::not_found(&format!("AuditEvent/{}", id.chars().take(40).collect::<String>())))?;
+    let row = sqlx::query(&r.store.sql(&format!(
+        "SELECT {AUDIT_COLUMNS} {AUDIT_FROM} WHERE a.seq = $1 AND a.target_kind = 'Patient' AND a.action LIKE 'health.%'"
+    )))
+    .bind(seq)
+    .fetch_optional(r.store.reader())
+    .await
+    .map_err(StoreError::from)?;
+    let Some(row) = row else { return Err(FhirError::not_found(&format!("AuditEvent/{seq}"))) };
+    let patient: Option<String> = kernel::store::col(&row, "target_id")?;
+    may_see_access_log(&r, &c, patient.as_deref().unwrap_or_default()).await?;
+    Ok(fhir(StatusCode::OK, &audit_event(&row)?))
 }

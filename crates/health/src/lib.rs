@@ -12,6 +12,7 @@ pub mod consent;
 pub mod fhir;
 pub mod fhir_api;
 pub mod generate;
+pub mod import;
 pub mod linkage;
 pub mod mpi;
 pub mod records;

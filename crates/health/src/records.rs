@@ -916,6 +916,18 @@ impl Records {
         Ok(row.is_some())
     }
 
+    /// Whether the institution holds any current record of the patient.
+    pub async fn owns_any(&self, patient: &str, org: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(&self.store.sql(
+            "SELECT 1 AS one FROM health_resources WHERE patient_id = $1 AND owner_org = $2 AND deleted = 0 LIMIT 1",
+        ))
+        .bind(patient.to_string())
+        .bind(org.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The patient's active consents (current versions).
     pub async fn consents(&self, patient: &str) -> Result<Vec<Value>, StoreError> {
         let mut f = Filter::default();
@@ -963,6 +975,17 @@ pub struct VersionCheck {
 impl Records {
     /// Checks every version of a resource against its digest chain and its seal.
     pub async fn verify(&self, rt: &str, id: &str) -> Result<Vec<VersionCheck>, StoreError> {
+        self.verify_with(rt, id, &mut HashMap::new()).await
+    }
+
+    /// [`Records::verify`], with the seals already checked (one seal covers a whole import
+    /// batch: checked once).
+    pub async fn verify_with(
+        &self,
+        rt: &str,
+        id: &str,
+        seals: &mut HashMap<String, Result<(), String>>,
+    ) -> Result<Vec<VersionCheck>, StoreError> {
         let rows = sqlx::query(&self.store.sql(
             "SELECT version, body, digest, seal_id FROM health_versions WHERE type = $1 AND id = $2 ORDER BY version",
         ))
@@ -980,17 +1003,23 @@ impl Records {
             let problem = if broken {
                 Some("an earlier version is broken".to_string())
             } else {
-                self.check_version(
+                match self.check_content(
                     rt,
                     id,
                     version,
                     &col::<Vec<u8>>(r, "body")?,
                     &stored_digest,
                     previous.as_ref(),
-                    &seal,
-                )
-                .await?
-                .err()
+                ) {
+                    Err(p) => Some(p),
+                    Ok(()) => {
+                        if !seals.contains_key(&seal) {
+                            let checked = self.check_seal(&seal).await?;
+                            seals.insert(seal.clone(), checked);
+                        }
+                        seals.get(&seal).and_then(|r| r.clone().err())
+                    }
+                }
             };
             broken |= problem.is_some();
             previous = decode_hex(&stored_digest).and_then(|b| <[u8; 32]>::try_from(b).ok());
@@ -999,8 +1028,47 @@ impl Records {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn check_version(
+    /// Every version of every resource; `broken` is called for each version that fails.
+    /// Returns (versions checked, versions broken).
+    pub async fn verify_all(
+        &self,
+        mut broken: impl FnMut(&str, &str, &VersionCheck),
+    ) -> Result<(usize, usize), StoreError> {
+        let mut seals = HashMap::new();
+        let (mut checked, mut bad) = (0, 0);
+        let mut after = (String::new(), String::new());
+        loop {
+            let rows =
+                sqlx::query(&self.store.sql(
+                    "SELECT type, id FROM health_resources WHERE (type, id) > ($1, $2) ORDER BY type, id LIMIT 1000",
+                ))
+                .bind(after.0.clone())
+                .bind(after.1.clone())
+                .fetch_all(self.store.reader())
+                .await?;
+            if rows.is_empty() {
+                return Ok((checked, bad));
+            }
+            for r in &rows {
+                let (rt, id): (String, String) = (col(r, "type")?, col(r, "id")?);
+                for v in self.verify_with(&rt, &id, &mut seals).await? {
+                    checked += 1;
+                    if !v.ok {
+                        bad += 1;
+                        broken(&rt, &id, &v);
+                    }
+                }
+                after = (rt, id);
+            }
+            // Seals of batches already passed are not met again.
+            if seals.len() > 100_000 {
+                seals.clear();
+            }
+        }
+    }
+
+    /// Whether a version's stored body is what its digest says, chained to the previous one.
+    fn check_content(
         &self,
         rt: &str,
         id: &str,
@@ -1008,18 +1076,22 @@ impl Records {
         blob: &[u8],
         stored_digest: &str,
         previous: Option<&[u8; 32]>,
-        seal_id: &str,
-    ) -> Result<Result<(), String>, StoreError> {
+    ) -> Result<(), String> {
         let Ok(body) = self.decrypt(rt, id, version, blob) else {
-            return Ok(Err("the stored body does not decrypt: changed outside the platform".into()));
+            return Err("the stored body does not decrypt: changed outside the platform".into());
         };
         if body["resourceType"] != rt || body["id"] != id || body["meta"]["versionId"] != version.to_string().as_str() {
-            return Ok(Err("the stored body is another resource's or another version's".into()));
+            return Err("the stored body is another resource's or another version's".into());
         }
-        let d = trust::digest(&body, previous);
-        if encode_hex(&d) != stored_digest {
-            return Ok(Err("the content differs from what was sealed".into()));
+        if encode_hex(&trust::digest(&body, previous)) != stored_digest {
+            return Err("the content differs from what was sealed".into());
         }
+        Ok(())
+    }
+
+    /// Whether a seal's root covers the stored digests of its versions and its signature
+    /// verifies with the institution's published key.
+    async fn check_seal(&self, seal_id: &str) -> Result<Result<(), String>, StoreError> {
         let Some(seal) = sqlx::query(&self.store.sql(
             "SELECT s.org_id, s.at_ms, s.root, s.signature, k.public_key FROM health_seals s \
              LEFT JOIN health_keys k ON k.id = s.key_id WHERE s.id = $1",
@@ -1054,6 +1126,15 @@ impl Records {
             return Ok(Err("the signature does not verify with the institution's key".into()));
         }
         Ok(Ok(()))
+    }
+
+    /// An organisation by id or exact name: (id, name).
+    pub async fn organisation(&self, id_or_name: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(&self.store.sql("SELECT id, name FROM organisations WHERE id = $1 OR name = $1"))
+            .bind(id_or_name.to_string())
+            .fetch_optional(self.store.reader())
+            .await?;
+        row.map(|r| Ok((col(&r, "id")?, col(&r, "name")?))).transpose()
     }
 }
 

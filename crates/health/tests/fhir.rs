@@ -390,8 +390,13 @@ async fn the_fhir_server(backend: Backend) {
         "provision": { "type": "permit", "provision": [{ "type": "deny",
             "actor": [{ "role": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP" }] },
                         "reference": { "reference": format!("Organization/{yangcun}") } }] }] } })).await;
+    assert_eq!(s(format!("/fhir/Observation/{o1}"), wu.clone()).await.status, StatusCode::FORBIDDEN);
+    // A search finds only what the centre recorded itself (it holds the patient's encounter).
     let r = s(format!("/fhir/Observation?patient={pid}&category=vital-signs"), wu.clone()).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(ids(&r.body).is_empty(), "{}", r.body);
+    let r = s(format!("/fhir/Encounter?patient={pid}"), wu.clone()).await;
+    assert_eq!(ids(&r.body).len(), 1, "its own encounter: {}", r.body);
     // The owner still reads its own.
     assert_eq!(s(format!("/fhir/Observation/{o1}"), yang.clone()).await.status, StatusCode::OK);
 
@@ -425,6 +430,65 @@ async fn the_fhir_server(backend: Backend) {
     assert!(has("dr.wu", "health.read", "success"), "{log:?}");
     assert!(has("resident.huang", "health.read", "success"), "{log:?}");
     assert!(has("dr.yang", "health.create", "success"), "{log:?}");
+
+    // --- the resident's view of who looked: AuditEvents of their record, nobody else's.
+    let seen = s(format!("/fhir/AuditEvent?patient={pid}"), huang.clone()).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let evs: Vec<&Value> = seen.body["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect();
+    let by_wu: Vec<&&Value> = evs.iter().filter(|e| e["agent"][0]["who"]["identifier"]["value"] == "dr.wu").collect();
+    assert!(
+        by_wu.iter().any(|e| e["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"),
+        "the break-glass shows: {by_wu:?}"
+    );
+    assert!(by_wu.iter().any(|e| e["outcome"] == "4"), "the refusals show");
+    assert!(by_wu.iter().all(|e| e["agent"][0]["extension"][0]["valueString"] == "杨村街社区卫生服务中心"
+        || e["agent"][0]["extension"][0]["valueString"].is_string()));
+    let one = evs[0]["id"].as_str().unwrap();
+    assert_eq!(s(format!("/fhir/AuditEvent/{one}"), huang.clone()).await.status, StatusCode::OK);
+    assert_eq!(s(format!("/fhir/AuditEvent?patient={pid}"), wu.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(s(format!("/fhir/AuditEvent?patient={other}"), huang.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(s(format!("/fhir/AuditEvent/{one}"), wu.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(s("/fhir/AuditEvent".into(), huang.clone()).await.status, StatusCode::BAD_REQUEST);
+    let r = send(&app, Method::POST, "/fhir/AuditEvent", Some(&yang), Some(json!({"resourceType": "AuditEvent"})), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // --- bulk import: valid lines stored and sealed, invalid lines named.
+    let lines = [
+        json!({ "resourceType": "Patient", "id": "bulk-1", "gender": "male", "birthDate": "1970-05-01" }).to_string(),
+        "{ not json".to_string(),
+        glucose("bulk-1", "2026-11-01T08:00:00+08:00", 6.1).to_string(),
+        json!({ "resourceType": "Observation", "status": "guessed" }).to_string(),
+    ]
+    .join("\n");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/fhir/$import")
+        .header("authorization", format!("Bearer {yang}"))
+        .header("content-type", "application/fhir+ndjson")
+        .body(Body::from(lines))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let oo: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().starts_with("2 resources stored, 2 invalid lines"), "{oo}");
+    let lines_named: Vec<&str> =
+        oo["issue"].as_array().unwrap()[1..].iter().map(|i| i["expression"][0].as_str().unwrap()).collect();
+    assert!(
+        lines_named.iter().any(|l| l.starts_with("line 2")) && lines_named.iter().any(|l| l.starts_with("line 4")),
+        "{lines_named:?}"
+    );
+    assert_eq!(ids(&s("/fhir/Observation?patient=bulk-1".into(), yang.clone()).await.body).len(), 1);
+    let v = s("/fhir/Patient/bulk-1/$verify".into(), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+    let r =
+        send(&app, Method::POST, "/fhir/$import", Some(&wu), Some(json!({})), &[("content-type", "application/json")])
+            .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r =
+        send(&app, Method::POST, "/fhir/$import", Some(&huang), None, &[("content-type", "application/fhir+ndjson")])
+            .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // --- $everything.
     let all = s(format!("/fhir/Patient/{pid}/$everything"), yang.clone()).await;

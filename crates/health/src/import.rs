@@ -1,0 +1,129 @@
+//! Bulk load (FHIR Bulk Data NDJSON): `wuqing health import FILE…` and `POST /fhir/$import`.
+//! Lines are read and validated on a blocking thread while the previous batch is written, so
+//! parsing and the database overlap; each batch is one transaction with one seal and one audit
+//! record (`health.import`: counts by type, never content). A resource keeps the id it has (a
+//! line without one gets a new id); an existing resource becomes a new version, if the importing
+//! institution owns it. Invalid lines are reported with their number and path and not stored;
+//! the valid ones are.
+
+use crate::fhir::ndjson::{self, Line};
+use crate::fhir::validate::{self, Issue};
+use crate::records::{Author, Change, Records, WriteError};
+use kernel::audit::{Actor, Event, Outcome};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+/// Resources per transaction.
+pub const BATCH: usize = 2000;
+
+/// Problems reported at most (all are counted).
+const MAX_REPORTED: usize = 100;
+
+/// What an import did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    /// Stored, by resource type.
+    pub stored: BTreeMap<String, usize>,
+    pub invalid: usize,
+    /// The first problems: source, line, issue.
+    #[serde(skip)]
+    pub problems: Vec<(String, usize, Issue)>,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn total(&self) -> usize {
+        self.stored.values().sum()
+    }
+}
+
+enum Msg {
+    Batch(Vec<Change>),
+    Invalid(String, usize, Vec<Issue>),
+}
+
+/// Imports NDJSON from `input` (named `source` in the report) as `author`'s institution.
+pub async fn import<R: BufRead + Send + 'static>(
+    records: &Records,
+    author: &Author,
+    actor: Actor,
+    source: &str,
+    input: R,
+    report: &mut Report,
+) -> Result<(), WriteError> {
+    let started = std::time::Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(2);
+    let name = source.to_string();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        let res = ndjson::read(input, |n, line| match line {
+            Line::Valid { resource_type, resource } => {
+                if resource_type == "Provenance" {
+                    let issue = Issue {
+                        code: "not-supported",
+                        path: "Provenance".into(),
+                        diagnostics: "Provenance is written by the platform".into(),
+                    };
+                    let _ = tx.blocking_send(Msg::Invalid(name.clone(), n, vec![issue]));
+                    return;
+                }
+                let id = resource["id"]
+                    .as_str()
+                    .filter(|i| validate::is_id(i))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+                batch.push(Change { rtype: resource_type, id, resource: Some(resource), if_match: None });
+                if batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    let _ = tx.blocking_send(Msg::Batch(full));
+                }
+            }
+            Line::Invalid { issues } => {
+                let _ = tx.blocking_send(Msg::Invalid(name.clone(), n, issues));
+            }
+        });
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Msg::Batch(batch));
+        }
+        res
+    });
+    let mut failed = None;
+    while let Some(m) = rx.recv().await {
+        match m {
+            Msg::Invalid(src, n, issues) => {
+                report.invalid += 1;
+                for i in issues {
+                    if report.problems.len() < MAX_REPORTED {
+                        report.problems.push((src.clone(), n, i));
+                    }
+                }
+            }
+            Msg::Batch(changes) if failed.is_none() => {
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                for c in &changes {
+                    *counts.entry(c.rtype.clone()).or_default() += 1;
+                }
+                let ev =
+                    Event::new(actor.clone(), "health.import", "Organization", Some(&author.org_id), Outcome::Success)
+                        .detail(json!({ "source": source.chars().take(200).collect::<String>(), "stored": counts }));
+                match records.commit(author, "import", changes, vec![ev]).await {
+                    Ok(_) => {
+                        for (t, n) in counts {
+                            *report.stored.entry(t).or_default() += n;
+                        }
+                    }
+                    // Stop reading; what was committed stays.
+                    Err(e) => failed = Some(e),
+                }
+            }
+            Msg::Batch(_) => {}
+        }
+    }
+    let read = reader.await.map_err(|e| WriteError::Store(kernel::store::StoreError::Unavailable(e.to_string())))?;
+    report.seconds += started.elapsed().as_secs_f64();
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(|e| WriteError::Store(kernel::store::StoreError::Unavailable(format!("reading {source}: {e}"))))
+}
