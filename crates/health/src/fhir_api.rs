@@ -16,6 +16,7 @@
 
 use crate::access::{self, Action, Ground, Refusal};
 use crate::consent;
+use crate::fhir::bundle;
 use crate::fhir::datetime::BEIJING;
 use crate::fhir::index::{self, ParamType};
 use crate::fhir::query::{self, Query};
@@ -185,6 +186,7 @@ impl FromRequestParts<AppState> for Records {
 pub fn router(keys: records::Keys) -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata))
+        .route("/", axum::routing::post(bundle))
         .route("/$import", axum::routing::post(bulk_import))
         .route("/AuditEvent", get(audit_events))
         .route("/AuditEvent/{id}", get(audit_event_read))
@@ -547,6 +549,16 @@ async fn vread(
 
 /// The body of a write: JSON of the given type, valid R4, else an OperationOutcome.
 fn resource_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, rt: &str) -> FhirResult<Value> {
+    let v = json_body(headers, body)?;
+    let issues = validate::validate(&v, Some(rt));
+    if !issues.is_empty() {
+        return Err(FhirError::invalid(issues));
+    }
+    Ok(v)
+}
+
+/// A JSON body (`application/fhir+json` or `application/json`), else an OperationOutcome.
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> FhirResult<Value> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let base = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         if base != "application/fhir+json" && base != "application/json" {
@@ -564,13 +576,8 @@ fn resource_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, rt: &
             FhirError::new(StatusCode::BAD_REQUEST, "invalid", e.body_text())
         }
     })?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "structure", format!("not JSON: {e}")))?;
-    let issues = validate::validate(&v, Some(rt));
-    if !issues.is_empty() {
-        return Err(FhirError::invalid(issues));
-    }
-    Ok(v)
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "structure", format!("not JSON: {e}")))
 }
 
 /// A clinician, writing for their institution; others are refused (audited).
@@ -600,12 +607,17 @@ async fn require_writer(r: &Records, c: &Caller, rt: &str) -> FhirResult<()> {
 
 /// A clinical resource must belong to a patient the platform knows.
 async fn check_patient(r: &Records, v: &Value) -> FhirResult<()> {
+    check_patient_among(r, v, &BTreeSet::new()).await
+}
+
+/// [`check_patient`], the Patients a transaction creates counting as known.
+async fn check_patient_among(r: &Records, v: &Value, created: &BTreeSet<String>) -> FhirResult<()> {
     let rt = v["resourceType"].as_str().unwrap_or_default();
     if rt == "Patient" || !records::is_clinical(rt) {
         return Ok(());
     }
     match records::patient_of(v) {
-        Some(p) if r.exists("Patient", &p).await? => Ok(()),
+        Some(p) if created.contains(&p) || r.exists("Patient", &p).await? => Ok(()),
         Some(p) => Err(FhirError::invalid(vec![Issue {
             code: "not-found",
             path: format!("{rt}.subject"),
@@ -626,7 +638,6 @@ fn write_audit(c: &Caller, action: &str, s_rt: &str, id: &str, patient: Option<&
 
 async fn create(
     r: Records,
-    State(st): State<AppState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -637,29 +648,11 @@ async fn create(
     let v = resource_body(&headers, body, &t.rt)?;
     check_patient(&r, &v).await?;
     if let Some(cond) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
-        let pairs: Vec<(String, String)> =
-            form_urlencoded::parse(cond.trim_start_matches('?').as_bytes()).into_owned().collect();
-        let q = query::parse(&t.rt, &pairs, false, BEIJING).map_err(FhirError::invalid)?;
-        let f = records::filter(&q, &r.cipher, now_ms())
-            .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "not-supported", e.0))?;
-        let page = r.search(&t.rt, f, 2, 0, false).await?;
-        match page.items.len() {
-            0 => {}
-            1 => {
-                let s = page.items.into_iter().next().unwrap_or_else(|| unreachable!());
-                let body = readable(&r, &c, s.clone(), &headers, "conditional-create").await?;
-                return Ok(resource_response(StatusCode::OK, &s, &body));
-            }
-            _ => {
-                return Err(FhirError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "duplicate",
-                    "If-None-Exist matches more than one resource",
-                ));
-            }
+        if let Some(s) = if_none_exist(&r, &t.rt, cond).await? {
+            let body = readable(&r, &c, s.clone(), &headers, "conditional-create").await?;
+            return Ok(resource_response(StatusCode::OK, &s, &body));
         }
     }
-    let _ = st;
     let id = uuid::Uuid::now_v7().to_string();
     let patient = if t.rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
     let ev = write_audit(&c, "health.create", &t.rt, &id, patient.as_deref());
@@ -738,6 +731,30 @@ fn ymd(ms: i64) -> (i32, u32, u32) {
     (t.year(), t.month() as u32, t.day() as u32)
 }
 
+/// Refuses deleting a record inside its retention period (电子病历应用管理规范).
+async fn check_retention(r: &Records, cur: &Stored) -> FhirResult<()> {
+    let Some(kind) = retention_of(r, cur).await? else { return Ok(()) };
+    let created = r.created_ms(&cur.rtype, &cur.id).await?.unwrap_or(cur.last_updated_ms);
+    if let Err((y, m, d)) = retention::may_delete(kind, ymd(created), ymd(now_ms())) {
+        return Err(FhirError::new(
+            StatusCode::CONFLICT,
+            "business-rule",
+            format!(
+                "{} records are kept {} years (电子病历应用管理规范): {}/{} may be deleted from {y:04}-{m:02}-{d:02}; \
+                 mark an erroneous record entered-in-error instead",
+                match kind {
+                    RecordKind::Outpatient => "outpatient",
+                    RecordKind::Inpatient => "inpatient",
+                },
+                kind.years(),
+                cur.rtype,
+                cur.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 async fn delete(
     r: Records,
     State(_): State<AppState>,
@@ -762,25 +779,7 @@ async fn delete(
             ..FhirError::new(StatusCode::FORBIDDEN, "forbidden", refusal_text(Refusal::NotYourInstitution))
         });
     }
-    if let Some(kind) = retention_of(&r, &cur).await? {
-        let created = r.created_ms(&t.rt, &id).await?.unwrap_or(cur.last_updated_ms);
-        if let Err((y, m, d)) = retention::may_delete(kind, ymd(created), ymd(now_ms())) {
-            return Err(FhirError::new(
-                StatusCode::CONFLICT,
-                "business-rule",
-                format!(
-                    "{} records are kept {} years (电子病历应用管理规范): {}/{id} may be deleted from {y:04}-{m:02}-{d:02}; \
-                     mark an erroneous record entered-in-error instead",
-                    match kind {
-                        RecordKind::Outpatient => "outpatient",
-                        RecordKind::Inpatient => "inpatient",
-                    },
-                    kind.years(),
-                    t.rt
-                ),
-            ));
-        }
-    }
+    check_retention(&r, &cur).await?;
     let ev = write_audit(&c, "health.delete", &t.rt, &id, cur.patient_id.as_deref());
     let change = Change { rtype: t.rt.clone(), id, resource: None, if_match: None };
     r.commit(&author(&c), "delete", vec![change], vec![ev]).await?;
@@ -1524,4 +1523,197 @@ async fn audit_event_read(
     let patient: Option<String> = kernel::store::col(&row, "target_id")?;
     may_see_access_log(&r, &c, patient.as_deref().unwrap_or_default()).await?;
     Ok(fhir(StatusCode::OK, &audit_event(&row)?))
+}
+
+/// One entry's answer in a batch or transaction response.
+fn entry_response(status: StatusCode, s: Option<&Stored>, outcome: Option<Value>) -> Value {
+    let mut resp =
+        json!({ "status": format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default()) });
+    if let Some(s) = s {
+        resp["location"] = json!(format!("{}/{}/_history/{}", s.rtype, s.id, s.version));
+        resp["etag"] = json!(format!("W/\"{}\"", s.version));
+        resp["lastModified"] = json!(records::instant(s.last_updated_ms));
+    }
+    if let Some(o) = outcome {
+        resp["outcome"] = o;
+    }
+    json!({ "response": resp })
+}
+
+/// What one write of a Bundle asks, checked as the single interaction would check it.
+async fn bundle_change(
+    r: &Records,
+    c: &Caller,
+    op: &bundle::Op,
+    created: &BTreeSet<String>,
+) -> FhirResult<Option<(Change, Event)>> {
+    let rt = op.resource_type.clone();
+    let id = op.id.clone().unwrap_or_default();
+    require_writer(r, c, &rt).await?;
+    match op.method {
+        bundle::Method::Delete => {
+            let Some(cur) = r.current(&rt, &id).await? else { return Err(FhirError::not_found(&format!("{rt}/{id}"))) };
+            if cur.deleted {
+                return Ok(None);
+            }
+            check_retention(r, &cur).await?;
+            let ev = write_audit(c, "health.delete", &rt, &id, cur.patient_id.as_deref());
+            Ok(Some((Change { rtype: rt, id, resource: None, if_match: None }, ev)))
+        }
+        bundle::Method::Post | bundle::Method::Put => {
+            let v = op.resource.clone().unwrap_or_default();
+            check_patient_among(r, &v, created).await?;
+            let patient = if rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
+            let action = if op.method == bundle::Method::Post { "health.create" } else { "health.update" };
+            let ev = write_audit(c, action, &rt, &id, patient.as_deref());
+            Ok(Some((Change { rtype: rt, id, resource: Some(v), if_match: None }, ev)))
+        }
+        bundle::Method::Get => Ok(None),
+    }
+}
+
+/// A conditional create's search: `Some(existing)` when exactly one matches, `None` when none
+/// does, an error when several do.
+async fn if_none_exist(r: &Records, rt: &str, cond: &str) -> FhirResult<Option<Stored>> {
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(cond.trim_start_matches('?').as_bytes()).into_owned().collect();
+    let q = query::parse(rt, &pairs, false, BEIJING).map_err(FhirError::invalid)?;
+    let f = records::filter(&q, &r.cipher, now_ms())
+        .map_err(|e| FhirError::new(StatusCode::BAD_REQUEST, "not-supported", e.0))?;
+    let page = r.search(rt, f, 2, 0, false).await?;
+    match page.items.len() {
+        0 => Ok(None),
+        1 => Ok(page.items.into_iter().next()),
+        _ => Err(FhirError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "duplicate",
+            "ifNoneExist matches more than one resource",
+        )),
+    }
+}
+
+/// A GET inside a Bundle: a read (`Type/id`).
+async fn bundle_get(r: &Records, c: &Caller, op: &bundle::Op, headers: &HeaderMap) -> FhirResult<(Stored, Value)> {
+    let (Some(id), None) = (&op.id, &op.query) else {
+        return Err(FhirError::new(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            "a GET in a Bundle reads Type/id; search with GET /fhir/Type?…",
+        ));
+    };
+    let Some(s) = r.current(&op.resource_type, id).await? else {
+        return Err(FhirError::not_found(&format!("{}/{id}", op.resource_type)));
+    };
+    if s.deleted {
+        return Err(FhirError::new(StatusCode::GONE, "deleted", format!("{}/{id} was deleted", op.resource_type)));
+    }
+    let body = readable(r, c, s.clone(), headers, "read").await?;
+    Ok((s, body))
+}
+
+/// `POST /fhir`: a batch (each entry on its own) or a transaction (all or nothing, one seal).
+async fn bundle(
+    r: Records,
+    Who(c): Who,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let v = json_body(&headers, body)?;
+    let plan = bundle::plan(&v, || uuid::Uuid::now_v7().to_string()).map_err(FhirError::invalid)?;
+    let n = v["entry"].as_array().map_or(0, Vec::len);
+    let mut answers: Vec<Value> = vec![Value::Null; n];
+    for (i, issue) in &plan.refused {
+        answers[*i] = entry_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(validate::operation_outcome(std::slice::from_ref(issue))),
+        );
+    }
+    let created: BTreeSet<String> = plan
+        .ops
+        .iter()
+        .filter(|o| o.method == bundle::Method::Post && o.resource_type == "Patient")
+        .filter_map(|o| o.id.clone())
+        .collect();
+    let outcome = |e: &FhirError| validate::operation_outcome(&e.issues);
+    match plan.kind {
+        bundle::Kind::Transaction => {
+            let mut changes = vec![];
+            let mut events = vec![];
+            let mut at = vec![];
+            for op in &plan.ops {
+                if let (bundle::Method::Post, Some(cond)) = (op.method, &op.if_none_exist) {
+                    if let Some(existing) = if_none_exist(&r, &op.resource_type, cond).await? {
+                        answers[op.entry] = entry_response(StatusCode::OK, Some(&existing), None);
+                        continue;
+                    }
+                }
+                if let Some((ch, ev)) = bundle_change(&r, &c, op, &created).await? {
+                    at.push(op.entry);
+                    changes.push(ch);
+                    events.push(ev);
+                } else if op.method == bundle::Method::Delete {
+                    answers[op.entry] = entry_response(StatusCode::NO_CONTENT, None, None);
+                }
+            }
+            if !changes.is_empty() {
+                let (stored, _) = r.commit(&author(&c), "transaction", changes, events).await?;
+                for (s, entry) in stored.iter().zip(at) {
+                    let status = match (s.deleted, s.version) {
+                        (true, _) => StatusCode::NO_CONTENT,
+                        (false, 1) => StatusCode::CREATED,
+                        _ => StatusCode::OK,
+                    };
+                    answers[entry] = entry_response(status, Some(s), None);
+                    if !s.deleted {
+                        answers[entry]["resource"] = s.body.clone();
+                    }
+                }
+            }
+            for op in plan.ops.iter().filter(|o| o.method == bundle::Method::Get) {
+                answers[op.entry] = match bundle_get(&r, &c, op, &headers).await {
+                    Ok((s, body)) => {
+                        json!({ "resource": body, "response": entry_response(StatusCode::OK, Some(&s), None)["response"] })
+                    }
+                    Err(e) => entry_response(e.status, None, Some(outcome(&e))),
+                };
+            }
+            let b = json!({ "resourceType": "Bundle", "type": "transaction-response", "entry": answers });
+            Ok(fhir(StatusCode::OK, &b))
+        }
+        bundle::Kind::Batch => {
+            for op in &plan.ops {
+                let answer: FhirResult<Value> = async {
+                    if op.method == bundle::Method::Get {
+                        let (s, body) = bundle_get(&r, &c, op, &headers).await?;
+                        return Ok(json!({ "resource": body, "response": entry_response(StatusCode::OK, Some(&s), None)["response"] }));
+                    }
+                    if let (bundle::Method::Post, Some(cond)) = (op.method, &op.if_none_exist) {
+                        if let Some(existing) = if_none_exist(&r, &op.resource_type, cond).await? {
+                            return Ok(entry_response(StatusCode::OK, Some(&existing), None));
+                        }
+                    }
+                    let Some((ch, ev)) = bundle_change(&r, &c, op, &BTreeSet::new()).await? else {
+                        return Ok(entry_response(StatusCode::NO_CONTENT, None, None));
+                    };
+                    let (stored, _) = r.commit(&author(&c), "batch", vec![ch], vec![ev]).await?;
+                    let s = &stored[0];
+                    let status = match (s.deleted, s.version) {
+                        (true, _) => StatusCode::NO_CONTENT,
+                        (false, 1) => StatusCode::CREATED,
+                        _ => StatusCode::OK,
+                    };
+                    let mut a = entry_response(status, Some(s), None);
+                    if !s.deleted {
+                        a["resource"] = s.body.clone();
+                    }
+                    Ok(a)
+                }
+                .await;
+                answers[op.entry] = answer.unwrap_or_else(|e| entry_response(e.status, None, Some(outcome(&e))));
+            }
+            let b = json!({ "resourceType": "Bundle", "type": "batch-response", "entry": answers });
+            Ok(fhir(StatusCode::OK, &b))
+        }
+    }
 }

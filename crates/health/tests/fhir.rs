@@ -490,6 +490,64 @@ async fn the_fhir_server(backend: Backend) {
             .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
+    // --- transactions: all or nothing, references to what they create resolved.
+    let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        { "fullUrl": "urn:uuid:0c9a4a2e-1111-4b3e-9a51-2d1d3c0f0001", "resource": patient(&kernel::demo::fictitious_citizen_id("19900101", 3), "李", "娜"),
+          "request": { "method": "POST", "url": "Patient" } },
+        { "resource": { "resourceType": "Observation", "status": "final",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "1558-6" }] },
+            "subject": { "reference": "urn:uuid:0c9a4a2e-1111-4b3e-9a51-2d1d3c0f0001" }, "effectiveDateTime": "2026-11-25",
+            "valueQuantity": { "value": 5.2, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L" } },
+          "request": { "method": "POST", "url": "Observation" } },
+        { "request": { "method": "GET", "url": format!("Patient/{pid}") } }
+    ]});
+    let r = send(&app, Method::POST, "/fhir", Some(&yang), Some(tx), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["type"], "transaction-response");
+    assert_eq!(r.body["entry"][0]["response"]["status"], "201 Created");
+    assert_eq!(r.body["entry"][2]["response"]["status"], "200 OK");
+    let new_patient = r.body["entry"][0]["resource"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["entry"][1]["resource"]["subject"]["reference"], format!("Patient/{new_patient}").as_str());
+    let prov = s(format!("/fhir/Provenance?target=Patient/{new_patient}"), yang.clone()).await;
+    assert_eq!(
+        prov.body["entry"][0]["resource"]["target"].as_array().unwrap().len(),
+        2,
+        "one seal for the transaction"
+    );
+    // A transaction touching another institution's record changes nothing.
+    let enc_now = s(format!("/fhir/Encounter/{enc}"), yang.clone()).await.body;
+    let bad_tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        { "resource": glucose(&pid, "2026-11-26", 6.0), "request": { "method": "POST", "url": "Observation" } },
+        { "resource": enc_now, "request": { "method": "PUT", "url": format!("Encounter/{enc}") } }
+    ]});
+    let before = ids(&s(format!("/fhir/Observation?patient={pid}&_count=100"), yang.clone()).await.body).len();
+    let r = send(&app, Method::POST, "/fhir", Some(&wu), Some(bad_tx), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(ids(&s(format!("/fhir/Observation?patient={pid}&_count=100"), yang.clone()).await.body).len(), before);
+    let invalid_tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        { "resource": glucose(&pid, "2026-11-26", 6.0), "request": { "method": "POST", "url": "Observation" } },
+        { "resource": { "resourceType": "Observation", "status": "maybe" }, "request": { "method": "POST", "url": "Observation" } }
+    ]});
+    let r = send(&app, Method::POST, "/fhir", Some(&yang), Some(invalid_tx), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["issue"][0]["expression"][0].as_str().unwrap().starts_with("Bundle.entry[1]"), "{}", r.body);
+    assert_eq!(ids(&s(format!("/fhir/Observation?patient={pid}&_count=100"), yang.clone()).await.body).len(), before);
+    // A batch: each entry on its own.
+    let batch = json!({ "resourceType": "Bundle", "type": "batch", "entry": [
+        { "resource": glucose(&pid, "2026-11-27", 6.3), "request": { "method": "POST", "url": "Observation" } },
+        { "resource": { "resourceType": "Observation", "status": "maybe" }, "request": { "method": "POST", "url": "Observation" } },
+        { "request": { "method": "DELETE", "url": format!("Observation/{o2}") } }
+    ]});
+    let r = send(&app, Method::POST, "/fhir", Some(&yang), Some(batch), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["entry"][0]["response"]["status"], "201 Created");
+    assert_eq!(r.body["entry"][1]["response"]["status"], "400 Bad Request");
+    assert_eq!(r.body["entry"][2]["response"]["status"], "409 Conflict", "retention holds in a batch too");
+    assert_eq!(
+        ids(&s(format!("/fhir/Observation?patient={pid}&_count=100"), yang.clone()).await.body).len(),
+        before + 1
+    );
+
     // --- $everything.
     let all = s(format!("/fhir/Patient/{pid}/$everything"), yang.clone()).await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.body);
