@@ -21,6 +21,7 @@ use crate::fhir::datetime::BEIJING;
 use crate::fhir::index::{self, ParamType};
 use crate::fhir::query::{self, Query};
 use crate::fhir::validate::{self, Issue};
+use crate::mpi_store::{self, MpiState};
 use crate::records::{self, Author, Change, Records, Stored, WriteError};
 use crate::retention::{self, RecordKind};
 use axum::Router;
@@ -183,7 +184,7 @@ impl FromRequestParts<AppState> for Records {
 }
 
 /// The routes, nested at `/fhir`.
-pub fn router(keys: records::Keys) -> Router<AppState> {
+pub fn router(keys: records::Keys, mpi: MpiState) -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata))
         .route("/", axum::routing::post(bundle))
@@ -191,7 +192,7 @@ pub fn router(keys: records::Keys) -> Router<AppState> {
         .route("/AuditEvent", get(audit_events))
         .route("/AuditEvent/{id}", get(audit_event_read))
         .route("/{rt}", get(search).post(create))
-        .route("/{rt}/{id}", get(read).put(update).delete(delete))
+        .route("/{rt}/{id}", get(read).put(update).delete(delete).post(type_op))
         .route("/{rt}/{id}/{op}", get(instance_op))
         .route("/{rt}/{id}/_history/{vid}", get(vread))
         .fallback(|| async { FhirError::new(StatusCode::NOT_FOUND, "not-supported", "no such FHIR interaction") })
@@ -203,6 +204,7 @@ pub fn router(keys: records::Keys) -> Router<AppState> {
             )
         })
         .layer(axum::Extension(keys))
+        .layer(axum::Extension(mpi))
 }
 
 type Seg = axum::extract::Path<Vec<(String, String)>>;
@@ -409,7 +411,7 @@ async fn require_reader(r: &Records, c: &Caller, rt: &str) -> FhirResult<access:
 
 /// The Patient's demographic details a clinician without a ground sees: who, not what.
 fn masked_patient(mut p: Value) -> Value {
-    if let Some(ids) = p["identifier"].as_array_mut() {
+    if let Some(ids) = p.get_mut("identifier").and_then(Value::as_array_mut) {
         for i in ids {
             if let Some(v) = i["value"].as_str() {
                 let masked = if i["system"] == crate::generate::CITIZEN_ID_SYSTEM {
@@ -638,6 +640,7 @@ fn write_audit(c: &Caller, action: &str, s_rt: &str, id: &str, patient: Option<&
 
 async fn create(
     r: Records,
+    axum::Extension(mpi): axum::Extension<MpiState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -658,6 +661,7 @@ async fn create(
     let ev = write_audit(&c, "health.create", &t.rt, &id, patient.as_deref());
     let change = Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: None };
     let (stored, _) = r.commit(&author(&c), "create", vec![change], vec![ev]).await?;
+    mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
     let s = &stored[0];
     Ok(resource_response(StatusCode::CREATED, s, &s.body))
 }
@@ -673,6 +677,7 @@ fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
 
 async fn update(
     r: Records,
+    axum::Extension(mpi): axum::Extension<MpiState>,
     State(_): State<AppState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
@@ -703,6 +708,7 @@ async fn update(
     let ev = write_audit(&c, "health.update", &t.rt, &id, patient.as_deref());
     let change = Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: if_match(&headers)? };
     let (stored, _) = r.commit(&author(&c), "update", vec![change], vec![ev]).await?;
+    mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
     let s = &stored[0];
     Ok(resource_response(if s.version == 1 { StatusCode::CREATED } else { StatusCode::OK }, s, &s.body))
 }
@@ -1293,7 +1299,13 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
 /// `POST /fhir/$import`: an NDJSON body (Bulk Data, one resource per line) loaded as the
 /// clinician's institution's records, answered with an OperationOutcome counting what was stored
 /// and naming each invalid line. Synchronous: the answer comes when every batch is committed.
-async fn bulk_import(r: Records, Who(c): Who, headers: HeaderMap, body: axum::body::Body) -> FhirResult<Response> {
+async fn bulk_import(
+    r: Records,
+    axum::Extension(mpi): axum::Extension<MpiState>,
+    Who(c): Who,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> FhirResult<Response> {
     use futures_util::TryStreamExt;
     require_writer(&r, &c, "Bundle").await?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
@@ -1319,7 +1331,7 @@ async fn bulk_import(r: Records, Who(c): Who, headers: HeaderMap, body: axum::bo
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let input = std::io::BufReader::with_capacity(1 << 20, reader);
     let mut report = crate::import::Report::default();
-    let result = crate::import::import(&r, &author(&c), Actor::of(&c), "$import", input, &mut report).await;
+    let result = crate::import::import(&r, &author(&c), Actor::of(&c), "$import", input, Some(&mpi), &mut report).await;
     let mut issues = vec![Issue {
         code: "informational",
         path: String::new(),
@@ -1614,6 +1626,7 @@ async fn bundle_get(r: &Records, c: &Caller, op: &bundle::Op, headers: &HeaderMa
 /// `POST /fhir`: a batch (each entry on its own) or a transaction (all or nothing, one seal).
 async fn bundle(
     r: Records,
+    axum::Extension(mpi): axum::Extension<MpiState>,
     Who(c): Who,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -1658,6 +1671,7 @@ async fn bundle(
             }
             if !changes.is_empty() {
                 let (stored, _) = r.commit(&author(&c), "transaction", changes, events).await?;
+                mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
                 for (s, entry) in stored.iter().zip(at) {
                     let status = match (s.deleted, s.version) {
                         (true, _) => StatusCode::NO_CONTENT,
@@ -1697,6 +1711,7 @@ async fn bundle(
                         return Ok(entry_response(StatusCode::NO_CONTENT, None, None));
                     };
                     let (stored, _) = r.commit(&author(&c), "batch", vec![ch], vec![ev]).await?;
+                    mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
                     let s = &stored[0];
                     let status = match (s.deleted, s.version) {
                         (true, _) => StatusCode::NO_CONTENT,
@@ -1716,4 +1731,91 @@ async fn bundle(
             Ok(fhir(StatusCode::OK, &b))
         }
     }
+}
+
+/// `POST /fhir/Patient/$match` (R4): the master patient index's candidates for a Patient, each
+/// with its score and grade (certain, probable, possible), best first. For clinicians; a
+/// candidate whose record the clinician may not read is shown masked.
+async fn type_op(
+    r: Records,
+    axum::Extension(mpi): axum::Extension<MpiState>,
+    Who(c): Who,
+    p: Result<Seg, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let t = target(p)?;
+    if t.rt != "Patient" || t.id.as_deref() != Some("$match") {
+        return Err(FhirError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "POST goes to the type (create) or to Patient/$match",
+        ));
+    }
+    if c.role != Role::Clinician {
+        let ev = Event::new(Actor::of(&c), "health.match", "Patient", None, Outcome::Denied)
+            .detail(json!({ "refusal": refusal_code(Refusal::RecordsNotForRole) }));
+        audit::record(&r.store, ev).await?;
+        return Err(FhirError {
+            audited: true,
+            ..FhirError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "patient matching is for clinicians (仅医生可查找患者)",
+            )
+        });
+    }
+    let v = json_body(&headers, body)?;
+    if v["resourceType"] != "Parameters" {
+        return Err(FhirError::invalid(vec![Issue {
+            code: "invalid",
+            path: "resourceType".into(),
+            diagnostics: "$match takes a Parameters resource".into(),
+        }]));
+    }
+    let params = v["parameter"].as_array().cloned().unwrap_or_default();
+    let find = |name: &str| params.iter().find(|p| p["name"] == name).cloned();
+    let Some(patient) = find("resource").map(|p| p["resource"].clone()) else {
+        return Err(FhirError::invalid(vec![Issue {
+            code: "required",
+            path: "Parameters.parameter".into(),
+            diagnostics: "a resource parameter holding the Patient is required".into(),
+        }]));
+    };
+    let issues = validate::validate(&patient, Some("Patient"));
+    if !issues.is_empty() {
+        return Err(FhirError::invalid(issues));
+    }
+    let count = find("count").and_then(|p| p["valueInteger"].as_u64()).unwrap_or(10).clamp(1, 100) as usize;
+    let only_certain = find("onlyCertainMatches").and_then(|p| p["valueBoolean"].as_bool()).unwrap_or(false);
+    mpi.ensure(&r).await?;
+    let Some(found) = mpi.matches(&patient, count, only_certain) else {
+        return Err(FhirError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "the patient index is loading; try again shortly",
+        ));
+    };
+    let ids: Vec<String> = found.iter().map(|c| c.id.clone()).collect();
+    let stored = r.many("Patient", &ids).await?;
+    let who = policy_caller(&r, &c).await?;
+    let mut shown = std::collections::HashMap::new();
+    let mut reads = BTreeMap::new();
+    for s in &stored {
+        let body = match ground_without_refusal(&r, &c, &who, s).await? {
+            Some(g) => {
+                reads.insert(s.id.clone(), (g, BTreeSet::from(["Patient".to_string()])));
+                s.body.clone()
+            }
+            None => masked_patient(s.body.clone()),
+        };
+        shown.insert(s.id.clone(), body);
+    }
+    let found: Vec<_> = found.into_iter().filter(|c| shown.contains_key(&c.id)).collect();
+    let ev = Event::new(Actor::of(&c), "health.match", "Patient", None, Outcome::Success)
+        .detail(json!({ "candidates": found.len() }));
+    audit::record(&r.store, ev).await?;
+    audit_reads(&r, &c, &reads, "match").await?;
+    let b = crate::mpi::match_bundle(&found, |id| shown.get(id).cloned());
+    Ok(fhir(StatusCode::OK, &b))
 }

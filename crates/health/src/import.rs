@@ -50,6 +50,7 @@ pub async fn import<R: BufRead + Send + 'static>(
     actor: Actor,
     source: &str,
     input: R,
+    mpi: Option<&crate::mpi_store::MpiState>,
     report: &mut Report,
 ) -> Result<(), WriteError> {
     let started = std::time::Instant::now();
@@ -108,7 +109,13 @@ pub async fn import<R: BufRead + Send + 'static>(
                     Event::new(actor.clone(), "health.import", "Organization", Some(&author.org_id), Outcome::Success)
                         .detail(json!({ "source": source.chars().take(200).collect::<String>(), "stored": counts }));
                 match records.commit(author, "import", changes, vec![ev]).await {
-                    Ok(_) => {
+                    Ok((stored, _)) => {
+                        // Imported registrations join the index; they are not matched one by one.
+                        if let Some(m) = mpi.filter(|m| m.ready()) {
+                            for s in stored.iter().filter(|s| s.rtype == "Patient") {
+                                m.add(&s.id, &s.body);
+                            }
+                        }
                         for (t, n) in counts {
                             *report.stored.entry(t).or_default() += n;
                         }

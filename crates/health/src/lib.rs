@@ -9,12 +9,15 @@
 
 pub mod access;
 pub mod consent;
+pub mod demo;
 pub mod fhir;
 pub mod fhir_api;
 pub mod generate;
 pub mod import;
 pub mod linkage;
 pub mod mpi;
+pub mod mpi_api;
+pub mod mpi_store;
 pub mod records;
 pub mod retention;
 pub mod schema;
@@ -27,9 +30,19 @@ use kernel::module::Module;
 use kernel::store::Migration;
 
 /// The health module: the FHIR server at `/fhir` over the resource store.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct HealthModule {
     pub keys: records::Keys,
+    pub mpi: mpi_store::MpiState,
+    /// Seed the demo district's health records (`serve --demo`); tests that build their own
+    /// records turn it off.
+    pub demo_records: bool,
+}
+
+impl Default for HealthModule {
+    fn default() -> Self {
+        Self { keys: Default::default(), mpi: Default::default(), demo_records: true }
+    }
 }
 
 #[async_trait]
@@ -42,7 +55,39 @@ impl Module for HealthModule {
         schema::migrations()
     }
 
+    fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
+        mpi_api::routes()
+    }
+
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {
-        vec![("/fhir", fhir_api::router(self.keys.clone()))]
+        vec![("/fhir", fhir_api::router(self.keys.clone(), self.mpi.clone()))]
+    }
+
+    async fn seed_demo(&self, state: &AppState, demo: &mut kernel::demo::DemoContext) -> anyhow::Result<()> {
+        let records =
+            records::Records { store: state.store.clone(), cipher: state.cipher.clone(), keys: self.keys.clone() };
+        if !self.demo_records {
+            return Ok(());
+        }
+        demo::seed(state, demo, &records, &self.mpi).await
+    }
+
+    async fn start(
+        &self,
+        state: &AppState,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let records =
+            records::Records { store: state.store.clone(), cipher: state.cipher.clone(), keys: self.keys.clone() };
+        let mpi = self.mpi.clone();
+        let loader = tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                r = mpi.ensure(&records) => if let Err(e) = r {
+                    tracing::error!(error = %e, "could not load the master patient index");
+                },
+            }
+        });
+        Ok(vec![loader])
     }
 }

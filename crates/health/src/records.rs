@@ -916,6 +916,20 @@ impl Records {
         Ok(row.is_some())
     }
 
+    /// Current Patients with ids after `after`, in id order, at most `n` (for loading the index).
+    pub async fn patients_after(&self, after: &str, n: i64) -> Result<Vec<Stored>, StoreError> {
+        let rows = sqlx::query(&self.store.sql(
+            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body FROM health_resources r \
+             JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
+             WHERE r.type = 'Patient' AND r.id > $1 AND r.deleted = 0 ORDER BY r.id LIMIT $2",
+        ))
+        .bind(after.to_string())
+        .bind(n)
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter().map(|r| self.stored(r)).collect()
+    }
+
     /// Whether the institution holds any current record of the patient.
     pub async fn owns_any(&self, patient: &str, org: &str) -> Result<bool, StoreError> {
         let row = sqlx::query(&self.store.sql(

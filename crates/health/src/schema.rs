@@ -15,16 +15,20 @@
 //!   and names are stored as blind indexes (HMAC-SM3), never in clear.
 //! - `health_break_glass`: emergency access grants (the reason encrypted), for the security
 //!   administrator's review.
+//! - `health_mpi_events`: the master patient index's links and separations, in order (v2).
+//! - `health_mpi_reviews`: pairs of registrations waiting for a person to link or separate
+//!   them, and what was decided (v2).
 
 use kernel::store::Migration;
 
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration {
-        module: "health",
-        version: 1,
-        name: "FHIR resources, versions, seals, search index, break-glass",
-        only: None,
-        sql: "CREATE TABLE health_resources (
+    vec![
+        Migration {
+            module: "health",
+            version: 1,
+            name: "FHIR resources, versions, seals, search index, break-glass",
+            only: None,
+            sql: "CREATE TABLE health_resources (
     type TEXT NOT NULL,
     id TEXT NOT NULL,
     version BIGINT NOT NULL,
@@ -121,5 +125,39 @@ CREATE TABLE health_break_glass (
 );
 CREATE INDEX health_break_glass_user ON health_break_glass(user_id, patient_id, until_ms);
 CREATE INDEX health_break_glass_at ON health_break_glass(at_ms)",
-    }]
+        },
+        Migration {
+            module: "health",
+            version: 2,
+            name: "master patient index: link events and the review queue",
+            only: None,
+            sql: "CREATE TABLE health_mpi_events (
+    id TEXT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    score DOUBLE NULL
+);
+CREATE INDEX health_mpi_events_at ON health_mpi_events(at_ms, id);
+CREATE INDEX health_mpi_events_a ON health_mpi_events(a);
+CREATE INDEX health_mpi_events_b ON health_mpi_events(b);
+CREATE TABLE health_mpi_reviews (
+    id TEXT PRIMARY KEY,
+    patient_a TEXT NOT NULL,
+    patient_b TEXT NOT NULL,
+    score DOUBLE NOT NULL,
+    grade TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    decided_by TEXT NULL,
+    decided_ms BIGINT NULL,
+    event_id TEXT NULL
+);
+CREATE UNIQUE INDEX health_mpi_reviews_pair ON health_mpi_reviews(patient_a, patient_b);
+CREATE INDEX health_mpi_reviews_status ON health_mpi_reviews(status, created_ms)",
+        },
+    ]
 }

@@ -49,7 +49,7 @@ async fn send(
 }
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
-    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(HealthModule::default())];
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(HealthModule { demo_records: false, ..HealthModule::default() })];
     TestApp::spawn_with(backend, modules, |_| {}).await
 }
 

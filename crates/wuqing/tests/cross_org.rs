@@ -279,6 +279,11 @@ const NOT_ORGANISATION_OWNED: &[&str] = &[
     "/api/transport/rules/versions/{version}",
     "/api/iot/rules/versions/{version}",
     "/api/supervision/archives/kinds/{code}",
+    // The district's master patient index, kept by the health commission's staff, nobody's
+    // organisation's: `crates/health/tests/mpi.rs` refuses everyone else.
+    "/api/health/mpi/events/{id}/undo",
+    "/api/health/mpi/patients/{id}/person",
+    "/api/health/mpi/reviews/{id}/decision",
 ];
 
 /// A request a caller who may act would plausibly send (so that a refusal is the scope's, not a

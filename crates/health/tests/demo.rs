@@ -1,0 +1,47 @@
+//! The demo district's health records, as `serve --demo` seeds them: the resident reads her own
+//! record, the People's Hospital (where she is followed) reads it, the TCM hospital does not,
+//! the index's review queue holds a pair, and every stored version verifies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use health::HealthModule;
+use kernel::module::Module;
+use kernel::testing::{Backend, TestApp};
+use std::sync::Arc;
+
+#[tokio::test]
+async fn the_demo_district_health_records() {
+    let module = HealthModule::default();
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone())];
+    let app = TestApp::spawn_with(Backend::Sqlite, modules, |_| {}).await.unwrap();
+    // Seeding twice changes nothing.
+    app.platform.seed_demo().await.unwrap();
+    let huang = app.login("resident.huang").await;
+    let (s, b) = app.get("/fhir/Observation?category=vital-signs", &huang).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    assert_eq!(b["entry"].as_array().unwrap().len(), 6, "her year of blood pressures");
+    let yang = app.login("dr.yang").await;
+    let (s, b) = app.get("/fhir/Patient/huang-xiuying/$everything", &yang).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    assert!(b["entry"].as_array().unwrap().len() > 12);
+    // A generated resident followed only at a community centre is not the hospital's to read.
+    let people = app.org_id("people_hospital").await;
+    let row = sqlx::query(
+        "SELECT id FROM health_resources WHERE type = 'Patient' AND id NOT IN \
+         (SELECT patient_id FROM health_resources WHERE owner_org = ? AND patient_id IS NOT NULL) ORDER BY id LIMIT 1",
+    )
+    .bind(people)
+    .fetch_one(app.platform.state.store.reader())
+    .await
+    .unwrap();
+    let elsewhere: String = sqlx::Row::get(&row, "id");
+    let (s, _) = app.get(&format!("/fhir/Observation?patient={elsewhere}"), &yang).await;
+    assert_eq!(s.as_u16(), 403, "{elsewhere}");
+    let chen = app.login("wjw.chen").await;
+    let (s, q) = app.get("/api/health/mpi/reviews", &chen).await;
+    assert_eq!(s.as_u16(), 200, "{q}");
+    assert!(q["items"].as_array().unwrap().iter().any(|r| r["a"]["id"] == "tcm-registration-1"), "{q}");
+    let records = health::records::Records::new(app.platform.state.store.clone(), app.platform.state.cipher.clone());
+    let (checked, broken) = records.verify_all(|_, _, _| {}).await.unwrap();
+    assert!(checked > 1000, "{checked}");
+    assert_eq!(broken, 0);
+}
