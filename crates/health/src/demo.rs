@@ -16,16 +16,25 @@ use std::collections::{BTreeMap, HashMap};
 /// Residents in the demo district.
 pub const RESIDENTS: usize = 300;
 
-/// Rewrites `Organization/<generated id>` references through `map`.
+/// The demo's generated records take ids of their own (`demo-p0000001`), so that a district
+/// generated and imported beside them (the benchmarks) keeps its ids.
+const ID_PREFIX: &str = "demo-";
+
+/// Rewrites `Organization/<generated id>` references through `map`, and every other reference
+/// to the demo's own ids.
 fn remap(v: &mut Value, map: &HashMap<String, String>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o.iter_mut() {
                 if k == "reference" {
-                    if let Some(to) =
-                        x.as_str().and_then(|s| s.strip_prefix("Organization/")).and_then(|id| map.get(id))
-                    {
-                        *x = Value::String(format!("Organization/{to}"));
+                    let Some(r) = x.as_str() else { continue };
+                    let to = match r.split_once('/') {
+                        Some(("Organization", id)) => map.get(id).map(|to| format!("Organization/{to}")),
+                        Some((t, id)) => Some(format!("{t}/{ID_PREFIX}{id}")),
+                        None => None,
+                    };
+                    if let Some(to) = to {
+                        *x = Value::String(to);
                     }
                 } else {
                     remap(x, map);
@@ -65,7 +74,8 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, mpi: 
             continue;
         }
         remap(&mut v, &map);
-        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let id = format!("{ID_PREFIX}{}", v["id"].as_str().unwrap_or_default());
+        v["id"] = Value::String(id.clone());
         let subject = v["subject"]["reference"].as_str().and_then(|r| r.strip_prefix("Patient/")).map(str::to_string);
         let owner = match rt.as_str() {
             "Patient" => org_of(&v, "managingOrganization"),
@@ -167,7 +177,7 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, mpi: 
     // A second registration at the TCM hospital of a resident of the district, with her name,
     // sex and birth date only: the index puts the pair on the review queue.
     mpi.ensure(records).await?;
-    if let Some(first) = records.current("Patient", "p0000001").await? {
+    if let Some(first) = records.current("Patient", &format!("{ID_PREFIX}p0000001")).await? {
         let mut again = first.body.clone();
         if let Some(o) = again.as_object_mut() {
             o.remove("identifier");
