@@ -33,6 +33,10 @@ export const router = createRouter({
     { path: '/security', component: () => import('./pages/Security.vue') },
     { path: '/audit', component: () => import('./pages/Audit.vue') },
     { path: '/users', component: () => import('./pages/Users.vue') },
+    { path: '/patients', component: () => import('./pages/Patients.vue') },
+    { path: '/patients/:id', component: () => import('./pages/PatientRecord.vue') },
+    { path: '/my-record', component: () => import('./pages/PatientRecord.vue') },
+    { path: '/mpi', component: () => import('./pages/MpiReviews.vue') },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
@@ -45,6 +49,8 @@ router.beforeEach(async (to) => {
   if (!me.value || me.value.restriction) return { path: '/login', query: { next: to.fullPath } }
   // The audit administrator's work is the audit log, nothing else.
   if (me.value.user.role === 'audit_admin' && to.path === '/') return { path: '/audit' }
+  // A resident's console is their own health record.
+  if (me.value.user.role === 'resident' && to.path === '/') return { path: '/my-record' }
   // The system and security administrators' work is the accounts.
   if (['system_admin', 'security_admin'].includes(me.value.user.role) && to.path === '/') return { path: '/users' }
   return true

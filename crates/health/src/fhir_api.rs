@@ -1377,11 +1377,18 @@ async fn bulk_import(
 /// The largest `$import` body (the command line takes files of any size).
 const IMPORT_MAX_BYTES: usize = 1 << 30;
 
-/// Who may see who accessed a patient's record: the patient, and the audit administrator.
-async fn may_see_access_log(r: &Records, c: &Caller, patient: &str) -> FhirResult<()> {
+/// Who may see who accessed a patient's record: the patient, the audit administrator, and a
+/// clinician who may read the record (the access log is part of the summary they see).
+async fn may_see_access_log(r: &Records, c: &Caller, patient: &str, headers: &HeaderMap) -> FhirResult<()> {
     let allowed = match c.role {
         Role::AuditAdmin => true,
         Role::Resident => own_patient(r, c).await?.as_deref() == Some(patient),
+        Role::Clinician => {
+            let who = policy_caller(r, c).await?;
+            // Refusals are audited by may_read.
+            may_read(r, c, &who, patient, "AuditEvent", None, headers).await?;
+            true
+        }
         _ => false,
     };
     if allowed {
@@ -1395,7 +1402,8 @@ async fn may_see_access_log(r: &Records, c: &Caller, patient: &str) -> FhirResul
         ..FhirError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "the access log of a record is for its patient and the audit administrator (仅本人和审计管理员可查看)",
+            "the access log of a record is for its patient, the clinicians who may read it and the audit administrator \
+             (仅本人、可查看档案的医生和审计管理员可查看)",
         )
     })
 }
@@ -1454,7 +1462,7 @@ fn audit_event(row: &sqlx::any::AnyRow) -> Result<Value, StoreError> {
 }
 
 /// `GET /fhir/AuditEvent?patient=…`: who read or changed the patient's record, newest first.
-async fn audit_events(r: Records, Who(c): Who, RawQuery(raw): RawQuery) -> FhirResult<Response> {
+async fn audit_events(r: Records, Who(c): Who, RawQuery(raw): RawQuery, headers: HeaderMap) -> FhirResult<Response> {
     let pairs = split_query(raw.as_deref());
     let mut patient = None;
     let mut count = 50i64;
@@ -1489,7 +1497,7 @@ async fn audit_events(r: Records, Who(c): Who, RawQuery(raw): RawQuery) -> FhirR
     let Some(patient) = patient else {
         return Err(FhirError::new(StatusCode::BAD_REQUEST, "required", "search AuditEvent by patient"));
     };
-    may_see_access_log(&r, &c, &patient).await?;
+    may_see_access_log(&r, &c, &patient, &headers).await?;
     let rows = sqlx::query(&r.store.sql(&format!(
         "SELECT {AUDIT_COLUMNS} {AUDIT_FROM} WHERE a.target_kind = 'Patient' AND a.target_id = $1 AND a.action LIKE 'health.%' \
          ORDER BY a.seq DESC LIMIT $2 OFFSET $3"
@@ -1520,6 +1528,7 @@ async fn audit_event_read(
     r: Records,
     Who(c): Who,
     axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
 ) -> FhirResult<Response> {
     let seq: i64 = id
         .parse()
@@ -1533,7 +1542,7 @@ async fn audit_event_read(
     .map_err(StoreError::from)?;
     let Some(row) = row else { return Err(FhirError::not_found(&format!("AuditEvent/{seq}"))) };
     let patient: Option<String> = kernel::store::col(&row, "target_id")?;
-    may_see_access_log(&r, &c, patient.as_deref().unwrap_or_default()).await?;
+    may_see_access_log(&r, &c, patient.as_deref().unwrap_or_default(), &headers).await?;
     Ok(fhir(StatusCode::OK, &audit_event(&row)?))
 }
 

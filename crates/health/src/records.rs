@@ -646,7 +646,61 @@ struct Current {
 #[derive(Debug, Default)]
 pub struct Filter {
     pub clauses: Vec<String>,
+    /// Conditions on the search index, one per parameter: (priority as the driving condition,
+    /// lower first; `None` never drives), the index table with its alias, the condition on it,
+    /// negated or not.
+    subs: Vec<Sub>,
     pub args: Vec<Arg>,
+    /// A condition names the patient: the patient's compartment (`r.patient_id`, indexed) drives.
+    has_patient: bool,
+    /// The placeholder of the owning institution asked for.
+    owner: Option<String>,
+}
+
+#[derive(Debug)]
+struct Sub {
+    priority: Option<u8>,
+    table: &'static str,
+    alias: &'static str,
+    /// On the alias: type, parameter and the values' alternatives.
+    cond: String,
+    not: bool,
+}
+
+impl Filter {
+    /// The WHERE conditions: one index condition drives as `r.id IN (…)` (the most selective
+    /// kind, unless a patient's compartment already does), the others are correlated `EXISTS`
+    /// probes of the resource's own index rows. SQLite plans neither well on its own.
+    fn render(&self) -> Vec<String> {
+        let driver = if self.has_patient {
+            None
+        } else {
+            self.subs.iter().enumerate().filter_map(|(i, s)| s.priority.map(|p| (p, i))).min().map(|(_, i)| i)
+        };
+        let mut out = self.clauses.clone();
+        if let Some(o) = &self.owner {
+            // With a patient named, their compartment drives, not the institution's records
+            // (`|| ''` keeps SQLite off the owner index; PostgreSQL plans it either way).
+            out.push(if self.has_patient {
+                format!("(r.owner_org || '') = {o}")
+            } else {
+                format!("r.owner_org = {o}")
+            });
+        }
+        for (i, s) in self.subs.iter().enumerate() {
+            let (t, a, not) = (s.table, s.alias, if s.not { "NOT " } else { "" });
+            out.push(if Some(i) == driver {
+                format!("r.id {not}IN (SELECT {a}.id FROM {t} {a} WHERE {})", s.cond)
+            } else {
+                format!("{not}EXISTS (SELECT 1 FROM {t} {a} WHERE {a}.id = r.id AND {})", s.cond)
+            });
+        }
+        out
+    }
+
+    fn sub(&mut self, priority: Option<u8>, table: &'static str, alias: &'static str, cond: String, not: bool) {
+        self.subs.push(Sub { priority, table, alias, cond, not });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -671,12 +725,13 @@ impl Filter {
     pub fn patient(&mut self, patient: &str) {
         let p = self.s(patient);
         self.clauses.push(format!("r.patient_id = {p}"));
+        self.has_patient = true;
     }
 
     /// Restricts to records an institution owns.
     pub fn owner(&mut self, org: &str) {
         let p = self.s(org);
-        self.clauses.push(format!("r.owner_org = {p}"));
+        self.owner = Some(p);
     }
 }
 
@@ -754,20 +809,22 @@ pub fn filter(q: &Query, cipher: &FieldCipher, now: i64) -> Result<Filter, Unsup
                     alts.push(format!("({})", if c.is_empty() { "1 = 1".into() } else { c.join(" AND ") }));
                 }
                 let (ty, pn) = (f.s(&rt), f.s(param.name));
-                format!(
-                    "r.id {}IN (SELECT t.id FROM health_tokens t WHERE t.type = {ty} AND t.param = {pn} AND ({}))",
-                    if *not { "NOT " } else { "" },
-                    alts.join(" OR ")
-                )
+                let cond = format!("t.type = {ty} AND t.param = {pn} AND ({})", alts.join(" OR "));
+                let priority = match (*not, param.name) {
+                    (true, _) => None,
+                    (false, "identifier" | "telecom") => Some(1),
+                    (false, _) => Some(4),
+                };
+                f.sub(priority, "health_tokens", "t", cond, *not);
+                continue;
             }
             Test::Date { param, values } => {
                 let alts: Vec<String> =
                     values.iter().map(|d| date_condition(&mut f, d, now, "d.start_ms", "d.end_ms")).collect();
                 let (ty, pn) = (f.s(&rt), f.s(param.name));
-                format!(
-                    "r.id IN (SELECT d.id FROM health_dates d WHERE d.type = {ty} AND d.param = {pn} AND ({}))",
-                    alts.join(" OR ")
-                )
+                let cond = format!("d.type = {ty} AND d.param = {pn} AND ({})", alts.join(" OR "));
+                f.sub(Some(5), "health_dates", "d", cond, false);
+                continue;
             }
             Test::String { param, values, how } => {
                 let blind = is_blind(&rt, param.name);
@@ -793,10 +850,18 @@ pub fn filter(q: &Query, cipher: &FieldCipher, now: i64) -> Result<Filter, Unsup
                     });
                 }
                 let (ty, pn) = (f.s(&rt), f.s(param.name));
-                format!(
-                    "r.id IN (SELECT s.id FROM health_strings s WHERE s.type = {ty} AND s.param = {pn} AND ({}))",
-                    alts.join(" OR ")
-                )
+                let cond = format!("s.type = {ty} AND s.param = {pn} AND ({})", alts.join(" OR "));
+                f.sub(Some(3), "health_strings", "s", cond, false);
+                continue;
+            }
+            // One patient named: their compartment, which the resources' own index serves.
+            Test::Reference { param, values }
+                if param.name == "patient"
+                    && values.len() == 1
+                    && values[0].0.as_deref().is_none_or(|t| t == "Patient") =>
+            {
+                f.patient(&values[0].1);
+                continue;
             }
             Test::Reference { param, values } => {
                 let mut alts = vec![];
@@ -808,10 +873,9 @@ pub fn filter(q: &Query, cipher: &FieldCipher, now: i64) -> Result<Filter, Unsup
                     alts.push(format!("({})", c.join(" AND ")));
                 }
                 let (ty, pn) = (f.s(&rt), f.s(param.name));
-                format!(
-                    "r.id IN (SELECT x.id FROM health_refs x WHERE x.type = {ty} AND x.param = {pn} AND ({}))",
-                    alts.join(" OR ")
-                )
+                let cond = format!("x.type = {ty} AND x.param = {pn} AND ({})", alts.join(" OR "));
+                f.sub(Some(2), "health_refs", "x", cond, false);
+                continue;
             }
             Test::Missing { param, missing } => {
                 let table = match param.kind {
@@ -821,10 +885,8 @@ pub fn filter(q: &Query, cipher: &FieldCipher, now: i64) -> Result<Filter, Unsup
                     ParamType::Reference => "health_refs",
                 };
                 let (ty, pn) = (f.s(&rt), f.s(param.name));
-                format!(
-                    "r.id {}IN (SELECT m.id FROM {table} m WHERE m.type = {ty} AND m.param = {pn})",
-                    if *missing { "NOT " } else { "" }
-                )
+                f.sub(None, table, "m", format!("m.type = {ty} AND m.param = {pn}"), *missing);
+                continue;
             }
         };
         f.clauses.push(clause);
@@ -867,7 +929,7 @@ impl Records {
         let mut f = f;
         let ty = f.s(rt);
         let mut wh = vec![format!("r.type = {ty}"), "r.deleted = 0".to_string()];
-        wh.extend(f.clauses.iter().cloned());
+        wh.extend(f.render());
         let wh = wh.join(" AND ");
         let (lim, off) = (count as i64 + 1, offset as i64);
         let sql = format!(
@@ -902,11 +964,12 @@ impl Records {
     }
 
     /// Whether the patient is in care at the institution: an encounter there (open, or ended
-    /// within `window_ms`).
+    /// within `window_ms`). The patient's compartment drives; the dates are probed.
     pub async fn in_care(&self, patient: &str, org: &str, window_ms: i64) -> Result<bool, StoreError> {
         let row = sqlx::query(&self.store.sql(
-            "SELECT 1 AS one FROM health_resources r JOIN health_dates d ON d.type = r.type AND d.id = r.id AND d.param = 'date' \
-             WHERE r.type = 'Encounter' AND r.patient_id = $1 AND r.owner_org = $2 AND r.deleted = 0 AND d.end_ms >= $3 LIMIT 1",
+            "SELECT 1 AS one FROM health_resources r WHERE r.patient_id = $1 AND r.type = 'Encounter' AND (r.owner_org || '') = $2 \
+             AND r.deleted = 0 AND EXISTS (SELECT 1 FROM health_dates d WHERE d.type = r.type AND d.id = r.id \
+             AND d.param = 'date' AND d.end_ms >= $3) LIMIT 1",
         ))
         .bind(patient.to_string())
         .bind(org.to_string())
@@ -933,7 +996,7 @@ impl Records {
     /// Whether the institution holds any current record of the patient.
     pub async fn owns_any(&self, patient: &str, org: &str) -> Result<bool, StoreError> {
         let row = sqlx::query(&self.store.sql(
-            "SELECT 1 AS one FROM health_resources WHERE patient_id = $1 AND owner_org = $2 AND deleted = 0 LIMIT 1",
+            "SELECT 1 AS one FROM health_resources WHERE patient_id = $1 AND (owner_org || '') = $2 AND deleted = 0 LIMIT 1",
         ))
         .bind(patient.to_string())
         .bind(org.to_string())

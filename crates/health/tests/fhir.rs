@@ -446,6 +446,11 @@ async fn the_fhir_server(backend: Backend) {
     let one = evs[0]["id"].as_str().unwrap();
     assert_eq!(s(format!("/fhir/AuditEvent/{one}"), huang.clone()).await.status, StatusCode::OK);
     assert_eq!(s(format!("/fhir/AuditEvent?patient={pid}"), wu.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s(format!("/fhir/AuditEvent?patient={pid}"), yang.clone()).await.status,
+        StatusCode::OK,
+        "the clinician in care sees the access log with the record"
+    );
     assert_eq!(s(format!("/fhir/AuditEvent?patient={other}"), huang.clone()).await.status, StatusCode::FORBIDDEN);
     assert_eq!(s(format!("/fhir/AuditEvent/{one}"), wu.clone()).await.status, StatusCode::FORBIDDEN);
     assert_eq!(s("/fhir/AuditEvent".into(), huang.clone()).await.status, StatusCode::BAD_REQUEST);
