@@ -806,6 +806,7 @@ async fn instance_op(
     match t.op.as_deref() {
         Some("_history") => history(&r, &c, &t.rt, &id, &headers, &st).await,
         Some("$everything") if t.rt == "Patient" => everything(&r, &c, &id, q.as_deref(), &headers, &st).await,
+        Some("$export") if t.rt == "Patient" => export(&r, &c, &id, &headers).await,
         Some("$verify") => verify(&r, &c, &t.rt, &id, &headers).await,
         _ => Err(FhirError::new(StatusCode::NOT_FOUND, "not-supported", "no such operation on this resource type")),
     }
@@ -866,14 +867,9 @@ async fn history(
     Ok(fhir(StatusCode::OK, &b))
 }
 
-async fn everything(
-    r: &Records,
-    c: &Caller,
-    id: &str,
-    _q: Option<&str>,
-    headers: &HeaderMap,
-    st: &AppState,
-) -> FhirResult<Response> {
+/// A patient's whole record for the caller (the Patient, their compartment, the organisations
+/// and practitioners it refers to), the read audited.
+async fn whole_record(r: &Records, c: &Caller, id: &str, headers: &HeaderMap, how: &str) -> FhirResult<Vec<Stored>> {
     let who = require_reader(r, c, "Patient").await?;
     let Some(p) = r.current("Patient", id).await?.filter(|s| !s.deleted) else {
         return Err(FhirError::not_found(&format!("Patient/{id}")));
@@ -889,18 +885,46 @@ async fn everything(
         let ids: Vec<String> = ids.into_iter().collect();
         extra.extend(r.many(rt, &ids).await?);
     }
-    let base = base_url(headers, st);
     let types: BTreeSet<String> = items.iter().map(|s| s.rtype.clone()).collect();
     let mut m = BTreeMap::new();
     m.insert(id.to_string(), (ground, types));
-    audit_reads(r, c, &m, "everything").await?;
-    let entries: Vec<Value> = std::iter::once(&p)
-        .chain(items.iter().filter(|s| s.rtype != "Patient"))
-        .chain(extra.iter())
-        .map(|s| entry(&base, s, s.body.clone(), Some("match")))
-        .collect();
+    audit_reads(r, c, &m, how).await?;
+    Ok(std::iter::once(p).chain(items.into_iter().filter(|s| s.rtype != "Patient")).chain(extra).collect())
+}
+
+async fn everything(
+    r: &Records,
+    c: &Caller,
+    id: &str,
+    _q: Option<&str>,
+    headers: &HeaderMap,
+    st: &AppState,
+) -> FhirResult<Response> {
+    let all = whole_record(r, c, id, headers, "everything").await?;
+    let base = base_url(headers, st);
+    let entries: Vec<Value> = all.iter().map(|s| entry(&base, s, s.body.clone(), Some("match"))).collect();
     let b = json!({ "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries });
     Ok(fhir(StatusCode::OK, &b))
+}
+
+/// `GET /fhir/Patient/<id>/$export`: the patient's whole record as Bulk Data NDJSON (one
+/// resource per line), for a transfer or the patient's own copy.
+async fn export(r: &Records, c: &Caller, id: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let all = whole_record(r, c, id, headers, "export").await?;
+    let mut out = String::new();
+    for s in &all {
+        out.push_str(&s.body.to_string());
+        out.push('\n');
+    }
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/fhir+ndjson"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"patient-record.ndjson\""),
+        ],
+        out,
+    )
+        .into_response())
 }
 
 /// The directory resources (organisations, practitioners) a record refers to.
@@ -1271,6 +1295,8 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
             if *rt == "Patient" {
                 if let Some(o) = res["operation"].as_array_mut() {
                     o.push(json!({ "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" }));
+                    o.push(json!({ "name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match" }));
+                    o.push(json!({ "name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export" }));
                 }
             }
             res

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod fhir;
 pub mod fhir_api;
 pub mod generate;
+pub mod health_api;
 pub mod import;
 pub mod linkage;
 pub mod mpi;
@@ -56,7 +57,7 @@ impl Module for HealthModule {
     }
 
     fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
-        mpi_api::routes()
+        mpi_api::routes().merge(health_api::routes())
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {

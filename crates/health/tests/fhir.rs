@@ -578,6 +578,50 @@ async fn the_fhir_server(backend: Backend) {
     }
     assert!(!got.iter().any(|g| g.contains(&other)), "nobody else's");
 
+    // --- the patient's record as NDJSON, for those who may read it.
+    let ex = send(&app, Method::GET, &format!("/fhir/Patient/{pid}/$export"), Some(&yang), None, &[]).await;
+    assert_eq!(ex.status, StatusCode::OK);
+    assert_eq!(ex.headers["content-type"], "application/fhir+ndjson");
+    assert_eq!(
+        send(&app, Method::GET, &format!("/fhir/Patient/{pid}/$export"), Some(&wu), None, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let req = Request::builder()
+        .uri(format!("/fhir/Patient/{pid}/$export"))
+        .header("authorization", format!("Bearer {yang}"))
+        .body(Body::empty())
+        .unwrap();
+    let text = app.router.clone().oneshot(req).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let lines: Vec<Value> =
+        String::from_utf8(text.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), all.body["entry"].as_array().unwrap().len(), "the same as $everything");
+    assert_eq!(lines[0]["id"], pid.as_str());
+
+    // --- the verifying keys, published; break-glass accesses for the security administrator.
+    let (status, keys) = app.call(Method::GET, "/api/health/keys", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["org_id"] == people.as_str() && k["public_key"].as_str().unwrap().len() == 130)
+    );
+    let sec = app.login("secadmin").await;
+    let (status, bg) = app.get("/api/health/break-glass?pending=true", &sec).await;
+    assert_eq!(status, StatusCode::OK, "{bg}");
+    let glass_row = bg["items"].as_array().unwrap().iter().find(|b| b["patient_id"] == pid.as_str()).unwrap().clone();
+    assert_eq!(glass_row["reason"], "昏迷急诊抢救");
+    assert_eq!(glass_row["username"], "dr.wu");
+    let gid = glass_row["id"].as_str().unwrap();
+    let (status, v) = app.post(&format!("/api/health/break-glass/{gid}/review"), &sec, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["reviewed_by"], "secadmin");
+    assert_eq!(
+        app.post(&format!("/api/health/break-glass/{gid}/review"), &sec, json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(app.get("/api/health/break-glass", &yang).await.0, StatusCode::FORBIDDEN);
+
     // --- retention: a clinical record is not deleted; a directory entry is, softly.
     let r = send(&app, Method::DELETE, &format!("/fhir/Observation/{o2}"), Some(&yang), None, &[]).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);

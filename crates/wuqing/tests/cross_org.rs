@@ -284,6 +284,8 @@ const NOT_ORGANISATION_OWNED: &[&str] = &[
     "/api/health/mpi/events/{id}/undo",
     "/api/health/mpi/patients/{id}/person",
     "/api/health/mpi/reviews/{id}/decision",
+    // Break-glass accesses, the security administrator's review across the district.
+    "/api/health/break-glass/{id}/review",
 ];
 
 /// A request a caller who may act would plausibly send (so that a refusal is the scope's, not a

@@ -1,0 +1,191 @@
+//! `/api/health/…` beside the patient index: the institutions' verifying keys, published (anyone
+//! may check a seal), and the break-glass accesses for the security administrator's review.
+
+use crate::records;
+use axum::extract::State;
+use kernel::access::Role;
+use kernel::audit::{self, Actor, Event, Outcome};
+use kernel::error::{ApiError, ApiResult, Code, Problem};
+use kernel::http::{AppState, Auth, Page, Paged, Path, Query};
+use kernel::store::{StoreError, col, ms_to_rfc3339, now_ms};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(keys)).routes(routes!(break_glass_list)).routes(routes!(break_glass_review))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HealthSigningKey)]
+pub struct SigningKey {
+    pub id: String,
+    /// The institution (organisation id) whose seals it verifies.
+    pub org_id: String,
+    /// SEC1 uncompressed point, hex.
+    pub public_key: String,
+    pub algorithm: String,
+    /// The SM2 distinguishing identifier (GM/T 0009).
+    pub user_id: String,
+    pub created: String,
+    pub retired: Option<String>,
+}
+
+/// The verifying keys of the institutions' seals (SM2 over SM3, GM/T 0003), published: a
+/// Provenance's signature names its key, and anyone may check it.
+#[utoipa::path(get, path = "/api/health/keys", tag = "health",
+    responses((status = 200, body = Vec<SigningKey>)))]
+async fn keys(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<SigningKey>>> {
+    let ks = records::public_keys(&st.store).await?;
+    Ok(axum::Json(
+        ks.into_iter()
+            .map(|k| SigningKey {
+                id: k.id,
+                org_id: k.org_id,
+                public_key: k.public_key,
+                algorithm: k.algorithm.to_string(),
+                user_id: k.user_id.to_string(),
+                created: k.created,
+                retired: k.retired,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakGlass {
+    pub id: String,
+    pub at: String,
+    /// The clinician (account id) and their institution.
+    pub user_id: String,
+    pub username: Option<String>,
+    pub org_id: String,
+    /// The Patient whose record was opened.
+    pub patient_id: String,
+    /// The reason the clinician gave.
+    pub reason: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BreakGlassFilter {
+    /// Only those not yet reviewed.
+    pub pending: Option<bool>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+async fn require_security_admin(st: &AppState, c: &kernel::access::Caller) -> ApiResult<()> {
+    if c.role == Role::SecurityAdmin {
+        return Ok(());
+    }
+    let ev = Event::new(Actor::of(c), "health.break_glass.review", "break_glass", None, Outcome::Denied)
+        .detail(json!({ "refusal": "not_security_admin" }));
+    audit::record(&st.store, ev).await?;
+    Err(ApiError {
+        audited: true,
+        ..ApiError::forbidden("emergency accesses are reviewed by the security administrator (由安全管理员审查)")
+    })
+}
+
+const COLUMNS: &str =
+    "b.id, b.at_ms, b.user_id, u.username, b.org_id, b.patient_id, b.reason_enc, b.reviewed_by, b.reviewed_ms";
+
+fn view(st: &AppState, r: &sqlx::any::AnyRow) -> Result<BreakGlass, StoreError> {
+    let enc: Vec<u8> = col(r, "reason_enc")?;
+    Ok(BreakGlass {
+        id: col(r, "id")?,
+        at: ms_to_rfc3339(col(r, "at_ms")?),
+        user_id: col(r, "user_id")?,
+        username: col(r, "username")?,
+        org_id: col(r, "org_id")?,
+        patient_id: col(r, "patient_id")?,
+        reason: st.cipher.decrypt(&enc).map_err(|_| StoreError::Corrupt("a break-glass reason".into()))?,
+        reviewed_by: col(r, "reviewed_by")?,
+        reviewed: col::<Option<i64>>(r, "reviewed_ms")?.map(ms_to_rfc3339),
+    })
+}
+
+/// Every break-glass access to a patient's record, newest first, with the reason given (the
+/// security administrator's; the reading is audited).
+#[utoipa::path(get, path = "/api/health/break-glass", tag = "health", params(BreakGlassFilter),
+    responses((status = 200, body = Paged<BreakGlass>), (status = 403, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn break_glass_list(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    Query(f): Query<BreakGlassFilter>,
+) -> ApiResult<axum::Json<Paged<BreakGlass>>> {
+    require_security_admin(&st, &c).await?;
+    let (limit, offset) = Page::resolve(f.limit, f.offset)?;
+    let cond = if f.pending.unwrap_or(false) { "b.reviewed_ms IS NULL" } else { "1 = 1" };
+    let rows = sqlx::query(&st.store.sql(&format!(
+        "SELECT {COLUMNS} FROM health_break_glass b LEFT JOIN users u ON u.id = b.user_id WHERE {cond} \
+         ORDER BY b.at_ms DESC, b.id LIMIT $1 OFFSET $2"
+    )))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(st.store.reader())
+    .await
+    .map_err(StoreError::from)?;
+    let total = sqlx::query(&format!("SELECT COUNT(*) AS n FROM health_break_glass b WHERE {cond}"))
+        .fetch_one(st.store.reader())
+        .await
+        .map_err(StoreError::from)?;
+    let items = rows.iter().map(|r| view(&st, r)).collect::<Result<Vec<_>, _>>()?;
+    let ev = Event::new(Actor::of(&c), "health.break_glass.review", "break_glass", None, Outcome::Success)
+        .detail(json!({ "shown": items.len() }));
+    audit::record(&st.store, ev).await?;
+    Ok(axum::Json(Paged { items, total: col(&total, "n")?, limit, offset }))
+}
+
+/// Marks a break-glass access reviewed (once; 409 after).
+#[utoipa::path(post, path = "/api/health/break-glass/{id}/review", tag = "health", params(("id" = String, Path)),
+    responses((status = 200, body = BreakGlass), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn break_glass_review(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<BreakGlass>> {
+    require_security_admin(&st, &c).await?;
+    let mut tx = st.store.begin().await?;
+    let done =
+        sqlx::query(&st.store.sql(
+            "UPDATE health_break_glass SET reviewed_by = $1, reviewed_ms = $2 WHERE id = $3 AND reviewed_ms IS NULL",
+        ))
+        .bind(c.username.clone())
+        .bind(now_ms())
+        .bind(id.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    if done.rows_affected() == 0 {
+        drop(tx);
+        let exists = sqlx::query(&st.store.sql("SELECT 1 AS one FROM health_break_glass WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(st.store.reader())
+            .await
+            .map_err(StoreError::from)?;
+        return Err(match exists {
+            Some(_) => ApiError::new(Code::Conflict, "reviewed already (已审查)"),
+            None => ApiError::not_found("break-glass access"),
+        });
+    }
+    let ev = Event::new(Actor::of(&c), "health.break_glass.reviewed", "break_glass", Some(&id), Outcome::Success);
+    audit::append(&st.store, &mut tx, &ev).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let row = sqlx::query(&st.store.sql(&format!(
+        "SELECT {COLUMNS} FROM health_break_glass b LEFT JOIN users u ON u.id = b.user_id WHERE b.id = $1"
+    )))
+    .bind(id)
+    .fetch_one(st.store.reader())
+    .await
+    .map_err(StoreError::from)?;
+    Ok(axum::Json(view(&st, &row)?))
+}
