@@ -499,6 +499,20 @@ fn httpdate(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A deleted version answers 410, once the caller was found to read this type at all (a deletion
+/// tells nothing to a stranger).
+async fn gone_if_deleted(r: &Records, c: &Caller, s: &Stored) -> FhirResult<()> {
+    if !s.deleted {
+        return Ok(());
+    }
+    require_reader(r, c, &s.rtype).await?;
+    Err(FhirError::new(
+        StatusCode::GONE,
+        "deleted",
+        format!("{}/{} version {} is a deletion", s.rtype, s.id, s.version),
+    ))
+}
+
 async fn read(
     r: Records,
     State(_): State<AppState>,
@@ -514,11 +528,7 @@ async fn read(
     let Some(s) = r.current(&t.rt, &id).await? else {
         return Err(FhirError::not_found(&format!("{}/{id}", t.rt)));
     };
-    if s.deleted {
-        // Whether it was readable is asked first: a deletion tells nothing to a stranger.
-        require_reader(&r, &c, &t.rt).await?;
-        return Err(FhirError::new(StatusCode::GONE, "deleted", format!("{}/{id} was deleted", t.rt)));
-    }
+    gone_if_deleted(&r, &c, &s).await?;
     let body = readable(&r, &c, s.clone(), &headers, "read").await?;
     Ok(resource_response(StatusCode::OK, &s, &body))
 }
@@ -541,10 +551,7 @@ async fn vread(
     let Some(s) = r.version(&t.rt, &id, vid).await? else {
         return Err(FhirError::not_found(&format!("{}/{id}/_history/{vid}", t.rt)));
     };
-    if s.deleted {
-        require_reader(&r, &c, &t.rt).await?;
-        return Err(FhirError::new(StatusCode::GONE, "deleted", format!("version {vid} is a deletion")));
-    }
+    gone_if_deleted(&r, &c, &s).await?;
     let body = readable(&r, &c, s.clone(), &headers, "vread").await?;
     Ok(resource_response(StatusCode::OK, &s, &body))
 }

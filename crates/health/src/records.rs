@@ -260,22 +260,7 @@ fn index_rows(cipher: &FieldCipher, rt: &str, resource: &Value) -> IndexRows {
 
 /// A string parameter's non-empty values as written, in the order `index::extract` reads them.
 fn raw_strings(resource: &Value, p: &SearchParam) -> Vec<String> {
-    let mut out = vec![];
-    for path in p.paths {
-        let mut v = vec![resource];
-        for step in path.split('.') {
-            v = v
-                .into_iter()
-                .filter_map(|x| x.get(step))
-                .flat_map(|x| match x {
-                    Value::Array(a) => a.iter().collect::<Vec<_>>(),
-                    other => vec![other],
-                })
-                .collect();
-        }
-        out.extend(v.into_iter().filter_map(Value::as_str).filter(|s| !index::norm(s).is_empty()).map(str::to_string));
-    }
-    out
+    crate::fhir::query::exact_strings(resource, p).into_iter().filter(|s| !index::norm(s).is_empty()).collect()
 }
 
 fn tombstone(rt: &str, id: &str, version: i64, at_ms: i64) -> Value {

@@ -243,8 +243,9 @@ impl Query {
     }
 }
 
-/// A string parameter's values as written (`:exact` compares them unchanged).
-fn exact_strings(resource: &Value, param: &SearchParam) -> Vec<String> {
+/// A string parameter's values as written (`:exact` compares them unchanged), in the order
+/// `index::extract` reads them.
+pub fn exact_strings(resource: &Value, param: &SearchParam) -> Vec<String> {
     let mut out = vec![];
     for path in param.paths {
         let mut v = vec![resource];
