@@ -62,13 +62,15 @@ request = function()
 end
 """ % cids)
 PY
-one=$(awk -F'"' 'NR==1{print $2}' <(grep -o '"p[0-9]*"' "$data/obs.lua"))
-curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$http/fhir/Observation?patient=$one&category=vital-signs" |
-  python3 -c 'import json,sys; b=json.load(sys.stdin); print("a patient'"'"'s vital signs:", len(b["entry"]), "entries")'
+# How many vital signs the sampled patients have (a year of visits: none to a dozen).
+for one in $(grep -o '"p[0-9]*"' "$data/obs.lua" | tr -d '"' | head -n 20); do
+  curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$http/fhir/Observation?patient=$one&category=vital-signs" |
+    python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entry"]))'
+done | awk '{n+=$1} END {printf "vital signs of 20 sampled patients: %d in all\n", n}'
 for c in $conns; do
   for what in obs ident; do
     echo "--- $what, $c connections, ${secs}s"
-    wrk -t2 -c"$c" -d"${secs}s" --timeout 10s --latency -H "Authorization: Bearer $token" -s "$data/$what.lua" \
+    wrk -t"$(( c < 2 ? c : 2 ))" -c"$c" -d"${secs}s" --timeout 10s --latency -H "Authorization: Bearer $token" -s "$data/$what.lua" \
       "http://127.0.0.1:$http" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'
   done
 done
