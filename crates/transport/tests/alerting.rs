@@ -55,7 +55,10 @@ async fn scenario(backend: Backend) {
     let tired = v["items"][1]["id"].as_str().unwrap().to_string();
 
     // Three minutes at 120 km/h, a report every 10 s, then slowing down: one overspeed alarm.
-    let t0 = kernel::store::now_ms() - 5 * 3_600_000;
+    // The day starts at 08:00 local (00:00 UTC) at least 5 h ago, so the drive below stays in
+    // daytime, whose 4 h continuous-driving limit differs from the night's 2 h.
+    let latest = kernel::store::now_ms() - 5 * 3_600_000;
+    let t0 = latest - latest.rem_euclid(86_400_000);
     let mut batch = vec![];
     for k in 0..18 {
         batch.push(at(&speeder, t0 + k * 10_000, 117.0 + k as f64 * 0.004, 120.0));
