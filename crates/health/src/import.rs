@@ -1,6 +1,8 @@
 //! Bulk load (FHIR Bulk Data NDJSON): `wuqing health import FILE…` and `POST /fhir/$import`.
-//! Lines are read and validated on a blocking thread while the previous batch is written, so
-//! parsing and the database overlap; each batch is one transaction with one seal and one audit
+//! A pipeline of three stages, so that the two cores overlap them: lines are read and validated
+//! on one blocking thread, batches made ready to write (bodies, digests, SM4 ciphertexts, index
+//! rows: [`Records::prepare`]) on another, and written while the next ones are prepared; each
+//! batch is one transaction with one seal and one audit
 //! record (`health.import`: counts by type, never content). A resource keeps the id it has (a
 //! line without one gets a new id); an existing resource becomes a new version, if the importing
 //! institution owns it. Invalid lines are reported with their number and path and not stored;
@@ -8,7 +10,7 @@
 
 use crate::fhir::ndjson::{self, Line};
 use crate::fhir::validate::{self, Issue};
-use crate::records::{Author, Change, Records, WriteError};
+use crate::records::{Author, Change, Prepared, Records, WriteError};
 use kernel::audit::{Actor, Event, Outcome};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -38,8 +40,8 @@ impl Report {
     }
 }
 
-enum Msg {
-    Batch(Vec<Change>),
+enum Msg<B> {
+    Batch(B),
     Invalid(String, usize, Vec<Issue>),
 }
 
@@ -54,7 +56,7 @@ pub async fn import<R: BufRead + Send + 'static>(
     report: &mut Report,
 ) -> Result<(), WriteError> {
     let started = std::time::Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(2);
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<Msg<Vec<Change>>>(2);
     let name = source.to_string();
     let reader = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
@@ -89,6 +91,20 @@ pub async fn import<R: BufRead + Send + 'static>(
         }
         res
     });
+    // The second stage: batches made ready in the order they were read.
+    let (ready_tx, mut rx) = tokio::sync::mpsc::channel::<Msg<Prepared>>(1);
+    let (preparer, who) = (records.clone(), author.clone());
+    let prepare = tokio::task::spawn_blocking(move || {
+        while let Some(m) = lines.blocking_recv() {
+            let m = match m {
+                Msg::Batch(changes) => Msg::Batch(preparer.prepare(&who, changes)),
+                Msg::Invalid(src, n, issues) => Msg::Invalid(src, n, issues),
+            };
+            if ready_tx.blocking_send(m).is_err() {
+                return;
+            }
+        }
+    });
     let mut failed = None;
     while let Some(m) = rx.recv().await {
         match m {
@@ -100,15 +116,12 @@ pub async fn import<R: BufRead + Send + 'static>(
                     }
                 }
             }
-            Msg::Batch(changes) if failed.is_none() => {
-                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-                for c in &changes {
-                    *counts.entry(c.rtype.clone()).or_default() += 1;
-                }
+            Msg::Batch(prepared) if failed.is_none() => {
+                let counts = prepared.counts();
                 let ev =
                     Event::new(actor.clone(), "health.import", "Organization", Some(&author.org_id), Outcome::Success)
                         .detail(json!({ "source": source.chars().take(200).collect::<String>(), "stored": counts }));
-                match records.commit(author, "import", changes, vec![ev]).await {
+                match records.commit_prepared(author, "import", prepared, vec![ev]).await {
                     Ok((stored, _)) => {
                         // Imported registrations join the index; they are not matched one by one.
                         if let Some(m) = mpi.filter(|m| m.ready()) {
@@ -119,6 +132,8 @@ pub async fn import<R: BufRead + Send + 'static>(
                         for (t, n) in counts {
                             *report.stored.entry(t).or_default() += n;
                         }
+                        // Freeing thousands of parsed bodies is not the writer's work.
+                        tokio::task::spawn_blocking(move || drop(stored));
                     }
                     // Stop reading; what was committed stays.
                     Err(e) => failed = Some(e),
@@ -127,6 +142,7 @@ pub async fn import<R: BufRead + Send + 'static>(
             Msg::Batch(_) => {}
         }
     }
+    let _ = prepare.await;
     let read = reader.await.map_err(|e| WriteError::Store(kernel::store::StoreError::Unavailable(e.to_string())))?;
     report.seconds += started.elapsed().as_secs_f64();
     if let Some(e) = failed {

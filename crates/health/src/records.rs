@@ -382,57 +382,48 @@ impl Records {
         changes: Vec<Change>,
         audit: Vec<kernel::audit::Event>,
     ) -> Result<(Vec<Stored>, String), WriteError> {
-        let (key_id, key) = self.keys.for_org(&self.store, &self.cipher, &author.org_id).await?;
+        let pending = Prepared { at_ms: now_ms(), items: changes.into_iter().map(Pending::Change).collect() };
+        self.commit_prepared(author, activity, pending, audit).await
+    }
+
+    /// Makes `changes` ready to write outside any transaction (CPU only: bodies, digests,
+    /// ciphertexts, index rows), as if none of the resources existed yet: a bulk load prepares
+    /// its next batch while the previous one is written. [`Records::commit_prepared`] redoes the
+    /// few that turn out to exist; deletions and conditional changes wait for it.
+    pub fn prepare(&self, author: &Author, changes: Vec<Change>) -> Prepared {
         let at_ms = now_ms();
-        let seal_id = uuid::Uuid::now_v7().to_string();
-        let mut tx = self.store.begin().await?;
-        let current = self.current_for_update(&mut tx, &changes).await?;
-        let mut out = Vec::with_capacity(changes.len());
-        let mut digests = Vec::with_capacity(changes.len());
-        let mut versions: Vec<(String, Vec<u8>, String)> = Vec::with_capacity(changes.len());
-        let mut created: Vec<i64> = Vec::with_capacity(changes.len());
-        let mut index = IndexRows::default();
-        // The position in `out` of each resource with index rows, in the order of their rows.
-        let mut index_of: Vec<usize> = vec![];
-        for c in changes {
-            let (version, created_ms, previous) = match current.get(&(c.rtype.clone(), c.id.clone())) {
-                Some(cur) => {
-                    if cur.owner != author.org_id {
-                        return Err(WriteError::NotOwner(c.rtype, c.id));
-                    }
-                    if let Some(expected) = c.if_match.filter(|e| *e != cur.version) {
-                        return Err(WriteError::VersionConflict {
-                            rtype: c.rtype,
-                            id: c.id,
-                            current: cur.version,
-                            expected,
-                        });
-                    }
-                    (cur.version + 1, cur.created_ms, Some(cur.digest))
-                }
-                None if c.resource.is_none() => return Err(WriteError::Missing(c.rtype, c.id)),
-                None => {
-                    if let Some(expected) = c.if_match {
-                        return Err(WriteError::VersionConflict { rtype: c.rtype, id: c.id, current: 0, expected });
-                    }
-                    (1, at_ms, None)
-                }
-            };
-            let deleted = c.resource.is_none();
-            let body = match c.resource {
-                Some(r) => with_meta(r, &c.id, version, at_ms),
-                None => tombstone(&c.rtype, &c.id, version, at_ms),
-            };
-            let patient = if deleted { None } else { patient_of(&body) };
-            let digest = trust::digest(&body, previous.as_ref());
-            digests.push(digest);
-            versions.push((body.to_string(), vec![], encode_hex(&digest)));
-            created.push(created_ms);
-            if !deleted {
-                index.extend(index_rows(&self.cipher, &c.rtype, &body));
-                index_of.push(out.len());
-            }
-            out.push(Stored {
+        let items = changes
+            .into_iter()
+            .map(|c| match (&c.resource, c.if_match) {
+                (Some(_), None) => match self.ready(author, at_ms, c, None) {
+                    Ok(r) => Pending::Ready(Box::new(r)),
+                    Err(c) => Pending::Change(c),
+                },
+                _ => Pending::Change(c),
+            })
+            .collect();
+        Prepared { at_ms, items }
+    }
+
+    /// One change made ready against the resource's current row (`None`: it does not exist).
+    /// Hands the change back when it cannot be made without one.
+    fn ready(&self, author: &Author, at_ms: i64, c: Change, current: Option<&Current>) -> Result<Ready, Change> {
+        let (version, created_ms, previous) = match current {
+            Some(cur) => (cur.version + 1, cur.created_ms, Some(&cur.digest)),
+            None if c.resource.is_none() => return Err(c),
+            None => (1, at_ms, None),
+        };
+        let deleted = c.resource.is_none();
+        let body = match c.resource {
+            Some(r) => with_meta(r, &c.id, version, at_ms),
+            None => tombstone(&c.rtype, &c.id, version, at_ms),
+        };
+        let patient = if deleted { None } else { patient_of(&body) };
+        let digest = trust::digest(&body, previous);
+        let ciphertext = self.cipher.encrypt(&body.to_string());
+        let index = if deleted { IndexRows::default() } else { index_rows(&self.cipher, &c.rtype, &body) };
+        Ok(Ready {
+            stored: Stored {
                 rtype: c.rtype,
                 id: c.id,
                 version,
@@ -441,53 +432,123 @@ impl Records {
                 last_updated_ms: at_ms,
                 deleted,
                 body,
-            });
+            },
+            created_ms,
+            digest,
+            ciphertext,
+            index,
+        })
+    }
+
+    /// Writes changes [prepared](Records::prepare) (or not yet) as [`Records::commit`] does.
+    pub async fn commit_prepared(
+        &self,
+        author: &Author,
+        activity: &str,
+        prepared: Prepared,
+        audit: Vec<kernel::audit::Event>,
+    ) -> Result<(Vec<Stored>, String), WriteError> {
+        let (key_id, key) = self.keys.for_org(&self.store, &self.cipher, &author.org_id).await?;
+        let Prepared { at_ms, items } = prepared;
+        let seal_id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.store.begin().await?;
+        let keys: Vec<(&str, &str)> = items.iter().map(Pending::key).collect();
+        let current = self.current_for_update(&mut tx, &keys).await?;
+        let mut ready = Vec::with_capacity(items.len());
+        for item in items {
+            let (rtype, id, if_match) = match &item {
+                Pending::Ready(r) => (&r.stored.rtype, &r.stored.id, None),
+                Pending::Change(c) => (&c.rtype, &c.id, c.if_match),
+            };
+            let cur = current.get(&(rtype.clone(), id.clone()));
+            if let Some(cur) = cur {
+                if cur.owner != author.org_id {
+                    return Err(WriteError::NotOwner(rtype.clone(), id.clone()));
+                }
+                if let Some(expected) = if_match.filter(|e| *e != cur.version) {
+                    return Err(WriteError::VersionConflict {
+                        rtype: rtype.clone(),
+                        id: id.clone(),
+                        current: cur.version,
+                        expected,
+                    });
+                }
+            } else if let Some(expected) = if_match {
+                return Err(WriteError::VersionConflict { rtype: rtype.clone(), id: id.clone(), current: 0, expected });
+            }
+            let change = match item {
+                // Prepared as new and new indeed.
+                Pending::Ready(r) if cur.is_none() => {
+                    ready.push(*r);
+                    continue;
+                }
+                Pending::Ready(r) => {
+                    let s = r.stored;
+                    Change { rtype: s.rtype, id: s.id, resource: Some(s.body), if_match: None }
+                }
+                Pending::Change(c) => c,
+            };
+            match self.ready(author, at_ms, change, cur) {
+                Ok(r) => ready.push(r),
+                Err(c) => return Err(WriteError::Missing(c.rtype, c.id)),
+            }
         }
-        for v in &mut versions {
-            v.1 = self.cipher.encrypt(&v.0);
-        }
+        let digests: Vec<[u8; 32]> = ready.iter().map(|r| r.digest).collect();
+        let mut index = IndexRows::default();
+        // The position in `out` of each resource with index rows, in the order of their rows.
+        let mut index_of: Vec<usize> = vec![];
+        let mut out = Vec::with_capacity(ready.len());
         const CHUNK: usize = 500;
-        for (chunk, (vs, cr)) in out.chunks(CHUNK).zip(versions.chunks(CHUNK).zip(created.chunks(CHUNK))) {
+        let mut rest = ready.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<Ready> = rest.by_ref().take(CHUNK).collect();
             let sql = format!(
                 "INSERT INTO health_versions (type, id, version, at_ms, deleted, author_id, owner_org, body, digest, seal_id) VALUES {}",
                 self.store.values_placeholders(chunk.len(), 10)
             );
             let mut q = sqlx::query(&sql);
-            for (s, v) in chunk.iter().zip(vs) {
-                q = q
-                    .bind(s.rtype.clone())
-                    .bind(s.id.clone())
-                    .bind(s.version)
-                    .bind(at_ms)
-                    .bind(s.deleted as i64)
-                    .bind(author.user_id.clone())
-                    .bind(author.org_id.clone())
-                    .bind(v.1.clone())
-                    .bind(v.2.clone())
-                    .bind(seal_id.clone());
-            }
-            q.execute(&mut *tx).await.map_err(StoreError::from)?;
             // A deletion keeps the compartment it had, so the patient's history still finds it.
-            let sql = format!(
+            let sql2 = format!(
                 "INSERT INTO health_resources (type, id, version, owner_org, patient_id, created_ms, last_updated_ms, deleted) \
                  VALUES {} ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, \
                  patient_id = CASE WHEN excluded.deleted = 1 THEN health_resources.patient_id ELSE excluded.patient_id END, \
                  last_updated_ms = excluded.last_updated_ms, deleted = excluded.deleted",
                 self.store.values_placeholders(chunk.len(), 8)
             );
-            let mut q = sqlx::query(&sql);
-            for (s, c) in chunk.iter().zip(cr) {
+            let mut q2 = sqlx::query(&sql2);
+            let digests: Vec<String> = chunk.iter().map(|r| encode_hex(&r.digest)).collect();
+            for (r, digest) in chunk.iter().zip(&digests) {
+                let s = &r.stored;
                 q = q
-                    .bind(s.rtype.clone())
-                    .bind(s.id.clone())
+                    .bind(s.rtype.as_str())
+                    .bind(s.id.as_str())
                     .bind(s.version)
-                    .bind(author.org_id.clone())
-                    .bind(s.patient_id.clone())
-                    .bind(*c)
+                    .bind(at_ms)
+                    .bind(s.deleted as i64)
+                    .bind(author.user_id.as_str())
+                    .bind(author.org_id.as_str())
+                    .bind(r.ciphertext.as_slice())
+                    .bind(digest.as_str())
+                    .bind(seal_id.as_str());
+                q2 = q2
+                    .bind(s.rtype.as_str())
+                    .bind(s.id.as_str())
+                    .bind(s.version)
+                    .bind(author.org_id.as_str())
+                    .bind(s.patient_id.as_deref())
+                    .bind(r.created_ms)
                     .bind(at_ms)
                     .bind(s.deleted as i64);
             }
             q.execute(&mut *tx).await.map_err(StoreError::from)?;
+            q2.execute(&mut *tx).await.map_err(StoreError::from)?;
+            for r in chunk {
+                if !r.stored.deleted {
+                    index.extend(r.index);
+                    index_of.push(out.len());
+                }
+                out.push(r.stored);
+            }
         }
         // The index rows of the versions replaced go; the new versions' rows come.
         let replaced: Vec<&Stored> = out.iter().filter(|s| s.version > 1).collect();
@@ -539,14 +600,13 @@ impl Records {
     async fn current_for_update(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        changes: &[Change],
+        changes: &[(&str, &str)],
     ) -> Result<HashMap<(String, String), Current>, WriteError> {
         let mut seen = std::collections::HashSet::new();
-        for c in changes {
-            if !seen.insert((c.rtype.as_str(), c.id.as_str())) {
+        for (rtype, id) in changes {
+            if !seen.insert((rtype, id)) {
                 return Err(WriteError::Store(StoreError::Conflict(format!(
-                    "{}/{} is changed twice in one request",
-                    c.rtype, c.id
+                    "{rtype}/{id} is changed twice in one request"
                 ))));
             }
         }
@@ -562,8 +622,8 @@ impl Records {
             );
             let sql = self.store.sql(&sql).into_owned();
             let mut q = sqlx::query(&sql);
-            for c in chunk {
-                q = q.bind(c.rtype.clone()).bind(c.id.clone());
+            for (rtype, id) in chunk {
+                q = q.bind(rtype.to_string()).bind(id.to_string());
             }
             for r in q.fetch_all(&mut **tx).await.map_err(StoreError::from)? {
                 let (t, i): (String, String) = (col(&r, "type")?, col(&r, "id")?);
@@ -604,12 +664,12 @@ impl Records {
                 let mut q = sqlx::query(&sql);
                 for (at, param, a, b) in chunk {
                     let (rt, id) = owner_of(*at);
-                    q = q.bind(rt.to_string()).bind(id.to_string()).bind(*param);
+                    q = q.bind(rt).bind(id).bind(*param);
                     q = match (a, b) {
-                        (IndexValue::S(a), IndexValue::S(b)) => q.bind(a.clone()).bind(b.clone()),
+                        (IndexValue::S(a), IndexValue::S(b)) => q.bind(a.as_str()).bind(b.as_str()),
                         (IndexValue::I(a), IndexValue::I(b)) => q.bind(*a).bind(*b),
-                        (IndexValue::S(a), IndexValue::I(b)) => q.bind(a.clone()).bind(*b),
-                        (IndexValue::I(a), IndexValue::S(b)) => q.bind(*a).bind(b.clone()),
+                        (IndexValue::S(a), IndexValue::I(b)) => q.bind(a.as_str()).bind(*b),
+                        (IndexValue::I(a), IndexValue::S(b)) => q.bind(*a).bind(b.as_str()),
                     };
                 }
                 q.execute(&mut **tx).await?;
@@ -617,6 +677,57 @@ impl Records {
         }
         Ok(())
     }
+}
+
+/// Changes on their way to [`Records::commit_prepared`], with the clock reading they carry.
+pub struct Prepared {
+    at_ms: i64,
+    items: Vec<Pending>,
+}
+
+impl Prepared {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The number of changes by resource type.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for i in &self.items {
+            *out.entry(i.key().0.to_string()).or_default() += 1;
+        }
+        out
+    }
+}
+
+enum Pending {
+    /// Made ready as a new resource.
+    Ready(Box<Ready>),
+    /// To be made ready against the current row.
+    Change(Change),
+}
+
+impl Pending {
+    fn key(&self) -> (&str, &str) {
+        match self {
+            Pending::Ready(r) => (&r.stored.rtype, &r.stored.id),
+            Pending::Change(c) => (&c.rtype, &c.id),
+        }
+    }
+}
+
+/// One version ready to write.
+struct Ready {
+    stored: Stored,
+    created_ms: i64,
+    digest: [u8; 32],
+    ciphertext: Vec<u8>,
+    /// Its index rows (ordinal 0).
+    index: IndexRows,
 }
 
 /// A resource's current row, as a write finds it.

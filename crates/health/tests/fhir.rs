@@ -486,6 +486,23 @@ async fn the_fhir_server(backend: Backend) {
     assert_eq!(ids(&s("/fhir/Observation?patient=bulk-1".into(), yang.clone()).await.body).len(), 1);
     let v = s("/fhir/Patient/bulk-1/$verify".into(), yang.clone()).await;
     assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+    // Imported again, a resource that exists becomes its next version (prepared as new, then
+    // redone against its current row): chained, sealed, and indexed by its new content.
+    let again = json!({ "resourceType": "Patient", "id": "bulk-1", "gender": "female", "birthDate": "1970-05-01" });
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/fhir/$import")
+        .header("authorization", format!("Bearer {yang}"))
+        .header("content-type", "application/fhir+ndjson")
+        .body(Body::from(again.to_string()))
+        .unwrap();
+    assert_eq!(app.router.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+    let p = s("/fhir/Patient/bulk-1".into(), yang.clone()).await;
+    assert_eq!((p.body["meta"]["versionId"].as_str(), p.body["gender"].as_str()), (Some("2"), Some("female")));
+    let v = s("/fhir/Patient/bulk-1/$verify".into(), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+    assert_eq!(ids(&s("/fhir/Patient?_id=bulk-1&gender=female".into(), yang.clone()).await.body), ["bulk-1"]);
+    assert!(ids(&s("/fhir/Patient?_id=bulk-1&gender=male".into(), yang.clone()).await.body).is_empty());
     let r =
         send(&app, Method::POST, "/fhir/$import", Some(&wu), Some(json!({})), &[("content-type", "application/json")])
             .await;
