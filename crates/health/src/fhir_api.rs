@@ -1364,7 +1364,16 @@ async fn bulk_import(
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let input = std::io::BufReader::with_capacity(1 << 20, reader);
     let mut report = crate::import::Report::default();
-    let result = crate::import::import(&r, &author(&c), Actor::of(&c), "$import", input, Some(&mpi), &mut report).await;
+    let result = crate::import::import(
+        &r,
+        &author(&c),
+        Actor::of(&c),
+        "$import",
+        input,
+        crate::import::Options { mpi: Some(&mpi), batch: crate::import::BATCH },
+        &mut report,
+    )
+    .await;
     let mut issues = vec![Issue {
         code: "informational",
         path: String::new(),

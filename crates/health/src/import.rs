@@ -16,8 +16,23 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-/// Resources per transaction.
-pub const BATCH: usize = 2000;
+/// Resources per transaction in the server (`$import`): a batch in flight holds its parsed
+/// bodies, and several imports may run at once.
+pub const BATCH: usize = 2_000;
+
+/// Resources per transaction of the command-line import, which has the machine to itself:
+/// fewer, larger commits write each touched index page to the WAL fewer times (1 M resources:
+/// 11.6 k/s at 2 000, 13.4 k/s at 5 000, 14.8 k/s at 10 000, with ≈ 1 GB resident).
+pub const BULK_BATCH: usize = 10_000;
+
+/// How an import runs.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// The running master patient index, which imported Patients join.
+    pub mpi: Option<&'a crate::mpi_store::MpiState>,
+    /// Resources per transaction.
+    pub batch: usize,
+}
 
 /// Problems reported at most (all are counted).
 const MAX_REPORTED: usize = 100;
@@ -52,14 +67,15 @@ pub async fn import<R: BufRead + Send + 'static>(
     actor: Actor,
     source: &str,
     input: R,
-    mpi: Option<&crate::mpi_store::MpiState>,
+    options: Options<'_>,
     report: &mut Report,
 ) -> Result<(), WriteError> {
     let started = std::time::Instant::now();
     let (tx, mut lines) = tokio::sync::mpsc::channel::<Msg<Vec<Change>>>(2);
     let name = source.to_string();
+    let batch_size = options.batch.max(1);
     let reader = tokio::task::spawn_blocking(move || {
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Vec::with_capacity(batch_size);
         let res = ndjson::read(input, |n, line| match line {
             Line::Valid { resource_type, resource } => {
                 if resource_type == "Provenance" {
@@ -77,8 +93,8 @@ pub async fn import<R: BufRead + Send + 'static>(
                     .map(str::to_string)
                     .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
                 batch.push(Change { rtype: resource_type, id, resource: Some(resource), if_match: None });
-                if batch.len() >= BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if batch.len() >= batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                     let _ = tx.blocking_send(Msg::Batch(full));
                 }
             }
@@ -124,7 +140,7 @@ pub async fn import<R: BufRead + Send + 'static>(
                 match records.commit_prepared(author, "import", prepared, vec![ev]).await {
                     Ok((stored, _)) => {
                         // Imported registrations join the index; they are not matched one by one.
-                        if let Some(m) = mpi.filter(|m| m.ready()) {
+                        if let Some(m) = options.mpi.filter(|m| m.ready()) {
                             for s in stored.iter().filter(|s| s.rtype == "Patient") {
                                 m.add(&s.id, &s.body);
                             }

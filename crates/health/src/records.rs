@@ -554,9 +554,9 @@ impl Records {
         let replaced: Vec<&Stored> = out.iter().filter(|s| s.version > 1).collect();
         for chunk in replaced.chunks(CHUNK) {
             for t in ["health_tokens", "health_dates", "health_strings", "health_refs"] {
-                let keys: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
-                let sql =
-                    self.store.sql(&format!("DELETE FROM {t} WHERE (type, id) IN ({})", keys.join(", "))).into_owned();
+                // Anonymous placeholders on SQLite: numbered ones cost a scan each to bind.
+                let keys = self.store.values_placeholders(chunk.len(), 2);
+                let sql = self.store.sql(&format!("DELETE FROM {t} WHERE (type, id) IN ({keys})")).into_owned();
                 let mut q = sqlx::query(&sql);
                 for s in chunk {
                     q = q.bind(s.rtype.clone()).bind(s.id.clone());
@@ -612,12 +612,12 @@ impl Records {
         }
         let mut out = HashMap::new();
         for chunk in changes.chunks(500) {
-            let keys: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+            // Anonymous placeholders on SQLite: numbered ones cost a scan each to bind.
+            let keys = self.store.values_placeholders(chunk.len(), 2);
             let sql = format!(
                 "SELECT r.type, r.id, r.version, r.owner_org, r.created_ms, v.digest FROM health_resources r \
                  JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
-                 WHERE (r.type, r.id) IN ({}){}",
-                keys.join(", "),
+                 WHERE (r.type, r.id) IN ({keys}){}",
                 self.store.for_update().replace("FOR UPDATE", "FOR UPDATE OF r")
             );
             let sql = self.store.sql(&sql).into_owned();

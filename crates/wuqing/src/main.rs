@@ -742,7 +742,7 @@ async fn health_import(platform: &Platform, org: &str, files: &[PathBuf]) -> any
             kernel::audit::Actor::cli("health import"),
             &name,
             std::io::BufReader::with_capacity(1 << 20, f),
-            None,
+            health::import::Options { mpi: None, batch: health::import::BULK_BATCH },
             &mut report,
         )
         .await
