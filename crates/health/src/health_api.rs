@@ -14,8 +14,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(keys)).routes(routes!(break_glass_list)).routes(routes!(break_glass_review))
+pub fn routes(signing: records::Keys) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(keys))
+        .routes(routes!(rotate_key))
+        .routes(routes!(break_glass_list))
+        .routes(routes!(break_glass_review))
+        .layer(axum::Extension(signing))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,6 +57,56 @@ async fn keys(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<SigningKey
             })
             .collect(),
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// The institution (organisation id) whose signing key is replaced.
+    pub org_id: String,
+}
+
+/// Replaces an institution's signing key with a new one (the security administrator's): the
+/// old key is retired, stays published and still verifies the seals it made; new writes are
+/// sealed with the new key at once in this process (within a minute on other nodes). To bring
+/// a key of one's own, use `wuqing health keys rotate --private-key FILE`.
+#[utoipa::path(post, path = "/api/health/keys/rotate", tag = "health", request_body = RotateKey,
+    responses((status = 200, body = SigningKey), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn rotate_key(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    axum::Extension(keys): axum::Extension<records::Keys>,
+    kernel::http::Json(body): kernel::http::Json<RotateKey>,
+) -> ApiResult<axum::Json<SigningKey>> {
+    if c.role != Role::SecurityAdmin {
+        let ev = Event::new(Actor::of(&c), "health.key.rotate", "Organization", Some(&body.org_id), Outcome::Denied)
+            .detail(json!({ "refusal": "not_security_admin" }));
+        audit::record(&st.store, ev).await?;
+        return Err(ApiError {
+            audited: true,
+            ..ApiError::forbidden("signing keys are managed by the security administrator (由安全管理员管理签名密钥)")
+        });
+    }
+    let r = records::Records { store: st.store.clone(), cipher: st.cipher.clone(), keys: keys.clone() };
+    let Some((org_id, _)) = r.organisation(&body.org_id).await? else {
+        return Err(ApiError::not_found("organisation"));
+    };
+    let id = keys.rotate(&st.store, &st.cipher, &org_id, None, Actor::of(&c)).await?;
+    let k = records::public_keys(&st.store)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| StoreError::Corrupt(format!("signing key {id}")))?;
+    Ok(axum::Json(SigningKey {
+        id: k.id,
+        org_id: k.org_id,
+        public_key: k.public_key,
+        algorithm: k.algorithm.to_string(),
+        user_id: k.user_id.to_string(),
+        created: k.created,
+        retired: k.retired,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

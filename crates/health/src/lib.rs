@@ -57,7 +57,7 @@ impl Module for HealthModule {
     }
 
     fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
-        mpi_api::routes().merge(health_api::routes())
+        mpi_api::routes().merge(health_api::routes(self.keys.clone()))
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {

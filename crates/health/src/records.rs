@@ -73,10 +73,18 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
-/// The institutions' signing keys, created on an institution's first write and cached.
+/// How long a process keeps using the signing key it read: a rotation made elsewhere (the
+/// command line, another node) is taken up within this time.
+const KEY_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A key as read, by institution: its id, the key, when it was read.
+type CachedKey = (String, SigningKey, std::time::Instant);
+
+/// The institutions' signing keys, created on an institution's first write, replaced by
+/// [`Keys::rotate`], and cached for [`KEY_CACHE`].
 #[derive(Clone, Default)]
 pub struct Keys {
-    cache: Arc<Mutex<HashMap<String, (String, SigningKey)>>>,
+    cache: Arc<Mutex<HashMap<String, CachedKey>>>,
     creating: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -88,10 +96,16 @@ impl Keys {
         cipher: &FieldCipher,
         org: &str,
     ) -> Result<(String, SigningKey), StoreError> {
-        if let Some(k) = self.cache.lock().ok().and_then(|c| c.get(org).cloned()) {
+        let cached = |c: &HashMap<String, CachedKey>| {
+            c.get(org).filter(|(_, _, at)| at.elapsed() < KEY_CACHE).map(|(id, k, _)| (id.clone(), k.clone()))
+        };
+        if let Some(k) = self.cache.lock().ok().and_then(|c| cached(&c)) {
             return Ok(k);
         }
         let _one = self.creating.lock().await;
+        if let Some(k) = self.cache.lock().ok().and_then(|c| cached(&c)) {
+            return Ok(k);
+        }
         let row = sqlx::query(&store.sql(
             "SELECT id, private_enc FROM health_keys WHERE org_id = $1 AND retired_ms IS NULL AND private_enc IS NOT NULL \
              ORDER BY created_ms DESC LIMIT 1",
@@ -130,9 +144,75 @@ impl Keys {
             }
         };
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(org.to_string(), found.clone());
+            c.insert(org.to_string(), (found.0.clone(), found.1.clone(), std::time::Instant::now()));
         }
         Ok(found)
+    }
+
+    /// Retires the institution's current key and puts `secret` (or a new key) in its place:
+    /// seals made before stay verifiable with the retired key, which stays published. The
+    /// private half is stored encrypted; the audit record names the keys, never a secret.
+    /// Returns the new key's id.
+    pub async fn rotate(
+        &self,
+        store: &Store,
+        cipher: &FieldCipher,
+        org: &str,
+        secret: Option<SigningKey>,
+        actor: kernel::audit::Actor,
+    ) -> Result<String, StoreError> {
+        let _one = self.creating.lock().await;
+        let key = secret.unwrap_or_else(|| trust::new_key(trust::DEFAULT_USER_ID));
+        let public = trust::public_key_hex(key.verifying_key());
+        let id = uuid::Uuid::now_v7().to_string();
+        let at = now_ms();
+        let mut tx = store.begin().await?;
+        let clash = sqlx::query(&store.sql("SELECT id FROM health_keys WHERE public_key = $1"))
+            .bind(public.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(r) = clash {
+            let other: String = col(&r, "id")?;
+            return Err(StoreError::Conflict(format!("this key is in use already (key {other})")));
+        }
+        let retired: Vec<String> =
+            sqlx::query(&store.sql("SELECT id FROM health_keys WHERE org_id = $1 AND retired_ms IS NULL ORDER BY id"))
+                .bind(org.to_string())
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| col(r, "id"))
+                .collect::<Result<_, _>>()?;
+        sqlx::query(&store.sql("UPDATE health_keys SET retired_ms = $1 WHERE org_id = $2 AND retired_ms IS NULL"))
+            .bind(at)
+            .bind(org.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&store.sql(
+            "INSERT INTO health_keys (id, org_id, public_key, private_enc, created_ms) VALUES ($1, $2, $3, $4, $5)",
+        ))
+        .bind(id.clone())
+        .bind(org.to_string())
+        .bind(public)
+        .bind(cipher.encrypt(&encode_hex(&key.to_bytes())))
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let ev = kernel::audit::Event::new(
+            actor,
+            "health.key.rotate",
+            "Organization",
+            Some(org),
+            kernel::audit::Outcome::Success,
+        )
+        .detail(json!({ "key": id, "retired": retired }));
+        kernel::audit::append(store, &mut tx, &ev).await?;
+        tx.commit().await?;
+        tracing::info!(org, key = %id, retired = retired.len(), "rotated an institution's signing key");
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(org.to_string(), (id.clone(), key, std::time::Instant::now()));
+        }
+        Ok(id)
     }
 }
 

@@ -204,6 +204,20 @@ pub fn new_key(user_id: &str) -> SigningKey {
     }
 }
 
+/// A signing key given as the hex of its 32-byte private scalar (GM/T 0003); `None` when the
+/// text is not 64 hex digits or not a valid scalar (zero, or not below the group order).
+pub fn signing_key_from_hex(user_id: &str, hex: &str) -> Option<SigningKey> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let bytes: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()?;
+    SigningKey::from_slice(user_id, &bytes).ok()
+}
+
 /// The published form of a verifying key: SEC1 uncompressed, hex.
 pub fn public_key_hex(key: &VerifyingKey) -> String {
     key.to_sec1_bytes().iter().map(|b| format!("{b:02x}")).collect()
@@ -216,6 +230,18 @@ mod tests {
     use serde_json::json;
 
     /// Numbers of RFC 8785 appendix B and ECMAScript's Number::toString.
+    #[test]
+    fn a_private_key_is_read_from_hex_or_refused() {
+        let key = new_key(DEFAULT_USER_ID);
+        let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let back = signing_key_from_hex(DEFAULT_USER_ID, &format!("{hex}\n")).unwrap();
+        assert_eq!(public_key_hex(back.verifying_key()), public_key_hex(key.verifying_key()));
+        assert!(signing_key_from_hex(DEFAULT_USER_ID, &"0".repeat(64)).is_none(), "zero is not a key");
+        assert!(signing_key_from_hex(DEFAULT_USER_ID, &"f".repeat(64)).is_none(), "above the group order");
+        assert!(signing_key_from_hex(DEFAULT_USER_ID, &hex[..62]).is_none());
+        assert!(signing_key_from_hex(DEFAULT_USER_ID, &format!("{}zz", &hex[..62])).is_none());
+    }
+
     #[test]
     fn numbers_are_written_as_ecmascript_does() {
         for (f, s) in [

@@ -674,6 +674,48 @@ async fn the_fhir_server(backend: Backend) {
 
     let v = s(format!("/fhir/Patient/{pid}/$verify"), yang.clone()).await;
     assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+
+    // --- key rotation, by the security administrator only: the old key is retired and still
+    // verifies its seals; the next write is sealed with the new key.
+    let rotate = json!({ "org_id": people });
+    assert_eq!(app.post("/api/health/keys/rotate", &yang, rotate.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post("/api/health/keys/rotate", &sec, json!({ "org_id": "no-such-org" })).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post("/api/health/keys/rotate", &sec, json!({ "org_id": people, "secret": "x" })).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a key is not sent over the API"
+    );
+    let (status, new_key) = app.post("/api/health/keys/rotate", &sec, rotate).await;
+    assert_eq!(status, StatusCode::OK, "{new_key}");
+    assert!(new_key["retired"].is_null());
+    let (_, keys) = app.call(Method::GET, "/api/health/keys", None, None).await;
+    let people_keys: Vec<&Value> = keys.as_array().unwrap().iter().filter(|k| k["org_id"] == people.as_str()).collect();
+    assert_eq!(people_keys.len(), 2, "{keys}");
+    assert!(people_keys.iter().any(|k| k["id"] != new_key["id"] && k["retired"].is_string()), "{keys}");
+    let v = s(format!("/fhir/Patient/{pid}/$verify"), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "sealed with the retired key: {}", v.body);
+    let after = create(&app, &yang, glucose(&pid, "2026-11-21T08:00:00+08:00", 5.8)).await;
+    let v = s(format!("/fhir/Observation/{after}/$verify"), yang.clone()).await;
+    assert_eq!(v.body["parameter"][0]["valueBoolean"], true, "{}", v.body);
+    let sealed_by = sqlx::query(
+        "SELECT s.key_id FROM health_seals s JOIN health_versions v ON v.seal_id = s.id \
+         WHERE v.type = 'Observation' AND v.id = $1",
+    )
+    .bind(after.clone())
+    .fetch_one(app.platform.state.store.reader())
+    .await
+    .unwrap();
+    assert_eq!(sqlx::Row::get::<String, _>(&sealed_by, "key_id"), new_key["id"].as_str().unwrap());
+    let rotations: Vec<String> =
+        sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'health.key.rotate' ORDER BY seq")
+            .fetch_all(app.platform.state.store.reader())
+            .await
+            .unwrap();
+    assert_eq!(rotations, ["dr.yang", "secadmin"], "the refusal and the rotation");
+
     // Someone with database access puts version 1's body in place of version 2's.
     tamper(
         &app,

@@ -132,6 +132,28 @@ enum HealthCmd {
     /// Checks every stored version of every record against its digest chain and its seal
     /// (SM3, SM2); exits non-zero when any was changed outside the platform.
     Verify,
+    /// The institutions' signing keys (SM2): without a subcommand, lists the published
+    /// verifying keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: Option<KeysCmd>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Retires an institution's signing key and puts a new one in its place (generated, or the
+    /// institution's own from a file). Seals made before stay verifiable with the retired key.
+    /// A running server takes the new key up within a minute.
+    Rotate {
+        /// The institution: its organisation id or its exact name.
+        #[arg(long)]
+        org: String,
+        /// A file holding the SM2 private key as 64 hexadecimal digits (the 32-byte scalar of
+        /// GM/T 0003), instead of a generated key. The file is read, never copied or logged.
+        #[arg(long)]
+        private_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -462,6 +484,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Health { cmd: HealthCmd::Import { org, files } } => health_import(&platform, &org, &files).await,
         Cmd::Health { cmd: HealthCmd::Verify } => health_verify(&platform).await,
+        Cmd::Health { cmd: HealthCmd::Keys { cmd } } => health_keys(&platform, cmd).await,
         Cmd::Config { .. } | Cmd::Health { .. } => Ok(()),
         Cmd::Sim { cmd: SimCmd::Provision { count } } => provision(&platform, count).await,
         Cmd::Sim { cmd: SimCmd::Run { .. } | SimCmd::Hold { .. } | SimCmd::Probe { .. } | SimCmd::Abuse { .. } } => {
@@ -762,6 +785,43 @@ async fn health_import(platform: &Platform, org: &str, files: &[PathBuf]) -> any
     );
     if report.invalid > 0 {
         bail!("{} invalid lines were not stored", report.invalid);
+    }
+    Ok(())
+}
+
+/// `wuqing health keys [rotate]`.
+async fn health_keys(platform: &Platform, cmd: Option<KeysCmd>) -> anyhow::Result<()> {
+    let records = records_of(platform);
+    if let Some(KeysCmd::Rotate { org, private_key }) = cmd {
+        let Some((org_id, org_name)) = records.organisation(&org).await? else {
+            bail!("no organisation {org:?}: give its id or its exact name")
+        };
+        let secret = match private_key {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                let key =
+                    health::trust::signing_key_from_hex(health::trust::DEFAULT_USER_ID, &text).ok_or_else(|| {
+                        anyhow::anyhow!("{}: not an SM2 private key as 64 hexadecimal digits", path.display())
+                    })?;
+                Some(key)
+            }
+        };
+        let id = records
+            .keys
+            .rotate(
+                &platform.state.store,
+                &platform.state.cipher,
+                &org_id,
+                secret,
+                kernel::audit::Actor::cli("health keys rotate"),
+            )
+            .await?;
+        println!("{org_name}: new signing key {id}; the previous one is retired and still verifies its seals");
+    }
+    for k in health::records::public_keys(&platform.state.store).await? {
+        let state = k.retired.map(|r| format!("retired {r}")).unwrap_or_else(|| "in use".into());
+        println!("{}  {}  created {}  {}  {}", k.id, k.org_id, k.created, state, k.public_key);
     }
     Ok(())
 }
