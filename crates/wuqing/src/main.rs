@@ -775,6 +775,9 @@ async fn health_import(platform: &Platform, org: &str, files: &[PathBuf]) -> any
     for (src, line, i) in &report.problems {
         println!("{src}:{line}: {} {}: {}", i.code, i.path, i.diagnostics);
     }
+    if report.total() > 0 {
+        records.refresh_statistics().await?;
+    }
     let secs = report.seconds.max(1e-9);
     println!(
         "{} resources stored for {org_name} in {:.1} s ({:.0}/s), {} invalid lines",
