@@ -38,25 +38,27 @@ pub struct SigningKey {
     pub retired: Option<String>,
 }
 
+impl From<records::PublicKey> for SigningKey {
+    fn from(k: records::PublicKey) -> Self {
+        SigningKey {
+            id: k.id,
+            org_id: k.org_id,
+            public_key: k.public_key,
+            algorithm: k.algorithm.to_string(),
+            user_id: k.user_id.to_string(),
+            created: k.created,
+            retired: k.retired,
+        }
+    }
+}
+
 /// The verifying keys of the institutions' seals (SM2 over SM3, GM/T 0003), published: a
 /// Provenance's signature names its key, and anyone may check it.
 #[utoipa::path(get, path = "/api/health/keys", tag = "health",
     responses((status = 200, body = Vec<SigningKey>)))]
 async fn keys(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<SigningKey>>> {
     let ks = records::public_keys(&st.store).await?;
-    Ok(axum::Json(
-        ks.into_iter()
-            .map(|k| SigningKey {
-                id: k.id,
-                org_id: k.org_id,
-                public_key: k.public_key,
-                algorithm: k.algorithm.to_string(),
-                user_id: k.user_id.to_string(),
-                created: k.created,
-                retired: k.retired,
-            })
-            .collect(),
-    ))
+    Ok(axum::Json(ks.into_iter().map(SigningKey::from).collect()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,15 +100,7 @@ async fn rotate_key(
         .into_iter()
         .find(|k| k.id == id)
         .ok_or_else(|| StoreError::Corrupt(format!("signing key {id}")))?;
-    Ok(axum::Json(SigningKey {
-        id: k.id,
-        org_id: k.org_id,
-        public_key: k.public_key,
-        algorithm: k.algorithm.to_string(),
-        user_id: k.user_id.to_string(),
-        created: k.created,
-        retired: k.retired,
-    }))
+    Ok(axum::Json(k.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
