@@ -81,6 +81,7 @@ const SUPPORTED: &[&str] = &[
     "Immunization",
     "DocumentReference",
     "Consent",
+    "Group",
     "Provenance",
     "AuditEvent",
 ];
@@ -391,6 +392,15 @@ async fn audit_reads(
     Ok(())
 }
 
+/// A read of a resource of no patient's record but naming patients (a Group's members), by its
+/// institution.
+async fn audit_institution_read(r: &Records, c: &Caller, s: &Stored, how: &str) -> FhirResult<()> {
+    let ev = Event::new(Actor::of(c), "health.read", &s.rtype, Some(&s.id), Outcome::Success)
+        .detail(json!({ "ground": "own_institution", "interaction": how }));
+    audit::record(&r.store, ev).await?;
+    Ok(())
+}
+
 /// Clinical records are for residents and clinicians; others are told so (and audited).
 async fn require_reader(r: &Records, c: &Caller, rt: &str) -> FhirResult<access::Caller> {
     let who = policy_caller(r, c).await?;
@@ -444,7 +454,10 @@ async fn readable(r: &Records, c: &Caller, s: Stored, headers: &HeaderMap, how: 
     let Some(patient) = s.patient_id.clone() else {
         // A clinical resource without a patient: its institution's alone.
         return match &who {
-            access::Caller::Clinician { institution } if *institution == s.owner_org => Ok(s.body),
+            access::Caller::Clinician { institution } if *institution == s.owner_org => {
+                audit_institution_read(r, c, &s, how).await?;
+                Ok(s.body)
+            }
             _ => Err(FhirError::not_found(&format!("{}/{}", s.rtype, s.id))),
         };
     };
@@ -722,7 +735,8 @@ async fn update(
 
 /// The retention rule a record falls under (its encounter's class), and the date it counts from.
 async fn retention_of(r: &Records, s: &Stored) -> FhirResult<Option<RecordKind>> {
-    if is_directory(&s.rtype) || s.rtype == "Consent" {
+    // Lists and directories are not medical records.
+    if is_directory(&s.rtype) || matches!(s.rtype.as_str(), "Consent" | "Group") {
         return Ok(None);
     }
     let class = |e: &Value| e["class"]["code"].as_str().map(RecordKind::of_encounter_class);
@@ -814,6 +828,7 @@ async fn instance_op(
         Some("_history") => history(&r, &c, &t.rt, &id, &headers, &st).await,
         Some("$everything") if t.rt == "Patient" => everything(&r, &c, &id, q.as_deref(), &headers, &st).await,
         Some("$export") if t.rt == "Patient" => export(&r, &c, &id, &headers).await,
+        Some("$export") if t.rt == "Group" => group_export(&r, &c, &id, &headers).await,
         Some("$verify") => verify(&r, &c, &t.rt, &id, &headers).await,
         _ => Err(FhirError::new(StatusCode::NOT_FOUND, "not-supported", "no such operation on this resource type")),
     }
@@ -928,6 +943,84 @@ async fn export(r: &Records, c: &Caller, id: &str, headers: &HeaderMap) -> FhirR
         [
             (header::CONTENT_TYPE, "application/fhir+ndjson"),
             (header::CONTENT_DISPOSITION, "attachment; filename=\"patient-record.ndjson\""),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// Members a group export takes at most (each member's record is read whole).
+const GROUP_EXPORT_MAX: usize = 500;
+
+/// `GET /fhir/Group/<id>/$export`: the Group, then the whole record of each active member, as
+/// one Bulk Data NDJSON file. For the institution that keeps the group, and only when it may
+/// read every member's record (in care, consent, or break-glass for all): otherwise refused,
+/// saying how many it may not read, and nothing is exported. Members that are no Patient, or
+/// whose Patient is gone, are left out.
+async fn group_export(r: &Records, c: &Caller, id: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let Some(g) = r.current("Group", id).await?.filter(|s| !s.deleted) else {
+        return Err(FhirError::not_found(&format!("Group/{id}")));
+    };
+    let group = readable(r, c, g, headers, "export").await?;
+    let mut members: Vec<String> = vec![];
+    for m in group["member"].as_array().into_iter().flatten() {
+        let pid = m["entity"]["reference"].as_str().and_then(|x| x.strip_prefix("Patient/"));
+        if let Some(pid) = pid.filter(|p| validate::is_id(p)) {
+            if m["inactive"] != true && !members.iter().any(|x| x == pid) {
+                members.push(pid.to_string());
+            }
+        }
+    }
+    if members.len() > GROUP_EXPORT_MAX {
+        return Err(FhirError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too-costly",
+            format!("a group export takes at most {GROUP_EXPORT_MAX} members; this group has {}", members.len()),
+        ));
+    }
+    // Every member checked before anything is read: all or nothing.
+    let who = require_reader(r, c, "Patient").await?;
+    let mut present = vec![];
+    let mut refused = 0;
+    for pid in members {
+        if !r.exists("Patient", &pid).await? {
+            continue;
+        }
+        match may_read(r, c, &who, &pid, "Patient", None, headers).await {
+            Ok(_) => present.push(pid),
+            Err(e) if e.status == StatusCode::FORBIDDEN => refused += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    if refused > 0 {
+        return Err(FhirError {
+            audited: true,
+            ..FhirError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this institution may not read the records of {refused} of the group's members; nothing was exported"
+                ),
+            )
+        });
+    }
+    let mut out = group.to_string();
+    out.push('\n');
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    for pid in &present {
+        for s in whole_record(r, c, pid, headers, "export").await? {
+            // The directory entries several members share, once.
+            if seen.insert((s.rtype.clone(), s.id.clone())) {
+                out.push_str(&s.body.to_string());
+                out.push('\n');
+            }
+        }
+    }
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/fhir+ndjson"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"group-records.ndjson\""),
         ],
         out,
     )
@@ -1111,7 +1204,14 @@ async fn search(
                 None => masked_patient(s.body.clone()),
             }
         } else {
-            let Some(pid) = s.patient_id.clone() else { continue };
+            let Some(pid) = s.patient_id.clone() else {
+                // Of no patient's record (a Group): its institution's alone, each read audited.
+                if matches!(&who, access::Caller::Clinician { institution } if *institution == s.owner_org) {
+                    audit_institution_read(&r, &c, s, "search").await?;
+                    entries.push(entry(&base, s, s.body.clone(), Some(mode)));
+                }
+                continue;
+            };
             let g = match (&who, grounds.get(&pid)) {
                 (access::Caller::Resident { .. }, _) => Some(Ground::OwnRecord),
                 (_, Some(g)) => Some(g.clone()),
@@ -1304,6 +1404,11 @@ async fn metadata(State(st): State<AppState>, headers: HeaderMap) -> Response {
                     o.push(json!({ "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" }));
                     o.push(json!({ "name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match" }));
                     o.push(json!({ "name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export" }));
+                }
+            }
+            if *rt == "Group" {
+                if let Some(o) = res["operation"].as_array_mut() {
+                    o.push(json!({ "name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export" }));
                 }
             }
             res

@@ -614,6 +614,75 @@ async fn the_fhir_server(backend: Backend) {
     assert_eq!(lines.len(), all.body["entry"].as_array().unwrap().len(), "the same as $everything");
     assert_eq!(lines[0]["id"], pid.as_str());
 
+    // --- a group's export: the institution's own list, all members readable or nothing.
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/Group",
+        Some(&yang),
+        Some(json!({ "resourceType": "Group", "actual": true })),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.to_string().contains("Group.type"), "{}", r.body);
+    let members = |bulk_inactive: bool| {
+        json!([
+            { "entity": { "reference": format!("Patient/{pid}") } },
+            { "entity": { "reference": "Patient/bulk-1" }, "inactive": bulk_inactive },
+            { "entity": { "reference": "Patient/no-such-patient" } },
+        ])
+    };
+    let group = json!({ "resourceType": "Group", "type": "person", "actual": true, "name": "高血压随访组",
+        "member": members(false) });
+    let gid = create(&app, &yang, group.clone()).await;
+    assert_eq!(s(format!("/fhir/Group/{gid}"), yang.clone()).await.status, StatusCode::OK);
+    assert_eq!(
+        s(format!("/fhir/Group/{gid}"), wu.clone()).await.status,
+        StatusCode::NOT_FOUND,
+        "another institution's list"
+    );
+    assert_eq!(ids(&s(format!("/fhir/Group?member=Patient/{pid}"), yang.clone()).await.body), [gid.as_str()]);
+    assert!(ids(&s(format!("/fhir/Group?member=Patient/{pid}"), wu.clone()).await.body).is_empty());
+    assert_eq!(s(format!("/fhir/Group/{gid}/$export"), wu.clone()).await.status, StatusCode::NOT_FOUND);
+    // bulk-1 is not in the hospital's care (no encounter, no consent): refused, nothing read.
+    let before = audit_actions(&app, "bulk-1").await.len();
+    let r = s(format!("/fhir/Group/{gid}/$export"), yang.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.to_string().contains("1 of the group's members"), "{}", r.body);
+    let refusals = audit_actions(&app, "bulk-1").await;
+    assert_eq!(refusals.len(), before + 1, "{refusals:?}");
+    assert_eq!(refusals.last().unwrap().2, "denied");
+    // With that member marked inactive, the group exports: the Group, then each record.
+    let r = send(
+        &app,
+        Method::PUT,
+        &format!("/fhir/Group/{gid}"),
+        Some(&yang),
+        Some(json!({ "resourceType": "Group", "id": gid, "type": "person", "actual": true, "member": members(true) })),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let req = Request::builder()
+        .uri(format!("/fhir/Group/{gid}/$export"))
+        .header("authorization", format!("Bearer {yang}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    let group_lines: Vec<Value> =
+        String::from_utf8(text.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(group_lines[0]["resourceType"], "Group");
+    assert_eq!(group_lines.len(), lines.len() + 1, "the Group and the one active member's record");
+    assert!(group_lines.iter().all(|l| l["id"] != "bulk-1" && l["subject"]["reference"] != "Patient/bulk-1"));
+    assert_eq!(
+        send(&app, Method::DELETE, &format!("/fhir/Group/{gid}"), Some(&yang), None, &[]).await.status,
+        StatusCode::NO_CONTENT,
+        "a list is not a medical record under retention"
+    );
+
     // --- the verifying keys, published; break-glass accesses for the security administrator.
     let (status, keys) = app.call(Method::GET, "/api/health/keys", None, None).await;
     assert_eq!(status, StatusCode::OK);

@@ -93,6 +93,10 @@ pub const PARAMS: &[SearchParam] = &[
     p("Provenance", "target", Reference, &["target"]),
     p("ImagingStudy", "patient", Reference, &["subject"]),
     p("ImagingStudy", "started", Date, &["started"]),
+    p("Group", "identifier", Token, &["identifier"]),
+    p("Group", "type", Token, &["type"]),
+    p("Group", "name", Str, &["name"]),
+    p("Group", "member", Reference, &["member.entity"]),
 ];
 
 /// The parameters of a resource type.

@@ -1149,6 +1149,35 @@ const IMAGING_STUDY: &[El] = &[
     ),
 ];
 
+/// R4 `group-type`.
+const GROUP_TYPE: &[&str] = &["person", "animal", "practitioner", "device", "medication", "substance"];
+
+/// R4 Group, for lists of patients (a cohort, a family doctor's panel) exported together.
+/// `characteristic` (a group defined by rules rather than by its members) is not taken.
+const GROUP: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("active", 0, ONE, &[Ty::Boolean]),
+    code("type", 1, GROUP_TYPE),
+    el("actual", 1, ONE, &[Ty::Boolean]),
+    el("code", 0, ONE, &[CODEABLE_CONCEPT]),
+    el("name", 0, ONE, &[Ty::String]),
+    el("quantity", 0, ONE, &[Ty::UnsignedInt]),
+    el("managingEntity", 0, ONE, &[REFERENCE]),
+    el(
+        "member",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("entity", 1, ONE, &[REFERENCE]),
+                el("period", 0, ONE, &[PERIOD]),
+                el("inactive", 0, ONE, &[Ty::Boolean]),
+            ],
+        )],
+    ),
+];
+
 /// The own elements of a supported resource type.
 pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     match resource_type {
@@ -1168,6 +1197,7 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
         "Consent" => Some(CONSENT),
         "Provenance" => Some(PROVENANCE),
         "ImagingStudy" => Some(IMAGING_STUDY),
+        "Group" => Some(GROUP),
         _ => None,
     }
 }
