@@ -528,7 +528,6 @@ async fn gone_if_deleted(r: &Records, c: &Caller, s: &Stored) -> FhirResult<()> 
 
 async fn read(
     r: Records,
-    State(_): State<AppState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -548,7 +547,6 @@ async fn read(
 
 async fn vread(
     r: Records,
-    State(_): State<AppState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -698,7 +696,6 @@ fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
 async fn update(
     r: Records,
     axum::Extension(mpi): axum::Extension<MpiState>,
-    State(_): State<AppState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -784,7 +781,6 @@ async fn check_retention(r: &Records, cur: &Stored) -> FhirResult<()> {
 
 async fn delete(
     r: Records,
-    State(_): State<AppState>,
     Who(c): Who,
     p: Result<Seg, axum::extract::rejection::PathRejection>,
 ) -> FhirResult<Response> {

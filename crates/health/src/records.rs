@@ -373,6 +373,10 @@ fn with_meta(mut resource: Value, id: &str, version: i64, at_ms: i64) -> Value {
     resource
 }
 
+/// The current versions of resources, as [`Records::stored`] reads them, before their `WHERE`.
+const CURRENT: &str = "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body \
+    FROM health_resources r JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version";
+
 fn bool_col(r: &AnyRow, name: &str) -> Result<bool, StoreError> {
     Ok(col::<i64>(r, name)? != 0)
 }
@@ -409,15 +413,11 @@ impl Records {
 
     /// The current version (deleted or not), if the resource was ever written.
     pub async fn current(&self, rt: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        let row = sqlx::query(&self.store.sql(
-            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body \
-             FROM health_resources r JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
-             WHERE r.type = $1 AND r.id = $2",
-        ))
-        .bind(rt.to_string())
-        .bind(id.to_string())
-        .fetch_optional(self.store.reader())
-        .await?;
+        let row = sqlx::query(&self.store.sql(&format!("{CURRENT} WHERE r.type = $1 AND r.id = $2")))
+            .bind(rt.to_string())
+            .bind(id.to_string())
+            .fetch_optional(self.store.reader())
+            .await?;
         row.map(|r| self.stored(&r)).transpose()
     }
 
@@ -1108,11 +1108,7 @@ impl Records {
         wh.extend(f.render());
         let wh = wh.join(" AND ");
         let (lim, off) = (count as i64 + 1, offset as i64);
-        let sql = format!(
-            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body FROM health_resources r \
-             JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version WHERE {wh} \
-             ORDER BY r.last_updated_ms DESC, r.id LIMIT {lim} OFFSET {off}"
-        );
+        let sql = format!("{CURRENT} WHERE {wh} ORDER BY r.last_updated_ms DESC, r.id LIMIT {lim} OFFSET {off}");
         let sql = self.store.sql(&sql).into_owned();
         // On PostgreSQL a search is planned with its values, every time: a prepared statement
         // run more than five times gets a generic plan, which cannot tell a patient's dozen rows
@@ -1164,11 +1160,9 @@ impl Records {
 
     /// Current Patients with ids after `after`, in id order, at most `n` (for loading the index).
     pub async fn patients_after(&self, after: &str, n: i64) -> Result<Vec<Stored>, StoreError> {
-        let rows = sqlx::query(&self.store.sql(
-            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body FROM health_resources r \
-             JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
-             WHERE r.type = 'Patient' AND r.id > $1 AND r.deleted = 0 ORDER BY r.id LIMIT $2",
-        ))
+        let rows = sqlx::query(&self.store.sql(&format!(
+            "{CURRENT} WHERE r.type = 'Patient' AND r.id > $1 AND r.deleted = 0 ORDER BY r.id LIMIT $2"
+        )))
         .bind(after.to_string())
         .bind(n)
         .fetch_all(self.store.reader())
@@ -1433,11 +1427,10 @@ impl Records {
     /// The current, not deleted resources of a patient's compartment (the Patient excluded),
     /// newest first, at most `limit`.
     pub async fn compartment(&self, patient: &str, limit: i64) -> Result<Vec<Stored>, StoreError> {
-        let rows = sqlx::query(&self.store.sql(
-            "SELECT r.type, r.id, r.version, r.owner_org, r.patient_id, v.at_ms, r.deleted, v.body FROM health_resources r \
-             JOIN health_versions v ON v.type = r.type AND v.id = r.id AND v.version = r.version \
-             WHERE r.patient_id = $1 AND r.deleted = 0 AND r.type <> 'Patient' ORDER BY r.last_updated_ms DESC LIMIT $2",
-        ))
+        let rows = sqlx::query(&self.store.sql(&format!(
+            "{CURRENT} WHERE r.patient_id = $1 AND r.deleted = 0 AND r.type <> 'Patient' \
+             ORDER BY r.last_updated_ms DESC LIMIT $2"
+        )))
         .bind(patient.to_string())
         .bind(limit)
         .fetch_all(self.store.reader())
