@@ -259,11 +259,11 @@ async fn policy_caller(r: &Records, c: &Caller) -> FhirResult<access::Caller> {
 }
 
 /// A resident's own Patient: the one whose citizen-ID identifier is the account's.
-async fn own_patient(r: &Records, c: &Caller) -> FhirResult<Option<String>> {
+pub(crate) async fn own_patient(r: &Records, c: &Caller) -> Result<Option<String>, StoreError> {
     let Some(u) = kernel::users::by_id(&r.store, &c.user_id).await? else { return Ok(None) };
     let Some(enc) = u.citizen_id_enc else { return Ok(None) };
     let Ok(cid) = r.cipher.decrypt(&enc) else { return Ok(None) };
-    Ok(r.patient_by_citizen_bidx(&r.cipher.blind_index(&cid)).await?)
+    r.patient_by_citizen_bidx(&r.cipher.blind_index(&cid)).await
 }
 
 fn break_glass_reason(h: &HeaderMap) -> Option<String> {
@@ -1276,14 +1276,14 @@ async fn ground_without_refusal(
 /// What the platform knows for a clinician's request to a patient's record: whether the
 /// patient is in care at the clinician's institution, what the patient's consents say, and the
 /// break-glass reason given, if any.
-async fn clinician_context(
+pub(crate) async fn clinician_context(
     r: &Records,
     c: &Caller,
     institution: &str,
     patient: &str,
     rt: &str,
     break_glass: Option<String>,
-) -> FhirResult<access::Context> {
+) -> Result<access::Context, StoreError> {
     let mut ctx = access::Context { patient: patient.to_string(), ..Default::default() };
     if r.in_care(patient, institution, IN_CARE_WINDOW_MS).await? {
         ctx.in_care_at.push(institution.to_string());
@@ -1566,8 +1566,13 @@ fn audit_event(row: &sqlx::any::AnyRow) -> Result<Value, StoreError> {
     let org: Option<String> = col(row, "org_name")?;
     let patient: Option<String> = col(row, "target_id")?;
     let code = match action.as_str() {
-        "health.create" | "health.import" => "C",
-        "health.update" => "U",
+        "health.create"
+        | "health.import"
+        | "health.referral.create"
+        | "health.contract.sign"
+        | "health.contract.renew" => "C",
+        "health.update" | "health.contract.terminate" => "U",
+        a if a.starts_with("health.referral.") && !a.ends_with(".read") => "U",
         "health.delete" => "D",
         _ => "R",
     };

@@ -9,6 +9,8 @@
 
 pub mod access;
 pub mod consent;
+pub mod contract;
+pub mod contract_api;
 pub mod demo;
 pub mod fhir;
 pub mod fhir_api;
@@ -20,6 +22,8 @@ pub mod mpi;
 pub mod mpi_api;
 pub mod mpi_store;
 pub mod records;
+pub mod referral;
+pub mod referral_api;
 pub mod retention;
 pub mod schema;
 pub mod synth;
@@ -57,7 +61,10 @@ impl Module for HealthModule {
     }
 
     fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
-        mpi_api::routes().merge(health_api::routes(self.keys.clone()))
+        mpi_api::routes()
+            .merge(health_api::routes(self.keys.clone()))
+            .merge(referral_api::routes(self.keys.clone()))
+            .merge(contract_api::routes(self.keys.clone()))
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {

@@ -1143,19 +1143,81 @@ impl Records {
     }
 
     /// Whether the patient is in care at the institution: an encounter there (open, or ended
-    /// within `window_ms`). The patient's compartment drives; the dates are probed.
+    /// within `window_ms`; the patient's compartment drives, the dates are probed), a referral
+    /// to it (standing, or ended within the window) or from it (within the window), or a
+    /// family-doctor contract with it in force today.
     pub async fn in_care(&self, patient: &str, org: &str, window_ms: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query(&self.store.sql(
+        let since = now_ms() - window_ms;
+        let encounter = sqlx::query(&self.store.sql(
             "SELECT 1 AS one FROM health_resources r WHERE r.patient_id = $1 AND r.type = 'Encounter' AND (r.owner_org || '') = $2 \
              AND r.deleted = 0 AND EXISTS (SELECT 1 FROM health_dates d WHERE d.type = r.type AND d.id = r.id \
              AND d.param = 'date' AND d.end_ms >= $3) LIMIT 1",
         ))
         .bind(patient.to_string())
         .bind(org.to_string())
-        .bind(now_ms() - window_ms)
+        .bind(since)
         .fetch_optional(self.store.reader())
         .await?;
-        Ok(row.is_some())
+        if encounter.is_some() {
+            return Ok(true);
+        }
+        let referral = sqlx::query(&self.store.sql(
+            "SELECT 1 AS one FROM health_referrals f WHERE f.patient_id = $1 AND f.updated_ms >= $3 \
+             AND ((f.to_org = $2 AND f.state NOT IN ('rejected', 'cancelled')) OR f.from_org = $2) LIMIT 1",
+        ))
+        .bind(patient.to_string())
+        .bind(org.to_string())
+        .bind(since)
+        .fetch_optional(self.store.reader())
+        .await?;
+        if referral.is_some() {
+            return Ok(true);
+        }
+        let today = crate::contract::today();
+        let contract = sqlx::query(&self.store.sql(
+            "SELECT 1 AS one FROM health_contracts k WHERE k.patient_id = $1 AND k.org_id = $2 \
+             AND k.state <> 'terminated' AND k.start_day <= $3 AND k.end_day >= $3 LIMIT 1",
+        ))
+        .bind(patient.to_string())
+        .bind(org.to_string())
+        .bind(today)
+        .fetch_optional(self.store.reader())
+        .await?;
+        Ok(contract.is_some())
+    }
+
+    /// The start of the patient's first encounter at the institution that began at or after
+    /// `since_ms` (a referral's follow-up).
+    pub async fn first_encounter_since(
+        &self,
+        patient: &str,
+        org: &str,
+        since_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(&self.store.sql(
+            "SELECT MIN(d.start_ms) AS first FROM health_resources r JOIN health_dates d ON d.type = r.type AND d.id = r.id \
+             AND d.param = 'date' WHERE r.patient_id = $1 AND r.type = 'Encounter' AND (r.owner_org || '') = $2 \
+             AND r.deleted = 0 AND d.start_ms >= $3",
+        ))
+        .bind(patient.to_string())
+        .bind(org.to_string())
+        .bind(since_ms)
+        .fetch_one(self.store.reader())
+        .await?;
+        kernel::store::col(&row, "first")
+    }
+
+    /// The patient's name as the record gives it (the first name's text, else family and
+    /// given names), for the lists of the care workflows.
+    pub async fn patient_name(&self, patient: &str) -> Result<Option<String>, StoreError> {
+        let Some(p) = self.current("Patient", patient).await? else { return Ok(None) };
+        let n = &p.body["name"][0];
+        Ok(n["text"].as_str().map(str::to_string).or_else(|| {
+            let family = n["family"].as_str().unwrap_or_default();
+            let given: String = n["given"].as_array().into_iter().flatten().filter_map(|g| g.as_str()).collect();
+            let whole = format!("{family}{given}");
+            (!whole.is_empty()).then_some(whole)
+        }))
     }
 
     /// Current Patients with ids after `after`, in id order, at most `n` (for loading the index).

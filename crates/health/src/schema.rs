@@ -18,6 +18,12 @@
 //! - `health_mpi_events`: the master patient index's links and separations, in order (v2).
 //! - `health_mpi_reviews`: pairs of registrations waiting for a person to link or separate
 //!   them, and what was decided (v2).
+//! - `health_referrals`, `health_referral_steps`: two-way referrals and each step taken on them,
+//!   reasons, summaries and notes encrypted (v3).
+//! - `health_care_teams`, `health_care_team_members`, `health_contracts`: family-doctor teams of
+//!   an institution and residents' contracts with them, dates as Beijing `YYYY-MM-DD` (v3).
+//! - `health_townships`: each township's resident population, the denominator of contract
+//!   coverage, kept by the health commission (v3).
 
 use kernel::store::Migration;
 
@@ -158,6 +164,88 @@ CREATE TABLE health_mpi_reviews (
 );
 CREATE UNIQUE INDEX health_mpi_reviews_pair ON health_mpi_reviews(patient_a, patient_b);
 CREATE INDEX health_mpi_reviews_status ON health_mpi_reviews(status, created_ms)",
+        },
+        Migration {
+            module: "health",
+            version: 3,
+            name: "tiered care: referrals and their steps, family-doctor teams and contracts, townships",
+            only: None,
+            sql: "CREATE TABLE health_referrals (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    from_org TEXT NOT NULL,
+    to_org TEXT NOT NULL,
+    department TEXT NULL,
+    diagnosis TEXT NULL,
+    reason_enc BLOB NOT NULL,
+    summary_enc BLOB NULL,
+    attachments TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_ms BIGINT NOT NULL,
+    accepted_ms BIGINT NULL,
+    arrived_ms BIGINT NULL,
+    completed_ms BIGINT NULL,
+    returned_ms BIGINT NULL,
+    closed_ms BIGINT NULL,
+    slot_ms BIGINT NULL,
+    updated_ms BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX health_referrals_to ON health_referrals(to_org, requested_ms);
+CREATE INDEX health_referrals_from ON health_referrals(from_org, requested_ms);
+CREATE INDEX health_referrals_patient ON health_referrals(patient_id, updated_ms);
+CREATE TABLE health_referral_steps (
+    referral_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    user_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    note_enc BLOB NULL,
+    PRIMARY KEY (referral_id, seq)
+);
+CREATE TABLE health_care_teams (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    township TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX health_care_teams_name ON health_care_teams(org_id, name);
+CREATE TABLE health_care_team_members (
+    team_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (team_id, user_id)
+);
+CREATE TABLE health_contracts (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    team_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    township TEXT NOT NULL,
+    packages TEXT NOT NULL,
+    start_day TEXT NOT NULL,
+    end_day TEXT NOT NULL,
+    state TEXT NOT NULL,
+    signed_by TEXT NOT NULL,
+    signed_ms BIGINT NOT NULL,
+    renewed_from TEXT NULL,
+    ended_ms BIGINT NULL,
+    end_reason_enc BLOB NULL
+);
+CREATE INDEX health_contracts_patient ON health_contracts(patient_id, end_day);
+CREATE INDEX health_contracts_team ON health_contracts(team_id, end_day);
+CREATE INDEX health_contracts_org ON health_contracts(org_id, end_day);
+CREATE TABLE health_townships (
+    name TEXT PRIMARY KEY,
+    population BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+)",
         },
     ]
 }

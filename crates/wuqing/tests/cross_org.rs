@@ -85,6 +85,12 @@ struct BRecords {
     alarm: String,
     webhook: String,
     device: String,
+    /// Health: the People's Hospital's patient, referral, family-doctor team and contract
+    /// (another institution's than dr.wu's, whom the attack also sends).
+    patient: String,
+    referral: String,
+    team: String,
+    contract: String,
 }
 
 impl BRecords {
@@ -105,6 +111,10 @@ impl BRecords {
             &self.alarm,
             &self.webhook,
             &self.device,
+            &self.patient,
+            &self.referral,
+            &self.team,
+            &self.contract,
         ]
     }
 }
@@ -191,7 +201,12 @@ async fn b_records(app: &TestApp) -> BRecords {
     };
     let (alarm, _) = alarms::service::raise(&app.platform.state.store, &app.platform.state.bus, &raised).await.unwrap();
     let alarm = alarm.id;
+    let (patient, referral, team, contract) = hospital_records(app).await;
     BRecords {
+        patient,
+        referral,
+        team,
+        contract,
         user: app.user_id(B_OP).await,
         token_id: t["info"]["id"].as_str().unwrap().to_string(),
         token: t["token"].as_str().unwrap().to_string(),
@@ -210,6 +225,64 @@ async fn b_records(app: &TestApp) -> BRecords {
         device: d["device"]["id"].as_str().unwrap().to_string(),
         org,
     }
+}
+
+/// The People's Hospital's records (dr.yang's): a patient in care there, referred up to the TCM
+/// hospital, signed with a family-doctor team of the hospital's.
+async fn hospital_records(app: &TestApp) -> (String, String, String, String) {
+    let yang = app.login("dr.yang").await;
+    let people = app.org_id("people_hospital").await;
+    let tcm = app.org_id("tcm_hospital").await;
+    let created = |v: (StatusCode, Value), what: &str| {
+        assert_eq!(v.0, StatusCode::CREATED, "{what}: {}", v.1);
+        v.1["id"].as_str().unwrap().to_string()
+    };
+    let patient = created(
+        app.post(
+            "/fhir/Patient",
+            &yang,
+            json!({"resourceType": "Patient", "name": [{"text": "钱多多"}], "gender": "male"}),
+        )
+        .await,
+        "patient",
+    );
+    created(
+        app.post(
+            "/fhir/Encounter",
+            &yang,
+            json!({"resourceType": "Encounter", "status": "finished",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                   "subject": {"reference": format!("Patient/{patient}")},
+                   "serviceProvider": {"reference": format!("Organization/{people}")},
+                   "period": {"start": "2026-11-20T09:00:00+08:00", "end": "2026-11-20T10:00:00+08:00"}}),
+        )
+        .await,
+        "encounter",
+    );
+    let referral = created(
+        app.post(
+            "/api/health/referrals",
+            &yang,
+            json!({"patient_id": patient, "direction": "up", "to_org_id": tcm, "reason": "中医会诊"}),
+        )
+        .await,
+        "referral",
+    );
+    let yang_id = app.user_id("dr.yang").await;
+    let team = created(
+        app.post(
+            "/api/health/teams",
+            &yang,
+            json!({"name": "人民医院家医团队", "township": "杨村街道", "members": [{"user_id": yang_id, "role": "doctor"}]}),
+        )
+        .await,
+        "team",
+    );
+    let contract = created(
+        app.post("/api/health/contracts", &yang, json!({"patient_id": patient, "team_id": team, "months": 1})).await,
+        "contract",
+    );
+    (patient, referral, team, contract)
 }
 
 /// For a route that takes ids, the substitutions (parameter → B's id) to try; `None` for a route
@@ -269,6 +342,8 @@ fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, Str
         | "/api/supervision/penalties/{id}/revoke" => one("id", &b.penalty),
         "/api/supervision/incidents/{id}" | "/api/supervision/incidents/{id}/decide" => one("id", &b.incident),
         "/api/supervision/archives/{id}" => one("id", &b.archive),
+        "/api/health/referrals/{id}" | "/api/health/referrals/{id}/steps" => one("id", &b.referral),
+        "/api/health/contracts/{id}/renew" | "/api/health/contracts/{id}/terminate" => one("id", &b.contract),
         _ => None,
     }
 }
@@ -286,6 +361,8 @@ const NOT_ORGANISATION_OWNED: &[&str] = &[
     "/api/health/mpi/reviews/{id}/decision",
     // Break-glass accesses, the security administrator's review across the district.
     "/api/health/break-glass/{id}/review",
+    // The district's townships and their population, kept by the health commission.
+    "/api/health/townships/{name}",
 ];
 
 /// A request a caller who may act would plausibly send (so that a refusal is the scope's, not a
@@ -330,6 +407,9 @@ fn body(method: &Method, route: &str, b: &BRecords) -> Option<Value> {
         "/api/supervision/penalties/{id}/execute" => json!({"executed_on": today()}),
         "/api/supervision/penalties/{id}/revoke" => json!({"reason": "撤销"}),
         "/api/supervision/incidents/{id}/decide" => json!({"substantiated": false}),
+        "/api/health/referrals/{id}/steps" => json!({"action": "accept"}),
+        "/api/health/contracts/{id}/renew" => json!({}),
+        "/api/health/contracts/{id}/terminate" => json!({"reason": "冒名解约"}),
         _ => return None,
     };
     Some(v)
@@ -606,6 +686,8 @@ fn b_filters(route: &str, param: &str, b: &BRecords) -> Option<(String, Expect)>
         "subject_id" if route.starts_with("/api/supervision/penalties") => {
             Some((b.vehicle.clone(), Expect::AsIfAbsent))
         }
+        "patient_id" if route.starts_with("/api/health/") => Some((b.patient.clone(), Expect::AsIfAbsent)),
+        "team_id" if route.starts_with("/api/health/") => Some((b.team.clone(), Expect::AsIfAbsent)),
         _ => None,
     }
 }
@@ -613,6 +695,10 @@ fn b_filters(route: &str, param: &str, b: &BRecords) -> Option<(String, Expect)>
 /// Query parameters that are no organisation's id.
 const PLAIN_PARAMS: &[&str] = &[
     "limit",
+    "box",
+    "since",
+    "on",
+    "township",
     "offset",
     "q",
     "class",
