@@ -198,7 +198,12 @@ async fn create_team(
     Auth(c): Auth,
     kernel::http::Json(b): kernel::http::Json<NewTeam>,
 ) -> ApiResult<(axum::http::StatusCode, axum::Json<Team>)> {
-    require_clinician(&st, &c, "health.team.create", None).await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(form_team(&st, &c, b).await?)))
+}
+
+/// Forms a team of the clinician `c`'s institution (the service behind `POST /api/health/teams`).
+pub async fn form_team(st: &AppState, c: &Caller, b: NewTeam) -> ApiResult<Team> {
+    require_clinician(st, c, "health.team.create", None).await?;
     let name = kernel::orgs::check_name("name", &b.name, 50)?;
     if !LOCALITIES.contains(&b.township.as_str()) {
         return Err(bad("township", "one of Wuqing's towns and sub-districts (不是武清区的镇街)"));
@@ -256,11 +261,11 @@ async fn create_team(
             .await
             .map_err(StoreError::from)?;
     }
-    let ev = Event::new(Actor::of(&c), "health.team.create", "care_team", Some(&id), Outcome::Success);
+    let ev = Event::new(Actor::of(c), "health.team.create", "care_team", Some(&id), Outcome::Success);
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let row = team_row(&st, &id).await?.ok_or_else(|| ApiError::not_found("team"))?;
-    Ok((axum::http::StatusCode::CREATED, axum::Json(team_view(&st, &row, &contract::today()).await?)))
+    let row = team_row(st, &id).await?.ok_or_else(|| ApiError::not_found("team"))?;
+    team_view(st, &row, &contract::today()).await
 }
 
 async fn team_row(st: &AppState, id: &str) -> ApiResult<Option<sqlx::any::AnyRow>> {
@@ -447,6 +452,7 @@ async fn insert_contract(
     id: &str,
     patient: &str,
     team: &sqlx::any::AnyRow,
+    township: &str,
     packages: &[&str],
     start: &str,
     end: &str,
@@ -460,7 +466,7 @@ async fn insert_contract(
     .bind(patient.to_string())
     .bind(col::<String>(team, "id")?)
     .bind(col::<String>(team, "org_id")?)
-    .bind(col::<String>(team, "township")?)
+    .bind(township.to_string())
     .bind(packages.join(","))
     .bind(start.to_string())
     .bind(end.to_string())
@@ -484,14 +490,19 @@ async fn sign(
     axum::Extension(keys): axum::Extension<Keys>,
     kernel::http::Json(b): kernel::http::Json<NewContract>,
 ) -> ApiResult<(axum::http::StatusCode, axum::Json<Contract>)> {
-    require_clinician(&st, &c, "health.contract.sign", None).await?;
-    let Some(team) = team_row(&st, &b.team_id).await? else {
+    Ok((axum::http::StatusCode::CREATED, axum::Json(sign_contract(&st, &keys, &c, b).await?)))
+}
+
+/// Registers a contract as the clinician `c` (the service behind `POST /api/health/contracts`).
+pub async fn sign_contract(st: &AppState, keys: &Keys, c: &Caller, b: NewContract) -> ApiResult<Contract> {
+    require_clinician(st, c, "health.contract.sign", None).await?;
+    let Some(team) = team_row(st, &b.team_id).await? else {
         return Err(bad("team_id", "no such team (团队不存在)"));
     };
     if col::<String>(&team, "org_id")? != c.org_id {
         return Err(refuse(
-            &st,
-            &c,
+            st,
+            c,
             "health.contract.sign",
             None,
             "not_your_team",
@@ -512,14 +523,21 @@ async fn sign(
             d
         }
     };
-    let r = records(&st, &keys);
+    let r = records(st, keys);
     if !r.exists("Patient", &b.patient_id).await? {
         return Err(ApiError::not_found("patient"));
     }
     let (start, end) = (contract::day(start), contract::day(contract::term_end(start, months)));
+    // Coverage counts residents where they live: the township of the resident's address, else
+    // the team's.
+    let address = r.current("Patient", &b.patient_id).await?.map(|p| p.body["address"].to_string()).unwrap_or_default();
+    let township = match LOCALITIES.iter().find(|l| address.contains(**l)) {
+        Some(l) => l.to_string(),
+        None => col::<String>(&team, "township")?,
+    };
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = st.store.begin().await?;
-    if let Some((_, team_name)) = overlapping(&st, &mut tx, &b.patient_id, &start, &end, None).await? {
+    if let Some((_, team_name)) = overlapping(st, &mut tx, &b.patient_id, &start, &end, None).await? {
         return Err(ApiError::new(
             Code::Conflict,
             format!(
@@ -528,13 +546,13 @@ async fn sign(
             ),
         ));
     }
-    insert_contract(&st, &mut tx, &c, &id, &b.patient_id, &team, &packages, &start, &end, None).await?;
-    let ev = Event::new(Actor::of(&c), "health.contract.sign", "Patient", Some(&b.patient_id), Outcome::Success)
+    insert_contract(st, &mut tx, c, &id, &b.patient_id, &team, &township, &packages, &start, &end, None).await?;
+    let ev = Event::new(Actor::of(c), "health.contract.sign", "Patient", Some(&b.patient_id), Outcome::Success)
         .detail(json!({ "contract": id, "team": b.team_id, "start": start, "end": end }));
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let row = contract_row(&st, &id).await?.ok_or_else(|| ApiError::not_found("contract"))?;
-    Ok((axum::http::StatusCode::CREATED, axum::Json(contract_view(&st, &r, &row).await?)))
+    let row = contract_row(st, &id).await?.ok_or_else(|| ApiError::not_found("contract"))?;
+    contract_view(st, &r, &row).await
 }
 
 /// The contract as its institution's clinician may act on it (404 for another's).
@@ -596,7 +614,9 @@ async fn renew(
     if let Some((other, _)) = overlapping(&st, &mut tx, &patient, &start_s, &end_s, Some(&id)).await? {
         return Err(ApiError::new(Code::Conflict, format!("the new term overlaps contract {other} (与其他签约重叠)")));
     }
-    insert_contract(&st, &mut tx, &c, &new_id, &patient, &team, &packages, &start_s, &end_s, Some(&id)).await?;
+    let township: String = col(&old, "township")?;
+    insert_contract(&st, &mut tx, &c, &new_id, &patient, &team, &township, &packages, &start_s, &end_s, Some(&id))
+        .await?;
     let done =
         sqlx::query(&st.store.sql("UPDATE health_contracts SET state = 'renewed' WHERE id = $1 AND state = 'signed'"))
             .bind(id.clone())
@@ -803,10 +823,15 @@ async fn set_township(
     Path(name): Path<String>,
     kernel::http::Json(b): kernel::http::Json<Population>,
 ) -> ApiResult<axum::Json<Township>> {
-    if !is_health_regulator(&st, &c).await? {
+    Ok(axum::Json(set_population(&st, &c, name, b).await?))
+}
+
+/// Sets a township's population as `c` (the service behind `PUT /api/health/townships/{name}`).
+pub async fn set_population(st: &AppState, c: &Caller, name: String, b: Population) -> ApiResult<Township> {
+    if !is_health_regulator(st, c).await? {
         return Err(refuse(
-            &st,
-            &c,
+            st,
+            c,
             "health.township.update",
             Some(&name),
             "not_health_regulator",
@@ -832,11 +857,11 @@ async fn set_township(
     .execute(&mut *tx)
     .await
     .map_err(StoreError::from)?;
-    let ev = Event::new(Actor::of(&c), "health.township.update", "township", Some(&name), Outcome::Success)
+    let ev = Event::new(Actor::of(c), "health.township.update", "township", Some(&name), Outcome::Success)
         .detail(json!({ "population": b.population }));
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(axum::Json(Township { name, population: Some(b.population), updated: Some(ms_to_rfc3339(now)) }))
+    Ok(Township { name, population: Some(b.population), updated: Some(ms_to_rfc3339(now)) })
 }
 
 /// One township's coverage.

@@ -8,6 +8,7 @@
 //! the FHIR R4 server, consent and the trusted EMR build on it (issue 9).
 
 pub mod access;
+pub mod care_demo;
 pub mod consent;
 pub mod contract;
 pub mod contract_api;
@@ -77,7 +78,8 @@ impl Module for HealthModule {
         if !self.demo_records {
             return Ok(());
         }
-        demo::seed(state, demo, &records, &self.mpi).await
+        demo::seed(state, demo, &records, &self.mpi).await?;
+        care_demo::seed(state, demo, &records, &self.keys).await
     }
 
     async fn start(

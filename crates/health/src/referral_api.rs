@@ -207,8 +207,13 @@ async fn create(
     axum::Extension(keys): axum::Extension<crate::records::Keys>,
     kernel::http::Json(b): kernel::http::Json<NewReferral>,
 ) -> ApiResult<(axum::http::StatusCode, axum::Json<Referral>)> {
-    require_clinician(&st, &c, "health.referral.create", None).await?;
-    let r = records(&st, &keys);
+    Ok((axum::http::StatusCode::CREATED, axum::Json(request(&st, &keys, &c, b).await?)))
+}
+
+/// Makes a referral as the clinician `c` (the service behind `POST /api/health/referrals`).
+pub async fn request(st: &AppState, keys: &crate::records::Keys, c: &Caller, b: NewReferral) -> ApiResult<Referral> {
+    require_clinician(st, c, "health.referral.create", None).await?;
+    let r = records(st, keys);
     let now = now_ms();
     let reason = text("reason", Some(&b.reason), MAX_REASON, true)?.unwrap_or_default();
     let summary = text("summary", b.summary.as_deref(), MAX_SUMMARY, false)?;
@@ -231,17 +236,17 @@ async fn create(
             "another institution than yours (不能转给本机构)",
         ));
     }
-    if health_institution(&st, &b.to_org_id).await?.is_none() {
+    if health_institution(st, &b.to_org_id).await?.is_none() {
         return Err(ApiError::field(Code::InvalidField, "to_org_id", "not a health institution (不是医疗机构)"));
     }
     if !r.exists("Patient", &b.patient_id).await? {
         return Err(ApiError::not_found("patient"));
     }
     // The referring clinician must have the patient in care (or the patient's consent).
-    let ctx = clinician_context(&r, &c, &c.org_id, &b.patient_id, "ServiceRequest", None).await?;
+    let ctx = clinician_context(&r, c, &c.org_id, &b.patient_id, "ServiceRequest", None).await?;
     let who = access::Caller::Clinician { institution: c.org_id.clone() };
     if let Err(refusal) = access::decide(&who, access::Action::Read, &ctx) {
-        let ev = Event::new(Actor::of(&c), "health.referral.create", "Patient", Some(&b.patient_id), Outcome::Denied)
+        let ev = Event::new(Actor::of(c), "health.referral.create", "Patient", Some(&b.patient_id), Outcome::Denied)
             .detail(json!({ "refusal": format!("{refusal:?}") }));
         audit::record(&st.store, ev).await?;
         return Err(ApiError {
@@ -289,14 +294,13 @@ async fn create(
     .execute(&mut *tx)
     .await
     .map_err(StoreError::from)?;
-    insert_step(&st.store, &mut tx, &id, 1, &c, "request", State::Requested, None, now).await?;
-    let ev = Event::new(Actor::of(&c), "health.referral.create", "Patient", Some(&b.patient_id), Outcome::Success)
+    insert_step(&st.store, &mut tx, &id, 1, c, "request", State::Requested, None, now).await?;
+    let ev = Event::new(Actor::of(c), "health.referral.create", "Patient", Some(&b.patient_id), Outcome::Success)
         .detail(json!({ "referral": id, "to_org": b.to_org_id, "direction": enum_str(&b.direction) }));
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let row = row_of(&st.store, &id).await?.ok_or_else(|| ApiError::not_found("referral"))?;
-    let view = view(&st, &r, &row, now).await?;
-    Ok((axum::http::StatusCode::CREATED, axum::Json(view)))
+    view(st, &r, &row, now).await
 }
 
 fn enum_str<T: Serialize>(v: &T) -> String {
@@ -534,11 +538,23 @@ async fn take_step(
     Path(id): Path<String>,
     kernel::http::Json(b): kernel::http::Json<StepBody>,
 ) -> ApiResult<axum::Json<Referral>> {
+    Ok(axum::Json(advance(&st, &keys, &c, &id, b).await?))
+}
+
+/// Takes a step on a referral as the clinician `c` (the service behind `POST …/{id}/steps`).
+pub async fn advance(
+    st: &AppState,
+    keys: &crate::records::Keys,
+    c: &Caller,
+    id: &str,
+    b: StepBody,
+) -> ApiResult<Referral> {
+    let id = id.to_string();
     let audit_action = format!("health.referral.{}", b.action.as_str());
-    require_clinician(&st, &c, &audit_action, Some(&id)).await?;
+    require_clinician(st, c, &audit_action, Some(&id)).await?;
     let Some(row) = row_of(&st.store, &id).await? else { return Err(ApiError::not_found("referral")) };
     let k = core(&row)?;
-    let side = side_of(&st, &c, &k, &audit_action).await?;
+    let side = side_of(st, c, &k, &audit_action).await?;
     let now = now_ms();
     let note = text("note", b.note.as_deref(), MAX_NOTE, b.action.needs_note())?;
     let slot_ms = match b.action {
@@ -557,7 +573,7 @@ async fn take_step(
     let next = match referral::step(k.direction, k.state, side, b.action) {
         Ok(s) => s,
         Err(referral::Refusal::NotYourStep) => {
-            let ev = Event::new(Actor::of(&c), &audit_action, "referral", Some(&id), Outcome::Denied)
+            let ev = Event::new(Actor::of(c), &audit_action, "referral", Some(&id), Outcome::Denied)
                 .detail(json!({ "refusal": "not_your_step" }));
             audit::record(&st.store, ev).await?;
             let msg = match side {
@@ -600,17 +616,17 @@ async fn take_step(
         return Err(ApiError::new(Code::Conflict, "the referral changed meanwhile; read it again (已被修改)"));
     }
     let seq = k.version + 1;
-    insert_step(&st.store, &mut tx, &id, seq, &c, b.action.as_str(), next, note.map(|n| st.cipher.encrypt(&n)), now)
+    insert_step(&st.store, &mut tx, &id, seq, c, b.action.as_str(), next, note.map(|n| st.cipher.encrypt(&n)), now)
         .await?;
-    let ev = Event::new(Actor::of(&c), &audit_action, "Patient", Some(&k.patient_id), Outcome::Success)
+    let ev = Event::new(Actor::of(c), &audit_action, "Patient", Some(&k.patient_id), Outcome::Success)
         .detail(json!({ "referral": id, "state": next.as_str() }));
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let row = row_of(&st.store, &id).await?.ok_or_else(|| ApiError::not_found("referral"))?;
-    let r = records(&st, &keys);
-    let mut v = view(&st, &r, &row, now).await?;
-    v.steps = Some(steps(&st, &id).await?);
-    Ok(axum::Json(v))
+    let r = records(st, keys);
+    let mut v = view(st, &r, &row, now).await?;
+    v.steps = Some(steps(st, &id).await?);
+    Ok(v)
 }
 
 /// The referrals to and from the caller's institution, newest first; each patient listed is

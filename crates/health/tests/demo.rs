@@ -1,6 +1,8 @@
 //! The demo district's health records, as `serve --demo` seeds them: the resident reads her own
 //! record, the People's Hospital (where she is followed) reads it, the TCM hospital does not,
-//! the index's review queue holds a pair, and every stored version verifies.
+//! the index's review queue holds a pair, referrals are in flight in every state, the
+//! family-doctor team's contracts give the townships their coverage, and every stored version
+//! verifies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use health::HealthModule;
@@ -23,11 +25,13 @@ async fn the_demo_district_health_records() {
     let (s, b) = app.get("/fhir/Patient/huang-xiuying/$everything", &yang).await;
     assert_eq!(s.as_u16(), 200, "{b}");
     assert!(b["entry"].as_array().unwrap().len() > 12);
-    // A generated resident followed only at a community centre is not the hospital's to read.
+    // A generated resident followed only at a community centre (and never referred) is not the
+    // hospital's to read.
     let people = app.org_id("people_hospital").await;
     let row = sqlx::query(
         "SELECT id FROM health_resources WHERE type = 'Patient' AND id NOT IN \
-         (SELECT patient_id FROM health_resources WHERE owner_org = ? AND patient_id IS NOT NULL) ORDER BY id LIMIT 1",
+         (SELECT patient_id FROM health_resources WHERE owner_org = ? AND patient_id IS NOT NULL) \
+         AND id NOT IN (SELECT patient_id FROM health_referrals) ORDER BY id LIMIT 1",
     )
     .bind(people)
     .fetch_one(app.platform.state.store.reader())
@@ -40,6 +44,32 @@ async fn the_demo_district_health_records() {
     let (s, q) = app.get("/api/health/mpi/reviews", &chen).await;
     assert_eq!(s.as_u16(), 200, "{q}");
     assert!(q["items"].as_array().unwrap().iter().any(|r| r["a"]["id"] == "tcm-registration-1"), "{q}");
+    // Referrals in flight: the hospital's inbox, the centre's follow-ups.
+    let wu = app.login("dr.wu").await;
+    let (s, inbox) = app.get("/api/health/referrals?box=incoming&limit=100", &yang).await;
+    assert_eq!(s.as_u16(), 200, "{inbox}");
+    let items = inbox["items"].as_array().unwrap();
+    let states: std::collections::BTreeSet<&str> = items.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    for s in ["requested", "accepted", "arrived", "returned", "rejected"] {
+        assert!(states.contains(s), "{s} in {states:?}");
+    }
+    assert!(items.iter().any(|r| r["overdue"] == true && r["priority"] == "urgent"), "the urgent one is late");
+    let (_, out) = app.get("/api/health/referrals?box=outgoing&limit=100", &wu).await;
+    let follow: Vec<&str> = out["items"].as_array().unwrap().iter().filter_map(|r| r["follow_up"].as_str()).collect();
+    for f in ["due", "done", "overdue"] {
+        assert!(follow.contains(&f), "follow-up {f} in {follow:?}");
+    }
+    let (_, incoming) = app.get("/api/health/referrals?box=incoming", &wu).await;
+    assert_eq!(incoming["total"], 2, "two down-referrals to the centre: {incoming}");
+    // Contracts: the centre's, the resident's on the renewal list, coverage per township.
+    let (_, ks) = app.get("/api/health/contracts?limit=5", &wu).await;
+    assert!(ks["total"].as_i64().unwrap() > 20, "{}", ks["total"]);
+    let (_, due) = app.get("/api/health/contracts?expiring_within_days=60&limit=100", &wu).await;
+    assert!(due["items"].as_array().unwrap().iter().any(|k| k["patient_id"] == "huang-xiuying"), "{due}");
+    let (_, cov) = app.get("/api/health/contracts/coverage", &chen).await;
+    let rated =
+        cov.as_array().unwrap().iter().filter(|t| t["rate"].as_f64().is_some_and(|r| r > 0.0 && r <= 1.0)).count();
+    assert!(rated >= 5, "coverage in several townships: {cov}");
     let records = health::records::Records::new(app.platform.state.store.clone(), app.platform.state.cipher.clone());
     let (checked, broken) = records.verify_all(|_, _, _| {}).await.unwrap();
     assert!(checked > 1000, "{checked}");
