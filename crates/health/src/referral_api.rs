@@ -15,6 +15,7 @@ use crate::records::{Records, is_clinical};
 use crate::referral::{self, Action, Direction, Due, FollowUp, Priority, Side, State, Times};
 use crate::{access, fhir::validate};
 use axum::extract::State as AxState;
+use axum::response::IntoResponse;
 use kernel::access::{Caller, Role};
 use kernel::audit::{self, Actor, Event, Outcome};
 use kernel::error::{ApiError, ApiResult, Code, Problem};
@@ -32,6 +33,7 @@ pub fn routes(keys: crate::records::Keys) -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(statistics))
         .routes(routes!(read))
+        .routes(routes!(read_fhir))
         .routes(routes!(take_step))
         .layer(axum::Extension(keys))
 }
@@ -492,6 +494,93 @@ async fn read(
         .detail(json!({ "referral": id }));
     audit::record(&st.store, ev).await?;
     Ok(axum::Json(v))
+}
+
+/// The referral as FHIR R4: a Bundle (collection) of the ServiceRequest (the order: patient,
+/// requester, performer, reason, diagnosis, supporting records, priority) and the Task that
+/// carries its state (status and business status, owner the receiving institution, the
+/// reserved slot as the restriction period, the steps' notes), for systems that take referrals
+/// as FHIR (the IHE 360X pattern). Audited as a read, like the JSON view.
+#[utoipa::path(get, path = "/api/health/referrals/{id}/fhir", tag = "health", params(("id" = String, Path)),
+    responses((status = 200, description = "A FHIR Bundle", content_type = "application/fhir+json"),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn read_fhir(
+    st: AxState<AppState>,
+    auth: Auth,
+    keys: axum::Extension<crate::records::Keys>,
+    id: Path<String>,
+) -> ApiResult<axum::response::Response> {
+    let axum::Json(v) = read(st, auth, keys, id).await?;
+    let body = fhir_bundle(&v).to_string();
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::fhir_api::FHIR_JSON)], body).into_response())
+}
+
+/// [`read_fhir`]'s Bundle.
+pub fn fhir_bundle(v: &Referral) -> serde_json::Value {
+    let org = |id: &str, name: &Option<String>| json!({ "reference": format!("Organization/{id}"), "display": name });
+    let mut sr = json!({
+        "resourceType": "ServiceRequest",
+        "id": v.id,
+        "status": match v.state {
+            State::Requested | State::Accepted | State::Arrived => "active",
+            State::Completed | State::Returned => "completed",
+            State::Rejected | State::Cancelled => "revoked",
+        },
+        "intent": "order",
+        "category": [{ "coding": [{ "system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral" }],
+            "text": match v.direction { Direction::Up => "上转 up-referral", Direction::Down => "下转 down-referral" } }],
+        "priority": match v.priority { Priority::Routine => "routine", Priority::Urgent => "urgent" },
+        "code": { "text": v.department.clone().unwrap_or_else(|| "转诊 referral".into()) },
+        "subject": { "reference": format!("Patient/{}", v.patient_id), "display": v.patient_name },
+        "authoredOn": v.requested,
+        "requester": org(&v.from_org_id, &v.from_org_name),
+        "performer": [org(&v.to_org_id, &v.to_org_name)],
+        "reasonCode": [{ "text": v.reason }],
+        "supportingInfo": v.attachments.iter().map(|a| json!({ "reference": a })).collect::<Vec<_>>(),
+    });
+    if let Some(d) = &v.diagnosis {
+        sr["reasonCode"] =
+            json!([{ "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": d }], "text": v.reason }]);
+    }
+    if let Some(s) = &v.summary {
+        sr["note"] = json!([{ "text": s }]);
+    }
+    let (status, business) = v.state.task_status();
+    let mut task = json!({
+        "resourceType": "Task",
+        "id": format!("{}-task", v.id),
+        "basedOn": [{ "reference": format!("ServiceRequest/{}", v.id) }],
+        "focus": { "reference": format!("ServiceRequest/{}", v.id) },
+        "for": { "reference": format!("Patient/{}", v.patient_id) },
+        "status": status,
+        "intent": "order",
+        "priority": match v.priority { Priority::Routine => "routine", Priority::Urgent => "urgent" },
+        "authoredOn": v.requested,
+        "requester": org(&v.from_org_id, &v.from_org_name),
+        "owner": org(&v.to_org_id, &v.to_org_name),
+        "note": v.steps.iter().flatten().filter_map(|s| s.note.as_ref().map(|n| json!({ "time": s.at, "text": n }))).collect::<Vec<_>>(),
+    });
+    if let Some(b) = business {
+        task["businessStatus"] = json!({ "text": b });
+    }
+    if let Some(reason) = v.steps.iter().flatten().rev().find(|s| matches!(s.action.as_str(), "reject" | "cancel")) {
+        task["statusReason"] = json!({ "text": reason.note });
+    }
+    if let Some(last) = v.steps.iter().flatten().last() {
+        task["lastModified"] = json!(last.at);
+    }
+    if let Some(slot) = &v.slot {
+        task["restriction"] = json!({ "period": { "start": slot } });
+    }
+    json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            { "fullUrl": format!("urn:uuid:{}", v.id), "resource": sr },
+            { "fullUrl": format!("urn:wuqing:task:{}", v.id), "resource": task },
+        ],
+    })
 }
 
 async fn steps(st: &AppState, id: &str) -> ApiResult<Vec<Step>> {

@@ -246,6 +246,25 @@ async fn referrals(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     assert_eq!(send(&app, Method::GET, "/api/health/referrals/nope", &wu, None).await.0, StatusCode::NOT_FOUND);
+    // The same referral as FHIR: the ServiceRequest and the Task that carries its state.
+    let (s, fb) = send(&app, Method::GET, format!("/api/health/referrals/{id}/fhir"), yang.clone(), None).await;
+    assert_eq!(s, StatusCode::OK, "{fb}");
+    let sr = &fb["entry"][0]["resource"];
+    assert_eq!((sr["resourceType"].as_str(), sr["status"].as_str()), (Some("ServiceRequest"), Some("completed")));
+    assert_eq!(sr["reasonCode"][0]["coding"][0]["code"], "I10");
+    assert_eq!(sr["performer"][0]["reference"], format!("Organization/{people}"));
+    assert_eq!(sr["supportingInfo"][0]["reference"], format!("Observation/{obs}"));
+    let task = &fb["entry"][1]["resource"];
+    assert_eq!(
+        (task["status"].as_str(), task["businessStatus"]["text"].as_str()),
+        (Some("completed"), Some("returned"))
+    );
+    assert_eq!(task["focus"]["reference"], format!("ServiceRequest/{id}"));
+    assert!(task["restriction"]["period"]["start"].is_string(), "the reserved slot");
+    assert_eq!(
+        send(&app, Method::GET, format!("/api/health/referrals/{id}/fhir"), sun.clone(), None).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // --- a rejection: the receiving side reads the record while it decides, not after.
     let b_pid = create(&app, &wu, patient(&cid("19700315", 21), "李", "强")).await;

@@ -342,7 +342,9 @@ fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, Str
         | "/api/supervision/penalties/{id}/revoke" => one("id", &b.penalty),
         "/api/supervision/incidents/{id}" | "/api/supervision/incidents/{id}/decide" => one("id", &b.incident),
         "/api/supervision/archives/{id}" => one("id", &b.archive),
-        "/api/health/referrals/{id}" | "/api/health/referrals/{id}/steps" => one("id", &b.referral),
+        "/api/health/referrals/{id}" | "/api/health/referrals/{id}/fhir" | "/api/health/referrals/{id}/steps" => {
+            one("id", &b.referral)
+        }
         "/api/health/contracts/{id}/renew" | "/api/health/contracts/{id}/terminate" => one("id", &b.contract),
         _ => None,
     }
