@@ -37,6 +37,8 @@ export const router = createRouter({
     { path: '/patients/:id', component: () => import('./pages/PatientRecord.vue') },
     { path: '/my-record', component: () => import('./pages/PatientRecord.vue') },
     { path: '/mpi', component: () => import('./pages/MpiReviews.vue') },
+    { path: '/referrals/:id?', component: () => import('./pages/Referrals.vue') },
+    { path: '/family-doctor', component: () => import('./pages/FamilyDoctor.vue') },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
