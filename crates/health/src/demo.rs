@@ -66,9 +66,11 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, mpi: 
     let mut by_owner: BTreeMap<String, Vec<Change>> = BTreeMap::new();
     let mut encounter_org: HashMap<String, String> = HashMap::new();
     let mut patient_org: HashMap<String, String> = HashMap::new();
-    let year = kernel::store::ms_to_rfc3339(kernel::store::now_ms())[..4].parse::<i32>().unwrap_or(2026);
     let mut generated = vec![];
-    crate::generate::district(RESIDENTS, 7, year, |rt, v| generated.push((rt.to_string(), v)));
+    // A year of visits up to today, none in the future.
+    let today = crate::contract::today_date();
+    let until = (today.year(), u32::from(u8::from(today.month())), u32::from(today.day()));
+    crate::generate::district_until(RESIDENTS, 7, until, |rt, v| generated.push((rt.to_string(), v)));
     for (rt, mut v) in generated {
         if rt == "Organization" {
             continue;
@@ -128,16 +130,23 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, mpi: 
             "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] },
             "code": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": "I10", "display": "原发性高血压 Essential (primary) hypertension" }] },
             "subject": { "reference": format!("Patient/{pid}") }, "onsetDateTime": "2019-06" })];
-        for (i, (month, sys, dia)) in
-            [(1, 158, 96), (3, 150, 94), (5, 146, 90), (7, 142, 88), (9, 138, 86), (11, 134, 84)].iter().enumerate()
+        // Every other month of the year up to this month (the day before today at the latest).
+        let month_back = |back: i32| {
+            let index = today.year() * 12 + i32::from(u8::from(today.month())) - 1 - back;
+            (index.div_euclid(12), index.rem_euclid(12) + 1)
+        };
+        for (i, (back, sys, dia)) in
+            [(10, 158, 96), (8, 150, 94), (6, 146, 90), (4, 142, 88), (2, 138, 86), (0, 134, 84)].iter().enumerate()
         {
-            let when = format!("{year:04}-{month:02}-15T09:30:00+08:00");
+            let (year, month) = month_back(*back);
+            let day = if *back == 0 { today.day().saturating_sub(1).clamp(1, 15) } else { 15 };
+            let when = format!("{year:04}-{month:02}-{day:02}T09:30:00+08:00");
             let eid = format!("huang-enc-{i}");
             mine.push(json!({ "resourceType": "Encounter", "id": eid, "status": "finished",
                 "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "门诊 ambulatory" },
                 "subject": { "reference": format!("Patient/{pid}") },
                 "serviceProvider": { "reference": format!("Organization/{people}") },
-                "period": { "start": when, "end": format!("{year:04}-{month:02}-15T10:00:00+08:00") } }));
+                "period": { "start": when, "end": format!("{year:04}-{month:02}-{day:02}T10:00:00+08:00") } }));
             mine.push(json!({ "resourceType": "Observation", "id": format!("huang-bp-{i}"), "status": "final",
                 "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs" }] }],
                 "code": { "coding": [{ "system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel" }], "text": "血压 Blood pressure" },
@@ -149,9 +158,11 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, mpi: 
                     { "code": { "coding": [{ "system": "http://loinc.org", "code": "8462-4", "display": "Diastolic" }] },
                       "valueQuantity": { "value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]" } } ] }));
         }
+        let (y, m) = month_back(10);
         mine.push(json!({ "resourceType": "MedicationStatement", "id": "huang-amlodipine", "status": "active",
             "medicationCodeableConcept": { "text": "苯磺酸氨氯地平片 5 mg Amlodipine" },
-            "subject": { "reference": format!("Patient/{pid}") }, "effectiveDateTime": format!("{year:04}-01-15") }));
+            "subject": { "reference": format!("Patient/{pid}") },
+            "effectiveDateTime": format!("{y:04}-{m:02}-15") }));
         let list = by_owner.entry(people.clone()).or_default();
         for v in mine {
             let rt = v["resourceType"].as_str().unwrap_or_default().to_string();

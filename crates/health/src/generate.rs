@@ -74,7 +74,20 @@ fn patient(r: &Resident, id: &str, centre: &str) -> Value {
 
 /// Calls `emit(resource type, resource)` for every resource of a district of `residents` people,
 /// with a year of visits ending in `year`; returns the counts.
-pub fn district(residents: usize, seed: u64, year: i32, mut emit: impl FnMut(&str, Value)) -> Counts {
+pub fn district(residents: usize, seed: u64, year: i32, emit: impl FnMut(&str, Value)) -> Counts {
+    district_until(residents, seed, (year, 12, 31), emit)
+}
+
+/// [`district`] with the year of visits ending on the day `until` (year, month, day): the twelve
+/// months up to it, none after it (the demo's district, generated today, has no visit in the
+/// future).
+pub fn district_until(
+    residents: usize,
+    seed: u64,
+    until: (i32, u32, u32),
+    mut emit: impl FnMut(&str, Value),
+) -> Counts {
+    let year = until.0;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let mut n = Counts::default();
     let orgs = institutions();
@@ -110,7 +123,10 @@ pub fn district(residents: usize, seed: u64, year: i32, mut emit: impl FnMut(&st
         .collect();
         for (code, text, tag) in &conditions {
             let from = (r.birth_date.0 + if age >= 18 { 18 } else { 1 }).max(year - 25).min(year);
-            let onset = (rng.gen_range(from..=year), rng.gen_range(1..=12), 1);
+            let mut onset = (rng.gen_range(from..=year), rng.gen_range(1..=12), 1);
+            if onset.0 == until.0 {
+                onset.1 = onset.1.min(until.1);
+            }
             emit(
                 "Condition",
                 json!({
@@ -134,11 +150,12 @@ pub fn district(residents: usize, seed: u64, year: i32, mut emit: impl FnMut(&st
         for v in 0..visits {
             let month = if conditions.is_empty() { rng.gen_range(1..=12) } else { v * 3 + rng.gen_range(1..=3) };
             let day = rng.gen_range(1..=28);
-            let when = format!(
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:00+08:00",
-                rng.gen_range(8..17),
-                rng.gen_range(0..60)
-            );
+            // Month 12 is `until`'s month, month 1 eleven months before it.
+            let index = until.0 * 12 + until.1 as i32 - 1 - (12 - month);
+            let (y, mo) = (index.div_euclid(12), index.rem_euclid(12) + 1);
+            let day = if (y, mo as u32) == (until.0, until.1) { day.min(until.2.max(1)) } else { day };
+            let when =
+                format!("{y:04}-{mo:02}-{day:02}T{:02}:{:02}:00+08:00", rng.gen_range(8..17), rng.gen_range(0..60));
             let eid = format!("{pid}-e{}", v + 1);
             let (org, class) = if rng.gen_bool(0.8) { (centre.as_str(), "AMB") } else { ("people-hospital", "AMB") };
             emit(
