@@ -24,6 +24,7 @@ use crate::fhir::validate::{self, Issue};
 use crate::mpi_store::{self, MpiState};
 use crate::records::{self, Author, Change, Records, Stored, WriteError};
 use crate::retention::{self, RecordKind};
+use crate::rx_api;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -78,6 +79,7 @@ const SUPPORTED: &[&str] = &[
     "ImagingStudy",
     "MedicationRequest",
     "MedicationStatement",
+    "DetectedIssue",
     "Immunization",
     "DocumentReference",
     "Consent",
@@ -677,11 +679,82 @@ async fn create(
     let id = uuid::Uuid::now_v7().to_string();
     let patient = if t.rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
     let ev = write_audit(&c, "health.create", &t.rt, &id, patient.as_deref());
-    let change = Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: None };
-    let (stored, _) = r.commit(&author(&c), "create", vec![change], vec![ev]).await?;
+    let (findings, mut events) = prescription_check(&r, &c, &v, &id, &headers).await?;
+    events.insert(0, ev);
+    let mut changes = vec![Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: None }];
+    changes.extend(findings);
+    let (stored, _) = r.commit(&author(&c), "create", changes, events).await?;
     mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
     let s = &stored[0];
-    Ok(resource_response(StatusCode::CREATED, s, &s.body))
+    Ok(with_issues(resource_response(StatusCode::CREATED, s, &s.body), stored.len() - 1))
+}
+
+/// The prescription check of a MedicationRequest about to be written (`rx_api`): its findings
+/// as DetectedIssues to write with it, and the audit records of an override; a `high` finding
+/// without an override reason refuses the request (422), audited.
+async fn prescription_check(
+    r: &Records,
+    c: &Caller,
+    v: &Value,
+    id: &str,
+    headers: &HeaderMap,
+) -> FhirResult<(Vec<Change>, Vec<Event>)> {
+    if !rx_api::is_checked(v) {
+        return Ok((vec![], vec![]));
+    }
+    let outcome = rx_api::check(r, v, id).await?;
+    let patient = records::patient_of(v).unwrap_or_default();
+    let rules: Vec<&str> = outcome.findings.iter().map(|f| f.rule.as_str()).collect();
+    let reason = headers
+        .get("x-override-reason")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|raw| percent_encoding::percent_decode_str(raw).decode_utf8().ok())
+        .map(|s| s.trim().chars().take(500).collect::<String>());
+    let mut events = vec![];
+    if outcome.blocks() {
+        match reason.as_deref() {
+            Some(why) if why.chars().count() >= rx_api::MIN_OVERRIDE_CHARS => {
+                // The reason may name the patient's condition: kept in the DetectedIssue, not here.
+                events.push(
+                    Event::new(Actor::of(c), "health.rx.override", "Patient", Some(&patient), Outcome::Success)
+                        .detail(json!({ "request": format!("MedicationRequest/{id}"), "rules": rules, "knowledge_base": outcome.kb_version })),
+                );
+            }
+            given => {
+                let ev = Event::new(Actor::of(c), "health.rx.blocked", "Patient", Some(&patient), Outcome::Denied)
+                    .detail(json!({ "rules": rules, "knowledge_base": outcome.kb_version }));
+                audit::record(&r.store, ev).await?;
+                let mut issues = rx_api::issues(&outcome);
+                if given.is_some() {
+                    issues.insert(
+                        0,
+                        Issue {
+                            code: "business-rule",
+                            path: "MedicationRequest".into(),
+                            diagnostics: "an override needs a reason of at least 4 characters (越权使用须说明理由)"
+                                .into(),
+                        },
+                    );
+                }
+                return Err(FhirError { audited: true, ..FhirError::invalid(issues) });
+            }
+        }
+    }
+    let at = records::instant(now_ms());
+    let override_reason = reason.filter(|_| outcome.blocks());
+    let changes = rx_api::detected_issues(&outcome, &patient, id, &c.username, &at, override_reason.as_deref())
+        .into_iter()
+        .map(|(did, dv)| Change { rtype: "DetectedIssue".into(), id: did, resource: Some(dv), if_match: None })
+        .collect();
+    Ok((changes, events))
+}
+
+/// Says how many DetectedIssues a prescription check wrote with the resource.
+fn with_issues(mut resp: Response, n: usize) -> Response {
+    if n > 0 {
+        resp.headers_mut().insert("x-detected-issues", HeaderValue::from(n));
+    }
+    resp
 }
 
 fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
@@ -723,11 +796,15 @@ async fn update(
     }
     let patient = if t.rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
     let ev = write_audit(&c, "health.update", &t.rt, &id, patient.as_deref());
-    let change = Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: if_match(&headers)? };
-    let (stored, _) = r.commit(&author(&c), "update", vec![change], vec![ev]).await?;
+    let (findings, mut events) = prescription_check(&r, &c, &v, &id, &headers).await?;
+    events.insert(0, ev);
+    let mut changes = vec![Change { rtype: t.rt.clone(), id, resource: Some(v), if_match: if_match(&headers)? }];
+    changes.extend(findings);
+    let (stored, _) = r.commit(&author(&c), "update", changes, events).await?;
     mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
     let s = &stored[0];
-    Ok(resource_response(if s.version == 1 { StatusCode::CREATED } else { StatusCode::OK }, s, &s.body))
+    let status = if s.version == 1 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(with_issues(resource_response(status, s, &s.body), stored.len() - 1))
 }
 
 /// The retention rule a record falls under (its encounter's class), and the date it counts from.

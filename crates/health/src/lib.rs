@@ -26,6 +26,8 @@ pub mod records;
 pub mod referral;
 pub mod referral_api;
 pub mod retention;
+pub mod rx;
+pub mod rx_api;
 pub mod schema;
 pub mod synth;
 pub mod trust;

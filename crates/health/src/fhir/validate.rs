@@ -1178,6 +1178,47 @@ const GROUP: &[El] = &[
     ),
 ];
 
+/// R4 DetectedIssue: a prescription check's finding (合理用药), written by the platform beside
+/// the MedicationRequest it implicates.
+const DETECTED_ISSUE: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    code(
+        "status",
+        1,
+        &["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"],
+    ),
+    el("code", 0, ONE, &[CODEABLE_CONCEPT]),
+    code("severity", 0, &["high", "moderate", "low"]),
+    el("patient", 0, ONE, &[REFERENCE]),
+    el("identified[x]", 0, ONE, &[Ty::DateTime, PERIOD]),
+    el("author", 0, ONE, &[REFERENCE]),
+    el("implicated", 0, MANY, &[REFERENCE]),
+    el(
+        "evidence",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[el("code", 0, MANY, &[CODEABLE_CONCEPT]), el("detail", 0, MANY, &[REFERENCE])],
+        )],
+    ),
+    el("detail", 0, ONE, &[Ty::String]),
+    el("reference", 0, ONE, &[Ty::Uri]),
+    el(
+        "mitigation",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("action", 1, ONE, &[CODEABLE_CONCEPT]),
+                el("date", 0, ONE, &[Ty::DateTime]),
+                el("author", 0, ONE, &[REFERENCE]),
+            ],
+        )],
+    ),
+];
+
 /// The own elements of a supported resource type.
 pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     match resource_type {
@@ -1198,6 +1239,7 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
         "Provenance" => Some(PROVENANCE),
         "ImagingStudy" => Some(IMAGING_STUDY),
         "Group" => Some(GROUP),
+        "DetectedIssue" => Some(DETECTED_ISSUE),
         _ => None,
     }
 }

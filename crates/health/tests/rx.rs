@@ -1,0 +1,231 @@
+//! Prescription checks through the FHIR server: each kind of finding against what the platform
+//! holds of the patient, a high finding refused (audited) unless overridden with a reason
+//! (audited), every finding kept as a DetectedIssue beside the MedicationRequest it implicates.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use health::HealthModule;
+use http_body_util::BodyExt;
+use kernel::module::Module;
+use kernel::testing::{Backend, TestApp};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+async fn send(
+    app: &TestApp,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut b = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {token}"));
+    if body.is_some() {
+        b = b.header("content-type", "application/fhir+json");
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(body.map(|v| Body::from(v.to_string())).unwrap_or_else(Body::empty)).unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+}
+
+async fn create(app: &TestApp, token: &str, v: Value) -> String {
+    let rt = v["resourceType"].as_str().unwrap().to_string();
+    let r = send(app, Method::POST, &format!("/fhir/{rt}"), token, Some(v), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+fn order(patient: &str, medication: Value, mg: f64, per_day: u32) -> Value {
+    json!({ "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+        "medicationCodeableConcept": medication,
+        "subject": { "reference": format!("Patient/{patient}") },
+        "dosageInstruction": [{ "timing": { "repeat": { "frequency": per_day, "period": 1, "periodUnit": "d" } },
+            "doseAndRate": [{ "doseQuantity": { "value": mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" } }] }] })
+}
+
+fn atc(code: &str, text: &str) -> Value {
+    json!({ "coding": [{ "system": "http://www.whocc.no/atc", "code": code }], "text": text })
+}
+
+async fn audited(app: &TestApp, action: &str) -> Vec<(String, String)> {
+    let store = &app.platform.state.store;
+    let rows = sqlx::query(&store.sql("SELECT outcome, detail FROM audit_log WHERE action = $1 ORDER BY seq"))
+        .bind(action.to_string())
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            use sqlx::Row;
+            (r.get::<String, _>("outcome"), r.get::<String, _>("detail"))
+        })
+        .collect()
+}
+
+async fn prescription_checks(backend: Backend) {
+    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(HealthModule { demo_records: false, ..HealthModule::default() })];
+    let Some(app) = TestApp::spawn_with(backend, modules, |_| {}).await else { return };
+    let wu = app.login("dr.wu").await;
+    let yangcun = app.org_id("yangcun_chc").await;
+    // A woman of 70 with severe CKD, allergic to penicillin, taking amlodipine.
+    let pid = create(&app, &wu, json!({ "resourceType": "Patient", "name": [{ "text": "孙桂兰" }], "gender": "female", "birthDate": "1956-03-01" })).await;
+    create(&app, &wu, json!({ "resourceType": "Encounter", "status": "finished",
+        "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" },
+        "subject": { "reference": format!("Patient/{pid}") }, "serviceProvider": { "reference": format!("Organization/{yangcun}") },
+        "period": { "start": "2026-11-20T09:00:00+08:00", "end": "2026-11-20T10:00:00+08:00" } })).await;
+    create(&app, &wu, json!({ "resourceType": "Condition",
+        "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] },
+        "code": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": "N18.5" }] },
+        "subject": { "reference": format!("Patient/{pid}") } })).await;
+    create(&app, &wu, json!({ "resourceType": "AllergyIntolerance",
+        "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active" }] },
+        "code": { "text": "青霉素过敏" }, "patient": { "reference": format!("Patient/{pid}") } })).await;
+    create(&app, &wu, json!({ "resourceType": "MedicationStatement", "status": "active",
+        "medicationCodeableConcept": { "text": "苯磺酸氨氯地平片 5 mg" }, "subject": { "reference": format!("Patient/{pid}") } })).await;
+
+    // --- a high finding refuses the prescription, naming the rule and its source.
+    let amoxicillin = order(&pid, atc("J01CA04", "阿莫西林胶囊"), 500.0, 3);
+    let r = send(&app, Method::POST, "/fhir/MedicationRequest", &wu, Some(amoxicillin.clone()), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["resourceType"], "OperationOutcome");
+    let text = r.body["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(text.contains("penicillin-allergy") && text.contains("来源"), "{text}");
+    assert_eq!(r.body["issue"][0]["code"], "business-rule");
+    let blocked = audited(&app, "health.rx.blocked").await;
+    assert_eq!(blocked.len(), 1);
+    assert!(blocked[0].1.contains("penicillin-allergy") && !blocked[0].1.contains("青霉素"), "{blocked:?}");
+    // Nothing of it was stored.
+    let none = send(&app, Method::GET, &format!("/fhir/MedicationRequest?patient={pid}"), &wu, None, &[]).await;
+    assert!(none.body["entry"].as_array().is_none_or(|e| e.is_empty()), "{}", none.body);
+    // An override needs a reason of substance.
+    let short = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        &wu,
+        Some(amoxicillin.clone()),
+        &[("x-override-reason", "ok")],
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.body["issue"][0]["diagnostics"].as_str().unwrap().contains("reason"));
+
+    // --- overridden with a reason: accepted, the finding kept with the override, audited.
+    let reason =
+        percent_encoding::utf8_percent_encode("皮试阴性，已备抢救药品", percent_encoding::NON_ALPHANUMERIC).to_string();
+    let r =
+        send(&app, Method::POST, "/fhir/MedicationRequest", &wu, Some(amoxicillin), &[("x-override-reason", &reason)])
+            .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers["x-detected-issues"], "1");
+    let amox_id = r.body["id"].as_str().unwrap().to_string();
+    let issues =
+        send(&app, Method::GET, &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{amox_id}"), &wu, None, &[])
+            .await;
+    assert_eq!(issues.status, StatusCode::OK, "{}", issues.body);
+    let di = &issues.body["entry"][0]["resource"];
+    assert_eq!(di["severity"], "high");
+    assert_eq!(di["code"]["coding"][0]["code"], "ALGY");
+    assert_eq!(di["identifier"][0]["value"], "penicillin-allergy");
+    assert_eq!(di["mitigation"][0]["action"]["text"], "皮试阴性，已备抢救药品");
+    assert_eq!(di["patient"]["reference"], format!("Patient/{pid}"));
+    assert!(health::fhir::validate::validate(di, None).is_empty(), "a valid R4 DetectedIssue: {di}");
+    let overrides = audited(&app, "health.rx.override").await;
+    assert_eq!(overrides.len(), 1);
+    assert!(!overrides[0].1.contains("皮试"), "the reason stays out of the audit detail: {overrides:?}");
+
+    // --- a moderate finding: accepted and recorded (simvastatin with the amlodipine taken).
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        &wu,
+        Some(order(&pid, atc("C10AA01", "辛伐他汀片"), 20.0, 1)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers["x-detected-issues"], "1");
+    let sim_id = r.body["id"].as_str().unwrap().to_string();
+    let found =
+        send(&app, Method::GET, &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{sim_id}"), &wu, None, &[])
+            .await;
+    assert_eq!(found.body["entry"][0]["resource"]["identifier"][0]["value"], "simvastatin-amlodipine");
+    assert!(found.body["entry"][0]["resource"].get("mitigation").is_none());
+
+    // --- a dose above the maximum, a contraindicated condition: refused.
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        &wu,
+        Some(order(&pid, json!({ "text": "苯磺酸氨氯地平片" }), 10.0, 2)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "20 mg a day: {}", r.body);
+    assert!(r.body["issue"][0]["diagnostics"].as_str().unwrap().contains("max-dose:amlodipine"));
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        &wu,
+        Some(order(&pid, atc("A10BA02", "二甲双胍"), 500.0, 2)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body["issue"][0]["diagnostics"].as_str().unwrap().contains("metformin-severe-ckd"));
+    // An update is checked too: the simvastatin raised to a dose above its maximum.
+    let mut sim = order(&pid, atc("C10AA01", "辛伐他汀片"), 80.0, 1);
+    sim["id"] = json!(sim_id);
+    let r = send(&app, Method::PUT, &format!("/fhir/MedicationRequest/{sim_id}"), &wu, Some(sim), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // --- not checked: a medicine the knowledge base does not know, a completed request.
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        &wu,
+        Some(order(&pid, json!({ "text": "维生素C片" }), 100.0, 3)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.headers.get("x-detected-issues").is_none());
+    let mut done = order(&pid, atc("J01CA04", "阿莫西林胶囊"), 500.0, 3);
+    done["status"] = json!("completed");
+    assert_eq!(
+        send(&app, Method::POST, "/fhir/MedicationRequest", &wu, Some(done), &[]).await.status,
+        StatusCode::CREATED
+    );
+
+    // --- the patient's record holds the findings.
+    let all = send(&app, Method::GET, &format!("/fhir/DetectedIssue?patient={pid}"), &wu, None, &[]).await;
+    assert_eq!(all.body["entry"].as_array().unwrap().len(), 2, "{}", all.body);
+}
+
+#[tokio::test]
+async fn prescription_checks_on_sqlite() {
+    prescription_checks(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn prescription_checks_on_postgres() {
+    prescription_checks(Backend::Postgres).await;
+}
