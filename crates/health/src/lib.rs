@@ -68,6 +68,7 @@ impl Module for HealthModule {
             .merge(health_api::routes(self.keys.clone()))
             .merge(referral_api::routes(self.keys.clone()))
             .merge(contract_api::routes(self.keys.clone()))
+            .merge(rx_api::routes())
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {

@@ -18,9 +18,187 @@
 
 use crate::records::{Filter, Records, patient_of};
 use crate::rx::{self, Context, Finding, KnowledgeBase, Severity};
-use kernel::store::StoreError;
+use axum::extract::State;
+use kernel::access::Role;
+use kernel::audit::{self, Actor, Event};
+use kernel::error::{ApiError, ApiResult, Code, Problem};
+use kernel::http::{AppState, Auth, Query};
+use kernel::store::{StoreError, col, now_ms, rfc3339_to_ms};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(knowledge_base_info)).routes(routes!(statistics))
+}
+
+/// The knowledge base in use.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RxKnowledgeBase)]
+pub struct KbInfo {
+    pub version: String,
+    pub title: String,
+    pub counts: rx::Counts,
+}
+
+/// The prescription knowledge base in force: its version, title and how many rules of each
+/// kind it holds (any signed-in user).
+#[utoipa::path(get, path = "/api/health/rx/knowledge-base", tag = "health",
+    responses((status = 200, body = KbInfo)), security(("session" = []), ("bearer" = [])))]
+async fn knowledge_base_info(Auth(_c): Auth) -> axum::Json<KbInfo> {
+    let kb = knowledge_base();
+    axum::Json(KbInfo { version: kb.version.clone(), title: kb.title.clone(), counts: kb.counts })
+}
+
+/// One institution's prescription check figures.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(as = RxFigures)]
+pub struct Figures {
+    pub org_id: String,
+    pub org_name: Option<String>,
+    /// MedicationRequests written in the period.
+    pub prescriptions: i64,
+    /// Findings (DetectedIssues) by severity, and per 1 000 prescriptions.
+    pub alerts: i64,
+    pub high: i64,
+    pub moderate: i64,
+    pub low: i64,
+    pub alerts_per_1000: Option<f64>,
+    /// High findings overridden by the prescriber.
+    pub overrides: i64,
+}
+
+/// The most frequent interactions found.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RxTopRule)]
+pub struct TopRule {
+    pub rule: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RxStatistics)]
+pub struct Statistics {
+    pub since: String,
+    pub knowledge_base: String,
+    pub institutions: Vec<Figures>,
+    pub top_interactions: Vec<TopRule>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Period {
+    /// From this time (RFC 3339); the last 30 days by default.
+    pub since: Option<String>,
+}
+
+/// Prescription supervision figures (合理用药监管): per institution the prescriptions, the
+/// findings by severity and per 1 000 prescriptions, the overrides; the most frequent
+/// interactions. Counts only: the health commission's staff see every institution, a clinician
+/// their own.
+#[utoipa::path(get, path = "/api/health/rx/statistics", tag = "health", params(Period),
+    responses((status = 200, body = Statistics), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn statistics(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    Query(p): Query<Period>,
+) -> ApiResult<axum::Json<Statistics>> {
+    let regulator =
+        c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health");
+    if !regulator && c.role != Role::Clinician {
+        let ev = Event::new(Actor::of(&c), "health.rx.statistics", "rx", None, kernel::audit::Outcome::Denied)
+            .detail(json!({ "refusal": "not_health_staff" }));
+        audit::record(&st.store, ev).await?;
+        return Err(ApiError {
+            audited: true,
+            ..ApiError::forbidden("prescription figures are for the health commission and clinicians (仅卫健人员可查)")
+        });
+    }
+    let since = match p.since.as_deref() {
+        Some(s) => rfc3339_to_ms(s)
+            .ok_or_else(|| ApiError::field(Code::InvalidField, "since", "an RFC 3339 time (时间格式错误)"))?,
+        None => now_ms() - 30 * 24 * 3_600_000,
+    };
+    let org_filter = if regulator { "" } else { " AND (r.owner_org || '') = $2" };
+    let q = |sql: String| {
+        let st = st.clone();
+        let org = c.org_id.clone();
+        async move {
+            let sql = st.store.sql(&sql);
+            let mut q = sqlx::query(&sql).bind(since);
+            if !regulator {
+                q = q.bind(org);
+            }
+            q.fetch_all(st.store.reader()).await.map_err(StoreError::from)
+        }
+    };
+    let mut by: BTreeMap<String, Figures> = BTreeMap::new();
+    fn fig(by: &mut BTreeMap<String, Figures>, org: String) -> &mut Figures {
+        by.entry(org.clone()).or_insert_with(|| Figures { org_id: org, ..Default::default() })
+    }
+    for row in q(format!(
+        "SELECT r.owner_org, COUNT(*) AS n FROM health_resources r WHERE r.type = 'MedicationRequest' \
+         AND r.created_ms >= $1{org_filter} GROUP BY r.owner_org"
+    ))
+    .await?
+    {
+        fig(&mut by, col(&row, "owner_org")?).prescriptions = col(&row, "n")?;
+    }
+    for row in q(format!(
+        "SELECT r.owner_org, t.code, COUNT(*) AS n FROM health_resources r JOIN health_tokens t \
+         ON t.type = r.type AND t.id = r.id AND t.param = 'severity' WHERE r.type = 'DetectedIssue' \
+         AND r.deleted = 0 AND r.created_ms >= $1{org_filter} GROUP BY r.owner_org, t.code"
+    ))
+    .await?
+    {
+        let f = fig(&mut by, col(&row, "owner_org")?);
+        let n: i64 = col(&row, "n")?;
+        match col::<String>(&row, "code")?.as_str() {
+            "high" => f.high += n,
+            "moderate" => f.moderate += n,
+            _ => f.low += n,
+        }
+        f.alerts += n;
+    }
+    for row in q(format!(
+        "SELECT r.owner_org, COUNT(DISTINCT r.id) AS n FROM health_resources r JOIN health_tokens t \
+         ON t.type = r.type AND t.id = r.id AND t.param = 'mitigation' WHERE r.type = 'DetectedIssue' \
+         AND r.deleted = 0 AND r.created_ms >= $1{org_filter} GROUP BY r.owner_org"
+    ))
+    .await?
+    {
+        fig(&mut by, col(&row, "owner_org")?).overrides = col(&row, "n")?;
+    }
+    let top = q(format!(
+        "SELECT t.code AS rule, COUNT(*) AS n FROM health_resources r \
+         JOIN health_tokens t ON t.type = r.type AND t.id = r.id AND t.param = 'identifier' AND t.system = '{RULE_SYSTEM}' \
+         JOIN health_tokens k ON k.type = r.type AND k.id = r.id AND k.param = 'code' AND k.code = 'DRG' \
+         WHERE r.type = 'DetectedIssue' AND r.deleted = 0 AND r.created_ms >= $1{org_filter} \
+         GROUP BY t.code ORDER BY n DESC, t.code LIMIT 10"
+    ))
+    .await?
+    .iter()
+    .map(|row| Ok(TopRule { rule: col(row, "rule")?, count: col(row, "n")? }))
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut institutions: Vec<Figures> = by.into_values().collect();
+    for f in &mut institutions {
+        f.alerts_per_1000 = (f.prescriptions > 0).then(|| f.alerts as f64 * 1000.0 / f.prescriptions as f64);
+        f.org_name = kernel::orgs::get(&st.store, &f.org_id).await?.map(|o| o.name);
+    }
+    let ev = Event::new(Actor::of(&c), "health.rx.statistics", "rx", None, kernel::audit::Outcome::Success);
+    audit::record(&st.store, ev).await?;
+    Ok(axum::Json(Statistics {
+        since: kernel::store::ms_to_rfc3339(since),
+        knowledge_base: knowledge_base().version.clone(),
+        institutions,
+        top_interactions: top,
+    }))
+}
 
 /// The knowledge base in force: the starter set (publication by the health commission comes
 /// with its versioned document).

@@ -218,6 +218,32 @@ async fn prescription_checks(backend: Backend) {
     // --- the patient's record holds the findings.
     let all = send(&app, Method::GET, &format!("/fhir/DetectedIssue?patient={pid}"), &wu, None, &[]).await;
     assert_eq!(all.body["entry"].as_array().unwrap().len(), 2, "{}", all.body);
+
+    // --- the supervision figures: counts per institution, the interactions found.
+    let chen = app.login("wjw.chen").await;
+    let (s, f) = app.get("/api/health/rx/statistics", &chen).await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    let mine = f["institutions"].as_array().unwrap().iter().find(|x| x["org_id"] == yangcun.as_str()).unwrap().clone();
+    assert_eq!(mine["prescriptions"], 4, "{mine}");
+    assert_eq!(
+        (mine["alerts"].as_i64(), mine["high"].as_i64(), mine["moderate"].as_i64()),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(mine["overrides"], 1);
+    assert_eq!(mine["alerts_per_1000"], 500.0);
+    assert_eq!(f["top_interactions"], json!([{ "rule": "simvastatin-amlodipine", "count": 1 }]));
+    let (s, own) = app.get("/api/health/rx/statistics", &wu).await;
+    assert_eq!((s, own["institutions"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    let yang = app.login("dr.yang").await;
+    let (_, other) = app.get("/api/health/rx/statistics", &yang).await;
+    assert!(other["institutions"].as_array().unwrap().is_empty(), "another institution's figures: {other}");
+    let huang = app.login("resident.huang").await;
+    assert_eq!(app.get("/api/health/rx/statistics", &huang).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/health/rx/statistics?since=soon", &chen).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, kb) = app.get("/api/health/rx/knowledge-base", &huang).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(kb["version"], "2026.12-starter");
+    assert!(kb["counts"]["drugs"].as_i64().unwrap() >= 40);
 }
 
 #[tokio::test]

@@ -69,6 +69,10 @@ pub const PARAMS: &[SearchParam] = &[
     p("DetectedIssue", "code", Token, &["code"]),
     p("DetectedIssue", "implicated", Reference, &["implicated"]),
     p("DetectedIssue", "identified", Date, &["identified[x]"]),
+    p("DetectedIssue", "identifier", Token, &["identifier"]),
+    // Platform extensions, for the prescription supervision figures.
+    p("DetectedIssue", "severity", Token, &["severity"]),
+    p("DetectedIssue", "mitigation", Token, &["mitigation.action"]),
     p("MedicationRequest", "patient", Reference, &["subject"]),
     p("MedicationRequest", "status", Token, &["status"]),
     p("MedicationRequest", "intent", Token, &["intent"]),
