@@ -2,8 +2,8 @@
 // (web/e2e/run.sh). The People's Hospital's doctor finds the demo's referrals waiting (the urgent
 // one overdue), opens one and accepts it with a slot; the community centre's family doctor
 // refers a patient from her record, sees the resident due for renewal and renews the contract;
-// the health commission's staff read the coverage per township, set a population and see the
-// referral figures. Exits non-zero on the first failure.
+// the health commission's staff read the coverage per township, set a population, see the
+// referral figures and the prescription checks' (the knowledge base in use, the interactions). Exits non-zero on the first failure.
 // Usage: node e2e/care.test.mjs BASE_URL DATA_DIR
 import { base, token, get, launch, newPage, step, signIn } from './lib.mjs'
 
@@ -94,6 +94,14 @@ try {
   await page.getByRole('tab', { name: '转诊统计' }).click()
   await page.getByRole('row').filter({ hasText: '人民医院' }).first().waitFor()
   if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/coverage.png`, fullPage: true })
+  page.check()
+
+  step('the prescription figures: the knowledge base in use, alerts per 1 000, the interactions found')
+  await page.getByRole('tab', { name: '合理用药' }).click()
+  await page.getByTestId('kb-version').filter({ hasText: '2026.12-starter' }).waitFor()
+  await page.getByRole('row').filter({ hasText: '杨村街社区卫生服务中心' }).waitFor()
+  await page.getByRole('row').filter({ hasText: 'warfarin-nsaid' }).waitFor()
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/rx.png`, fullPage: true })
   page.check()
   console.log('ok')
 } finally {

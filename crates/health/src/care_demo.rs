@@ -14,7 +14,7 @@ use crate::referral_api::{self, NewReferral, StepBody};
 use kernel::demo::DemoContext;
 use kernel::http::AppState;
 use kernel::store::{StoreError, col, ms_to_rfc3339, now_ms};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 const MARKER: &str = "health_care";
@@ -268,9 +268,72 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, keys:
         }
         backdate_referral(&state.store, &r.id, &times).await?;
     }
-    tracing::info!(contracts = signed, "demo tiered care seeded");
+    let prescribed = prescriptions(records, &wu, &yangcun, &centre, &conditions).await?;
+    tracing::info!(contracts = signed, prescriptions = prescribed, "demo tiered care seeded");
     kernel::demo::mark_seeded(state, MARKER, "1").await?;
     Ok(())
+}
+
+/// The centre's prescriptions for the residents it cares for, each checked as the FHIR server
+/// checks one (`rx_api`), its findings kept as DetectedIssues: antihypertensives and
+/// metformin, a statin beside amlodipine (an interaction), an NSAID for the elderly, and one
+/// high finding overridden with its reason. Returns how many were written.
+async fn prescriptions(
+    records: &Records,
+    wu: &kernel::access::Caller,
+    yangcun: &str,
+    centre: &[String],
+    conditions: &BTreeMap<String, BTreeSet<String>>,
+) -> anyhow::Result<usize> {
+    use crate::rx_api;
+    let author = Author { user_id: wu.user_id.clone(), name: wu.username.clone(), org_id: yangcun.to_string() };
+    let order = |pid: &str, atc: &str, text: &str, mg: f64, per_day: u32| {
+        json!({ "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "medicationCodeableConcept": { "coding": [{ "system": crate::rx::ATC, "code": atc }], "text": text },
+            "subject": { "reference": format!("Patient/{pid}") }, "authoredOn": ms_to_rfc3339(now_ms()),
+            "requester": { "display": wu.username },
+            "dosageInstruction": [{ "text": format!("{mg} mg，每日 {per_day} 次"),
+                "timing": { "repeat": { "frequency": per_day, "period": 1, "periodUnit": "d" } },
+                "doseAndRate": [{ "doseQuantity": { "value": mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" } }] }] })
+    };
+    let mut n = 0;
+    for (i, pid) in centre.iter().enumerate().take(60) {
+        let has = |code: &str| conditions.get(pid).is_some_and(|c| c.contains(code));
+        let mut plan: Vec<(Value, Option<&str>)> = vec![];
+        if has("I10") {
+            plan.push((order(pid, "C08CA01", "苯磺酸氨氯地平片 5 mg", 5.0, 1), None));
+            if i % 4 == 0 {
+                plan.push((order(pid, "C10AA01", "辛伐他汀片 20 mg", 20.0, 1), None));
+            }
+        }
+        if has("E11") {
+            plan.push((order(pid, "A10BA02", "盐酸二甲双胍片 0.5 g", 500.0, 2), None));
+        }
+        if i % 9 == 0 {
+            plan.push((order(pid, "M01AE01", "布洛芬缓释胶囊 0.3 g", 300.0, 2), None));
+        }
+        if i == 5 {
+            plan.push((order(pid, "B01AA03", "华法林钠片 2.5 mg", 2.5, 1), None));
+            plan.push((order(pid, "M01AB05", "双氯芬酸钠肠溶片 25 mg", 25.0, 2), Some("短期镇痛 3 天，已监测 INR 并加用胃黏膜保护")));
+        }
+        for (request, reason) in plan {
+            let id = uuid::Uuid::now_v7().to_string();
+            let mut request = request;
+            request["id"] = Value::String(id.clone());
+            let outcome = rx_api::check(records, &request, &id).await?;
+            if outcome.blocks() && reason.is_none() {
+                continue; // the demo's doctor would not prescribe it
+            }
+            let at = ms_to_rfc3339(now_ms());
+            let mut changes = vec![Change { rtype: "MedicationRequest".into(), id: id.clone(), resource: Some(request), if_match: None }];
+            for (did, dv) in rx_api::detected_issues(&outcome, pid, &id, &wu.username, &at, reason.filter(|_| outcome.blocks())) {
+                changes.push(Change { rtype: "DetectedIssue".into(), id: did, resource: Some(dv), if_match: None });
+            }
+            records.commit(&author, "create", changes, vec![]).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The patients with an encounter at the institution in the last year (in care there), in id
