@@ -314,7 +314,10 @@ async fn prescriptions(
         }
         if i == 5 {
             plan.push((order(pid, "B01AA03", "华法林钠片 2.5 mg", 2.5, 1), None));
-            plan.push((order(pid, "M01AB05", "双氯芬酸钠肠溶片 25 mg", 25.0, 2), Some("短期镇痛 3 天，已监测 INR 并加用胃黏膜保护")));
+            plan.push((
+                order(pid, "M01AB05", "双氯芬酸钠肠溶片 25 mg", 25.0, 2),
+                Some("短期镇痛 3 天，已监测 INR 并加用胃黏膜保护"),
+            ));
         }
         for (request, reason) in plan {
             let id = uuid::Uuid::now_v7().to_string();
@@ -325,8 +328,15 @@ async fn prescriptions(
                 continue; // the demo's doctor would not prescribe it
             }
             let at = ms_to_rfc3339(now_ms());
-            let mut changes = vec![Change { rtype: "MedicationRequest".into(), id: id.clone(), resource: Some(request), if_match: None }];
-            for (did, dv) in rx_api::detected_issues(&outcome, pid, &id, &wu.username, &at, reason.filter(|_| outcome.blocks())) {
+            let mut changes = vec![Change {
+                rtype: "MedicationRequest".into(),
+                id: id.clone(),
+                resource: Some(request),
+                if_match: None,
+            }];
+            for (did, dv) in
+                rx_api::detected_issues(&outcome, pid, &id, &wu.username, &at, reason.filter(|_| outcome.blocks()))
+            {
                 changes.push(Change { rtype: "DetectedIssue".into(), id: did, resource: Some(dv), if_match: None });
             }
             records.commit(&author, "create", changes, vec![]).await?;

@@ -72,10 +72,12 @@ async fn the_demo_district_health_records() {
     assert!(rated >= 5, "coverage in several townships: {cov}");
     // Prescriptions checked, their findings on the supervision figures.
     let (_, rx) = app.get("/api/health/rx/statistics", &chen).await;
-    let centre = rx["institutions"].as_array().unwrap().iter().find(|x| x["prescriptions"].as_i64() > Some(20)).cloned();
+    let centre =
+        rx["institutions"].as_array().unwrap().iter().find(|x| x["prescriptions"].as_i64() > Some(20)).cloned();
     let centre = centre.unwrap_or_else(|| panic!("{rx}"));
     assert!(centre["alerts"].as_i64().unwrap() > 0 && centre["overrides"] == 1, "{centre}");
-    let top: Vec<&str> = rx["top_interactions"].as_array().unwrap().iter().map(|t| t["rule"].as_str().unwrap()).collect();
+    let top: Vec<&str> =
+        rx["top_interactions"].as_array().unwrap().iter().map(|t| t["rule"].as_str().unwrap()).collect();
     assert!(top.contains(&"simvastatin-amlodipine") && top.contains(&"warfarin-nsaid"), "{top:?}");
     let records = health::records::Records::new(app.platform.state.store.clone(), app.platform.state.cipher.clone());
     let (checked, broken) = records.verify_all(|_, _, _| {}).await.unwrap();

@@ -86,6 +86,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clinical;
 pub mod config;
 mod engine;
 pub mod event;
