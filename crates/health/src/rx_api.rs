@@ -33,25 +33,174 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(knowledge_base_info)).routes(routes!(statistics))
+    OpenApiRouter::new()
+        .routes(routes!(knowledge_base_info, publish))
+        .routes(routes!(knowledge_base_file))
+        .routes(routes!(versions))
+        .routes(routes!(statistics))
+}
+
+/// The knowledge base as the kernel's versioned document: version 1 is the built-in starter
+/// set (never stored); the health commission publishes the next ones.
+pub const DOCUMENT: &str = "health.rx-kb";
+pub const BUILTIN_VERSION: i64 = 1;
+
+/// The knowledge bases read from stored versions, by (version, publication time): a new
+/// publication is read once; a process serving several stores (the tests) keeps theirs apart.
+type Read = Vec<((i64, i64), Arc<KnowledgeBase>)>;
+static READ: LazyLock<std::sync::Mutex<Read>> = LazyLock::new(|| std::sync::Mutex::new(Vec::new()));
+
+/// The knowledge base in force and its document version: the newest published version (one
+/// small query per call tells whether one was published, on any node; its file is read once),
+/// else the starter set. A stored version that no longer reads is logged and the starter set
+/// used.
+pub async fn in_force(store: &kernel::store::Store) -> Result<(i64, Arc<KnowledgeBase>), StoreError> {
+    let row = sqlx::query(
+        &store.sql("SELECT version, created_ms FROM config_documents WHERE name = $1 ORDER BY version DESC LIMIT 1"),
+    )
+    .bind(DOCUMENT)
+    .fetch_optional(store.reader())
+    .await?;
+    let Some(row) = row else { return Ok((BUILTIN_VERSION, knowledge_base())) };
+    let key: (i64, i64) = (col(&row, "version")?, col(&row, "created_ms")?);
+    if let Some(kb) = READ.lock().ok().and_then(|c| c.iter().find(|(k, _)| *k == key).map(|(_, kb)| kb.clone())) {
+        return Ok((key.0, kb));
+    }
+    let Some(doc) = kernel::versioned::get(store, DOCUMENT, key.0).await? else {
+        return Ok((BUILTIN_VERSION, knowledge_base()));
+    };
+    let kb = match doc.body["toml"].as_str().map(KnowledgeBase::parse) {
+        Some(Ok(kb)) => Arc::new(kb),
+        Some(Err(e)) => {
+            tracing::error!(version = key.0, error = %e, "a stored prescription knowledge base does not read; the starter set is used");
+            knowledge_base()
+        }
+        None => {
+            tracing::error!(
+                version = key.0,
+                "a stored prescription knowledge base has no text; the starter set is used"
+            );
+            knowledge_base()
+        }
+    };
+    if let Ok(mut c) = READ.lock() {
+        if c.len() >= 8 {
+            c.remove(0);
+        }
+        c.push((key, kb.clone()));
+    }
+    Ok((key.0, kb))
 }
 
 /// The knowledge base in use.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = RxKnowledgeBase)]
 pub struct KbInfo {
+    /// The document's version (1: the built-in starter set).
+    pub document_version: i64,
+    /// Whether it was published (not the built-in one).
+    pub stored: bool,
+    /// The knowledge base's own version and title, from the file.
     pub version: String,
     pub title: String,
     pub counts: rx::Counts,
 }
 
-/// The prescription knowledge base in force: its version, title and how many rules of each
+fn info(v: i64, kb: &KnowledgeBase) -> KbInfo {
+    KbInfo {
+        document_version: v,
+        stored: v != BUILTIN_VERSION,
+        version: kb.version.clone(),
+        title: kb.title.clone(),
+        counts: kb.counts,
+    }
+}
+
+/// The prescription knowledge base in force: its versions, title and how many rules of each
 /// kind it holds (any signed-in user).
 #[utoipa::path(get, path = "/api/health/rx/knowledge-base", tag = "health",
     responses((status = 200, body = KbInfo)), security(("session" = []), ("bearer" = [])))]
-async fn knowledge_base_info(Auth(_c): Auth) -> axum::Json<KbInfo> {
-    let kb = knowledge_base();
-    axum::Json(KbInfo { version: kb.version.clone(), title: kb.title.clone(), counts: kb.counts })
+async fn knowledge_base_info(State(st): State<AppState>, Auth(_c): Auth) -> ApiResult<axum::Json<KbInfo>> {
+    let (v, kb) = in_force(&st.store).await?;
+    Ok(axum::Json(info(v, &kb)))
+}
+
+/// The file of the knowledge base in force (TOML), to read or to edit and publish again.
+#[utoipa::path(get, path = "/api/health/rx/knowledge-base/file", tag = "health",
+    responses((status = 200, description = "The knowledge base file", content_type = "application/toml")),
+    security(("session" = []), ("bearer" = [])))]
+async fn knowledge_base_file(State(st): State<AppState>, Auth(_c): Auth) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let text = match kernel::versioned::current(&st.store, DOCUMENT).await? {
+        Some(doc) => doc.body["toml"].as_str().unwrap_or(rx::STARTER).to_string(),
+        None => rx::STARTER.to_string(),
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/toml; charset=utf-8")], text).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = PublishRxKnowledgeBase)]
+pub struct Publish {
+    /// The document version the edit started from: 409 when another was published since.
+    pub base_version: i64,
+    /// The whole knowledge base file (TOML, at most 2 MiB).
+    pub toml: String,
+    /// Why, at most 1000 characters.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Publishes a new version of the knowledge base (the health commission's staff): the file is
+/// read and checked as a whole (422 naming the entry: `toml` with the path in the message), a
+/// stale `base_version` is a 409; checks use it at once, on every node.
+#[utoipa::path(put, path = "/api/health/rx/knowledge-base", tag = "health", request_body = Publish,
+    responses((status = 200, body = KbInfo), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("session" = []), ("bearer" = [])))]
+async fn publish(
+    State(st): State<AppState>,
+    Auth(c): Auth,
+    kernel::http::Json(p): kernel::http::Json<Publish>,
+) -> ApiResult<axum::Json<KbInfo>> {
+    let regulator =
+        c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health");
+    if !regulator {
+        let ev = Event::new(Actor::of(&c), "health.rx.publish", "rx", None, kernel::audit::Outcome::Denied)
+            .detail(json!({ "refusal": "not_health_regulator" }));
+        audit::record(&st.store, ev).await?;
+        return Err(ApiError {
+            audited: true,
+            ..ApiError::forbidden("the knowledge base is published by the health commission (由卫健委发布)")
+        });
+    }
+    if p.toml.len() > 2 * 1024 * 1024 {
+        return Err(ApiError::field(Code::InvalidField, "toml", "at most 2 MiB"));
+    }
+    let kb = KnowledgeBase::parse(&p.toml).map_err(|e| ApiError::field(Code::InvalidField, "toml", e.to_string()))?;
+    let body = json!({ "toml": p.toml });
+    let draft = kernel::versioned::Draft {
+        name: DOCUMENT,
+        base_version: Some(p.base_version),
+        builtin_version: BUILTIN_VERSION,
+        body: &body,
+        note: &p.note,
+    };
+    let v = kernel::versioned::publish(&st.store, st.bus.as_ref(), Actor::of(&c), draft).await?;
+    Ok(axum::Json(info(v, &kb)))
+}
+
+/// The published versions of the knowledge base, newest first (without their files).
+#[utoipa::path(get, path = "/api/health/rx/knowledge-base/versions", tag = "health",
+    params(kernel::versioned::VersionsQuery),
+    responses((status = 200, body = kernel::http::Paged<kernel::versioned::VersionInfo>)),
+    security(("session" = []), ("bearer" = [])))]
+async fn versions(
+    State(st): State<AppState>,
+    Auth(_c): Auth,
+    Query(q): Query<kernel::versioned::VersionsQuery>,
+) -> ApiResult<axum::Json<kernel::http::Paged<kernel::versioned::VersionInfo>>> {
+    Ok(axum::Json(kernel::versioned::page(&st.store, DOCUMENT, &q).await?))
 }
 
 /// One institution's prescription check figures.
@@ -194,7 +343,7 @@ async fn statistics(
     audit::record(&st.store, ev).await?;
     Ok(axum::Json(Statistics {
         since: kernel::store::ms_to_rfc3339(since),
-        knowledge_base: knowledge_base().version.clone(),
+        knowledge_base: in_force(&st.store).await?.1.version.clone(),
         institutions,
         top_interactions: top,
     }))
@@ -235,11 +384,11 @@ impl Outcome {
 
 /// Checks `request` (the MedicationRequest as it will be stored, `id` its id) for its patient.
 pub async fn check(r: &Records, request: &Value, id: &str) -> Result<Outcome, StoreError> {
-    let kb = knowledge_base();
-    let mut out = Outcome { findings: vec![], kb_version: kb.version.clone() };
     if !is_checked(request) {
-        return Ok(out);
+        return Ok(Outcome::default());
     }
+    let (_, kb) = in_force(&r.store).await?;
+    let mut out = Outcome { findings: vec![], kb_version: kb.version.clone() };
     let Some(drug) = kb.resolve(&request["medicationCodeableConcept"]) else { return Ok(out) };
     let Some(patient) = patient_of(request) else { return Ok(out) };
     let ctx = context(r, &kb, &patient, id).await?;

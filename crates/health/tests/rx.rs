@@ -242,8 +242,51 @@ async fn prescription_checks(backend: Backend) {
     assert_eq!(app.get("/api/health/rx/statistics?since=soon", &chen).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let (s, kb) = app.get("/api/health/rx/knowledge-base", &huang).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(kb["version"], "2026.12-starter");
+    assert_eq!(
+        (kb["version"].as_str(), kb["document_version"].as_i64(), kb["stored"].as_bool()),
+        (Some("2026.12-starter"), Some(1), Some(false))
+    );
     assert!(kb["counts"]["drugs"].as_i64().unwrap() >= 40);
+
+    // --- the commission extends the knowledge base: a new version, used at once.
+    let file = send(&app, Method::GET, "/api/health/rx/knowledge-base/file", &chen, None, &[]).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.headers["content-type"], "application/toml; charset=utf-8");
+    let starter = health::rx::STARTER;
+    let extended = format!(
+        "{starter}\n[[drug]]\nid = \"vitamin_c\"\nname = \"维生素C\"\nnames = [\"维生素C\"]\nmax_daily_mg = 1000\nsource = \"维生素C片说明书\"\n"
+    );
+    let put = |t: &str, body: Value| {
+        let (app, t) = (&app, t.to_string());
+        async move { app.call(Method::PUT, "/api/health/rx/knowledge-base", Some(&t), Some(body)).await }
+    };
+    assert_eq!(put(&wu, json!({ "base_version": 1, "toml": extended })).await.0, StatusCode::FORBIDDEN);
+    let (s, b) =
+        put(&chen, json!({ "base_version": 1, "toml": format!("{starter}\n[[drug]]\nid = \"x\"\nname = \"x药\"\n") }))
+            .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("toml")),
+        "a drug without its source: {b}"
+    );
+    let (s, b) = put(&chen, json!({ "base_version": 1, "toml": extended, "note": "加入维生素C最大日剂量" })).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((b["document_version"].as_i64(), b["stored"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(put(&chen, json!({ "base_version": 1, "toml": extended })).await.0, StatusCode::CONFLICT, "stale");
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        &wu,
+        Some(order(&pid, json!({ "text": "维生素C片" }), 1000.0, 3)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the new rule applies: {}", r.body);
+    assert!(r.body["issue"][0]["diagnostics"].as_str().unwrap().contains("max-dose:vitamin_c"));
+    let (_, vs) = app.get("/api/health/rx/knowledge-base/versions", &wu).await;
+    assert_eq!(vs["total"], 1);
+    assert_eq!(vs["items"][0]["note"], "加入维生素C最大日剂量");
 }
 
 #[tokio::test]
