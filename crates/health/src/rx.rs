@@ -936,6 +936,32 @@ mod tests {
         assert_eq!(daily_mg(&json!("garbage")), None);
     }
 
+    proptest::proptest! {
+        /// Whatever text arrives as a knowledge base, it is read or refused, never a panic; a
+        /// starter file cut anywhere is refused or reads with no more than the whole.
+        #[test]
+        fn any_text_is_read_or_refused(s in "\\PC{0,400}", cut in 0usize..40_000) {
+            let _ = KnowledgeBase::parse(&s);
+            let at = (0..=cut.min(STARTER.len())).rev().find(|i| STARTER.is_char_boundary(*i)).unwrap_or(0);
+            if let Ok(kb) = KnowledgeBase::parse(&STARTER[..at]) {
+                proptest::prop_assert!(kb.counts.drugs <= KnowledgeBase::starter().counts.drugs);
+            }
+        }
+
+        /// Any JSON as a medication or a dosage: no panic, and a dose is never negative.
+        #[test]
+        fn any_json_resolves_or_not(v in proptest::arbitrary::any::<(String, f64, u32)>()) {
+            let kb = KnowledgeBase::starter();
+            let (text, value, freq) = v;
+            let _ = kb.resolve(&json!({ "text": text, "coding": [{ "system": ATC, "code": text }] }));
+            let dosage = json!([{ "timing": { "repeat": { "frequency": freq, "period": value, "periodUnit": "h" } },
+                "doseAndRate": [{ "doseQuantity": { "value": value, "code": "mg" } }] }]);
+            if let Some(d) = daily_mg(&dosage) {
+                proptest::prop_assert!(d >= 0.0 || d.is_nan());
+            }
+        }
+    }
+
     #[test]
     fn a_bad_knowledge_base_is_refused_naming_the_entry() {
         let base = "format = 1\nversion = \"t\"\ntitle = \"t\"\n";
