@@ -5,6 +5,7 @@
 //! 2. the server's whole check (`rx_api::check`): the knowledge base in force looked up, the
 //!    patient's age, conditions, allergies and medicines read from the store (SQLite, a fresh
 //!    platform with 200 patients of 12 records each), then the rules.
+//!
 //! Prints p50, p99, p99.9 and the maximum of each.
 //!
 //! `cargo run --release -p wuqing-health --example rx_latency [CHECKS]`
