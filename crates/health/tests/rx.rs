@@ -3,48 +3,19 @@
 //! (audited), every finding kept as a DetectedIssue beside the MedicationRequest it implicates.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use health::HealthModule;
-use http_body_util::BodyExt;
 use kernel::module::Module;
 use kernel::testing::{Backend, TestApp};
 use serde_json::{Value, json};
+
+mod common;
+use common::send;
 use std::sync::Arc;
-use tower::ServiceExt;
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
-}
-
-async fn send(
-    app: &TestApp,
-    method: Method,
-    uri: &str,
-    token: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> Resp {
-    let mut b = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {token}"));
-    if body.is_some() {
-        b = b.header("content-type", "application/fhir+json");
-    }
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let req = b.body(body.map(|v| Body::from(v.to_string())).unwrap_or_else(Body::empty)).unwrap();
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Resp { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
-}
 
 async fn create(app: &TestApp, token: &str, v: Value) -> String {
     let rt = v["resourceType"].as_str().unwrap().to_string();
-    let r = send(app, Method::POST, &format!("/fhir/{rt}"), token, Some(v), &[]).await;
+    let r = send(app, Method::POST, &format!("/fhir/{rt}"), Some(token), Some(v), &[]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body["id"].as_str().unwrap().to_string()
 }
@@ -99,7 +70,7 @@ async fn prescription_checks(backend: Backend) {
 
     // --- a high finding refuses the prescription, naming the rule and its source.
     let amoxicillin = order(&pid, atc("J01CA04", "阿莫西林胶囊"), 500.0, 3);
-    let r = send(&app, Method::POST, "/fhir/MedicationRequest", &wu, Some(amoxicillin.clone()), &[]).await;
+    let r = send(&app, Method::POST, "/fhir/MedicationRequest", Some(&wu), Some(amoxicillin.clone()), &[]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.body["resourceType"], "OperationOutcome");
     let text = r.body["issue"][0]["diagnostics"].as_str().unwrap();
@@ -109,14 +80,14 @@ async fn prescription_checks(backend: Backend) {
     assert_eq!(blocked.len(), 1);
     assert!(blocked[0].1.contains("penicillin-allergy") && !blocked[0].1.contains("青霉素"), "{blocked:?}");
     // Nothing of it was stored.
-    let none = send(&app, Method::GET, &format!("/fhir/MedicationRequest?patient={pid}"), &wu, None, &[]).await;
+    let none = send(&app, Method::GET, &format!("/fhir/MedicationRequest?patient={pid}"), Some(&wu), None, &[]).await;
     assert!(none.body["entry"].as_array().is_none_or(|e| e.is_empty()), "{}", none.body);
     // An override needs a reason of substance.
     let short = send(
         &app,
         Method::POST,
         "/fhir/MedicationRequest",
-        &wu,
+        Some(&wu),
         Some(amoxicillin.clone()),
         &[("x-override-reason", "ok")],
     )
@@ -127,15 +98,27 @@ async fn prescription_checks(backend: Backend) {
     // --- overridden with a reason: accepted, the finding kept with the override, audited.
     let reason =
         percent_encoding::utf8_percent_encode("皮试阴性，已备抢救药品", percent_encoding::NON_ALPHANUMERIC).to_string();
-    let r =
-        send(&app, Method::POST, "/fhir/MedicationRequest", &wu, Some(amoxicillin), &[("x-override-reason", &reason)])
-            .await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/fhir/MedicationRequest",
+        Some(&wu),
+        Some(amoxicillin),
+        &[("x-override-reason", &reason)],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.headers["x-detected-issues"], "1");
     let amox_id = r.body["id"].as_str().unwrap().to_string();
-    let issues =
-        send(&app, Method::GET, &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{amox_id}"), &wu, None, &[])
-            .await;
+    let issues = send(
+        &app,
+        Method::GET,
+        &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{amox_id}"),
+        Some(&wu),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(issues.status, StatusCode::OK, "{}", issues.body);
     let di = &issues.body["entry"][0]["resource"];
     assert_eq!(di["severity"], "high");
@@ -153,7 +136,7 @@ async fn prescription_checks(backend: Backend) {
         &app,
         Method::POST,
         "/fhir/MedicationRequest",
-        &wu,
+        Some(&wu),
         Some(order(&pid, atc("C10AA01", "辛伐他汀片"), 20.0, 1)),
         &[],
     )
@@ -161,9 +144,15 @@ async fn prescription_checks(backend: Backend) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.headers["x-detected-issues"], "1");
     let sim_id = r.body["id"].as_str().unwrap().to_string();
-    let found =
-        send(&app, Method::GET, &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{sim_id}"), &wu, None, &[])
-            .await;
+    let found = send(
+        &app,
+        Method::GET,
+        &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{sim_id}"),
+        Some(&wu),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(found.body["entry"][0]["resource"]["identifier"][0]["value"], "simvastatin-amlodipine");
     assert!(found.body["entry"][0]["resource"].get("mitigation").is_none());
 
@@ -172,7 +161,7 @@ async fn prescription_checks(backend: Backend) {
         &app,
         Method::POST,
         "/fhir/MedicationRequest",
-        &wu,
+        Some(&wu),
         Some(order(&pid, json!({ "text": "苯磺酸氨氯地平片" }), 10.0, 2)),
         &[],
     )
@@ -183,7 +172,7 @@ async fn prescription_checks(backend: Backend) {
         &app,
         Method::POST,
         "/fhir/MedicationRequest",
-        &wu,
+        Some(&wu),
         Some(order(&pid, atc("A10BA02", "二甲双胍"), 500.0, 2)),
         &[],
     )
@@ -193,7 +182,7 @@ async fn prescription_checks(backend: Backend) {
     // An update is checked too: the simvastatin raised to a dose above its maximum.
     let mut sim = order(&pid, atc("C10AA01", "辛伐他汀片"), 80.0, 1);
     sim["id"] = json!(sim_id);
-    let r = send(&app, Method::PUT, &format!("/fhir/MedicationRequest/{sim_id}"), &wu, Some(sim), &[]).await;
+    let r = send(&app, Method::PUT, &format!("/fhir/MedicationRequest/{sim_id}"), Some(&wu), Some(sim), &[]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
     // --- not checked: a medicine the knowledge base does not know, a completed request.
@@ -201,7 +190,7 @@ async fn prescription_checks(backend: Backend) {
         &app,
         Method::POST,
         "/fhir/MedicationRequest",
-        &wu,
+        Some(&wu),
         Some(order(&pid, json!({ "text": "维生素C片" }), 100.0, 3)),
         &[],
     )
@@ -211,12 +200,12 @@ async fn prescription_checks(backend: Backend) {
     let mut done = order(&pid, atc("J01CA04", "阿莫西林胶囊"), 500.0, 3);
     done["status"] = json!("completed");
     assert_eq!(
-        send(&app, Method::POST, "/fhir/MedicationRequest", &wu, Some(done), &[]).await.status,
+        send(&app, Method::POST, "/fhir/MedicationRequest", Some(&wu), Some(done), &[]).await.status,
         StatusCode::CREATED
     );
 
     // --- the patient's record holds the findings.
-    let all = send(&app, Method::GET, &format!("/fhir/DetectedIssue?patient={pid}"), &wu, None, &[]).await;
+    let all = send(&app, Method::GET, &format!("/fhir/DetectedIssue?patient={pid}"), Some(&wu), None, &[]).await;
     assert_eq!(all.body["entry"].as_array().unwrap().len(), 2, "{}", all.body);
 
     // --- the supervision figures: counts per institution, the interactions found.
@@ -249,7 +238,7 @@ async fn prescription_checks(backend: Backend) {
     assert!(kb["counts"]["drugs"].as_i64().unwrap() >= 40);
 
     // --- the commission extends the knowledge base: a new version, used at once.
-    let file = send(&app, Method::GET, "/api/health/rx/knowledge-base/file", &chen, None, &[]).await;
+    let file = send(&app, Method::GET, "/api/health/rx/knowledge-base/file", Some(&chen), None, &[]).await;
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.headers["content-type"], "application/toml; charset=utf-8");
     let starter = health::rx::STARTER;
@@ -277,7 +266,7 @@ async fn prescription_checks(backend: Backend) {
         &app,
         Method::POST,
         "/fhir/MedicationRequest",
-        &wu,
+        Some(&wu),
         Some(order(&pid, json!({ "text": "维生素C片" }), 1000.0, 3)),
         &[],
     )

@@ -337,15 +337,15 @@ const ORGANIZATION: &[El] = &[
 const OBSERVATION_VALUE: &[Ty] =
     &[QUANTITY, CODEABLE_CONCEPT, Ty::String, Ty::Boolean, Ty::Integer, RANGE, RATIO, Ty::DateTime, PERIOD];
 
+/// R4 `observation-status`, which DetectedIssue's status takes too.
+const OBSERVATION_STATUS: &[&str] =
+    &["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"];
+
 const OBSERVATION: &[El] = &[
     el("identifier", 0, MANY, &[IDENTIFIER]),
     el("basedOn", 0, MANY, &[REFERENCE]),
     el("partOf", 0, MANY, &[REFERENCE]),
-    code(
-        "status",
-        1,
-        &["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"],
-    ),
+    code("status", 1, OBSERVATION_STATUS),
     el("category", 0, MANY, &[CODEABLE_CONCEPT]),
     el("code", 1, ONE, &[CODEABLE_CONCEPT]),
     el("subject", 0, ONE, &[REFERENCE]),
@@ -1182,11 +1182,7 @@ const GROUP: &[El] = &[
 /// the MedicationRequest it implicates.
 const DETECTED_ISSUE: &[El] = &[
     el("identifier", 0, MANY, &[IDENTIFIER]),
-    code(
-        "status",
-        1,
-        &["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"],
-    ),
+    code("status", 1, OBSERVATION_STATUS),
     el("code", 0, ONE, &[CODEABLE_CONCEPT]),
     code("severity", 0, &["high", "moderate", "low"]),
     el("patient", 0, ONE, &[REFERENCE]),
