@@ -1792,7 +1792,8 @@ async fn bundle_change(
     c: &Caller,
     op: &bundle::Op,
     created: &BTreeSet<String>,
-) -> FhirResult<Option<(Change, Event)>> {
+    headers: &HeaderMap,
+) -> FhirResult<Option<(Vec<Change>, Vec<Event>)>> {
     let rt = op.resource_type.clone();
     let id = op.id.clone().unwrap_or_default();
     require_writer(r, c, &rt).await?;
@@ -1804,7 +1805,7 @@ async fn bundle_change(
             }
             check_retention(r, &cur).await?;
             let ev = write_audit(c, "health.delete", &rt, &id, cur.patient_id.as_deref());
-            Ok(Some((Change { rtype: rt, id, resource: None, if_match: None }, ev)))
+            Ok(Some((vec![Change { rtype: rt, id, resource: None, if_match: None }], vec![ev])))
         }
         bundle::Method::Post | bundle::Method::Put => {
             let v = op.resource.clone().unwrap_or_default();
@@ -1812,7 +1813,13 @@ async fn bundle_change(
             let patient = if rt == "Patient" { Some(id.clone()) } else { records::patient_of(&v) };
             let action = if op.method == bundle::Method::Post { "health.create" } else { "health.update" };
             let ev = write_audit(c, action, &rt, &id, patient.as_deref());
-            Ok(Some((Change { rtype: rt, id, resource: Some(v), if_match: None }, ev)))
+            // A prescription in a Bundle is checked as a single one is (its DetectedIssues and
+            // override records follow it into the same commit).
+            let (findings, mut events) = prescription_check(r, c, &v, &id, headers).await?;
+            events.insert(0, ev);
+            let mut changes = vec![Change { rtype: rt, id, resource: Some(v), if_match: None }];
+            changes.extend(findings);
+            Ok(Some((changes, events)))
         }
         bundle::Method::Get => Ok(None),
     }
@@ -1895,10 +1902,11 @@ async fn bundle(
                         continue;
                     }
                 }
-                if let Some((ch, ev)) = bundle_change(&r, &c, op, &created).await? {
-                    at.push(op.entry);
-                    changes.push(ch);
-                    events.push(ev);
+                if let Some((chs, evs)) = bundle_change(&r, &c, op, &created, &headers).await? {
+                    // The entry's own change first; its DetectedIssues answer no entry.
+                    at.extend(std::iter::once(Some(op.entry)).chain(std::iter::repeat_n(None, chs.len() - 1)));
+                    changes.extend(chs);
+                    events.extend(evs);
                 } else if op.method == bundle::Method::Delete {
                     answers[op.entry] = entry_response(StatusCode::NO_CONTENT, None, None);
                 }
@@ -1907,6 +1915,7 @@ async fn bundle(
                 let (stored, _) = r.commit(&author(&c), "transaction", changes, events).await?;
                 mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
                 for (s, entry) in stored.iter().zip(at) {
+                    let Some(entry) = entry else { continue };
                     let status = match (s.deleted, s.version) {
                         (true, _) => StatusCode::NO_CONTENT,
                         (false, 1) => StatusCode::CREATED,
@@ -1941,10 +1950,10 @@ async fn bundle(
                             return Ok(entry_response(StatusCode::OK, Some(&existing), None));
                         }
                     }
-                    let Some((ch, ev)) = bundle_change(&r, &c, op, &BTreeSet::new()).await? else {
+                    let Some((chs, evs)) = bundle_change(&r, &c, op, &BTreeSet::new(), &headers).await? else {
                         return Ok(entry_response(StatusCode::NO_CONTENT, None, None));
                     };
-                    let (stored, _) = r.commit(&author(&c), "batch", vec![ch], vec![ev]).await?;
+                    let (stored, _) = r.commit(&author(&c), "batch", chs, evs).await?;
                     mpi_store::after_patients(&r, &mpi, &Actor::of(&c), &stored).await?;
                     let s = &stored[0];
                     let status = match (s.deleted, s.version) {

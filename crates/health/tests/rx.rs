@@ -204,22 +204,53 @@ async fn prescription_checks(backend: Backend) {
         StatusCode::CREATED
     );
 
+    // --- Bundles are checked as single requests are: a transaction refused whole, a batch's
+    // entry alone.
+    let entry = |v: Value| json!({ "resource": v, "request": { "method": "POST", "url": "MedicationRequest" } });
+    let tx = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        entry(order(&pid, json!({ "text": "维生素C片" }), 100.0, 1)),
+        entry(order(&pid, atc("J01CA04", "阿莫西林胶囊"), 500.0, 3)) ] });
+    let r = send(&app, Method::POST, "/fhir", Some(&wu), Some(tx), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let batch = json!({ "resourceType": "Bundle", "type": "batch", "entry": [
+        entry(order(&pid, atc("J01CA04", "阿莫西林胶囊"), 500.0, 3)),
+        entry(order(&pid, atc("C10AA05", "阿托伐他汀钙片"), 20.0, 1)) ] });
+    let r = send(&app, Method::POST, "/fhir", Some(&wu), Some(batch), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["entry"][0]["response"]["status"].as_str().unwrap().starts_with("422"), "{}", r.body);
+    assert!(r.body["entry"][1]["response"]["status"].as_str().unwrap().starts_with("201"), "{}", r.body);
+    let statin = r.body["entry"][1]["resource"]["id"].as_str().unwrap().to_string();
+    let found = send(
+        &app,
+        Method::GET,
+        &format!("/fhir/DetectedIssue?implicated=MedicationRequest/{statin}"),
+        Some(&wu),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        found.body["entry"][0]["resource"]["identifier"][0]["value"], "duplicate:statin",
+        "with the simvastatin taken: {}",
+        found.body
+    );
+
     // --- the patient's record holds the findings.
     let all = send(&app, Method::GET, &format!("/fhir/DetectedIssue?patient={pid}"), Some(&wu), None, &[]).await;
-    assert_eq!(all.body["entry"].as_array().unwrap().len(), 2, "{}", all.body);
+    assert_eq!(all.body["entry"].as_array().unwrap().len(), 3, "{}", all.body);
 
     // --- the supervision figures: counts per institution, the interactions found.
     let chen = app.login("wjw.chen").await;
     let (s, f) = app.get("/api/health/rx/statistics", &chen).await;
     assert_eq!(s, StatusCode::OK, "{f}");
     let mine = f["institutions"].as_array().unwrap().iter().find(|x| x["org_id"] == yangcun.as_str()).unwrap().clone();
-    assert_eq!(mine["prescriptions"], 4, "{mine}");
+    assert_eq!(mine["prescriptions"], 5, "four alone and the batch's statin: {mine}");
     assert_eq!(
         (mine["alerts"].as_i64(), mine["high"].as_i64(), mine["moderate"].as_i64()),
-        (Some(2), Some(1), Some(1))
+        (Some(3), Some(1), Some(2))
     );
     assert_eq!(mine["overrides"], 1);
-    assert_eq!(mine["alerts_per_1000"], 500.0);
+    assert_eq!(mine["alerts_per_1000"], 600.0);
     assert_eq!(f["top_interactions"], json!([{ "rule": "simvastatin-amlodipine", "count": 1 }]));
     let (s, own) = app.get("/api/health/rx/statistics", &wu).await;
     assert_eq!((s, own["institutions"].as_array().unwrap().len()), (StatusCode::OK, 1));
