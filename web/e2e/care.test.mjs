@@ -1,7 +1,8 @@
 // End-to-end: tiered care (issue 10) in headless Chromium against a fresh `serve --demo`
 // (web/e2e/run.sh). The People's Hospital's doctor finds the demo's referrals waiting (the urgent
 // one overdue), opens one and accepts it with a slot; the community centre's family doctor
-// refers a patient from her record, sees the resident due for renewal and renews the contract;
+// refers a patient from her record, prescribes above the maximum dose (refused with the finding,
+// then overridden with a reason), sees the resident due for renewal and renews the contract;
 // the health commission's staff read the coverage per township, set a population, see the
 // referral figures and the prescription checks' (the knowledge base in use, the interactions). Exits non-zero on the first failure.
 // Usage: node e2e/care.test.mjs BASE_URL DATA_DIR
@@ -63,6 +64,23 @@ try {
   await form.getByRole('button', { name: '提交转诊' }).click()
   await page.waitForURL(/\/referrals\/[0-9a-f-]{36}$/)
   await page.getByRole('dialog').getByText('血压控制不佳，请专科调整用药').waitFor()
+  page.check()
+
+  step('a prescription above the maximum dose is refused with its finding, then overridden with a reason')
+  await page.goto(`${base}/patients/${candidate.patient_id}`)
+  const rx = page.getByRole('form', { name: '开具处方' })
+  await rx.waitFor()
+  await rx.getByLabel('药品').fill('苯磺酸氨氯地平片')
+  await rx.getByLabel('每次剂量 (mg)').fill('10')
+  await rx.getByLabel('每日次数').fill('2')
+  await rx.getByRole('button', { name: '提交处方' }).click()
+  const findings = page.getByTestId('rx-findings')
+  await findings.getByText('max-dose:amlodipine').waitFor()
+  await findings.getByLabel('越权使用理由').fill('高血压急症，短期加量并监测血压')
+  await findings.getByRole('button', { name: '确认越权开具' }).click()
+  await page.getByRole('status').filter({ hasText: '已开具' }).waitFor()
+  await page.getByTestId('rx-alerts').getByText('高血压急症，短期加量并监测血压').waitFor()
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/prescription.png`, fullPage: true })
   page.check()
 
   step('the resident due for renewal, renewed')

@@ -20,6 +20,17 @@ export async function fhir<T = any>(path: string, opts: { reason?: string } = {}
   return json as T
 }
 
+/// Creates a resource (POST /fhir/<type>): the answer's status, body and the number of
+/// DetectedIssues a prescription check wrote with it. Not-ok answers are returned, not thrown:
+/// a refused prescription's OperationOutcome lists the findings to show.
+export async function fhirCreate(type: string, body: unknown, override?: string): Promise<{ status: number; json: any; issues: number }> {
+  const headers: Record<string, string> = { accept: 'application/fhir+json', 'content-type': 'application/fhir+json' }
+  if (override) headers['x-override-reason'] = encodeURIComponent(override)
+  const resp = await fetch(`/fhir/${type}`, { method: 'POST', credentials: 'same-origin', headers, body: JSON.stringify(body) })
+  const text = await resp.text()
+  return { status: resp.status, json: text ? JSON.parse(text) : undefined, issues: Number(resp.headers.get('x-detected-issues') ?? 0) }
+}
+
 /// The resources of a searchset Bundle (matches and includes).
 export function resources(bundle: any): any[] {
   return (bundle?.entry ?? []).map((e: any) => e.resource).filter((r: any) => r && r.resourceType !== 'OperationOutcome')
