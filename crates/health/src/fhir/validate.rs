@@ -337,6 +337,14 @@ const ORGANIZATION: &[El] = &[
 const OBSERVATION_VALUE: &[Ty] =
     &[QUANTITY, CODEABLE_CONCEPT, Ty::String, Ty::Boolean, Ty::Integer, RANGE, RATIO, Ty::DateTime, PERIOD];
 
+/// The `evidence` backbone element Condition and DetectedIssue share: codes and references.
+const EVIDENCE: El = el(
+    "evidence",
+    0,
+    MANY,
+    &[Ty::Complex("BackboneElement", &[el("code", 0, MANY, &[CODEABLE_CONCEPT]), el("detail", 0, MANY, &[REFERENCE])])],
+);
+
 /// R4 `observation-status`, which DetectedIssue's status takes too.
 const OBSERVATION_STATUS: &[&str] =
     &["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"];
@@ -424,15 +432,7 @@ const CONDITION: &[El] = &[
             ],
         )],
     ),
-    el(
-        "evidence",
-        0,
-        MANY,
-        &[Ty::Complex(
-            "BackboneElement",
-            &[el("code", 0, MANY, &[CODEABLE_CONCEPT]), el("detail", 0, MANY, &[REFERENCE])],
-        )],
-    ),
+    EVIDENCE,
     el("note", 0, MANY, &[ANNOTATION]),
 ];
 
@@ -1189,15 +1189,7 @@ const DETECTED_ISSUE: &[El] = &[
     el("identified[x]", 0, ONE, &[Ty::DateTime, PERIOD]),
     el("author", 0, ONE, &[REFERENCE]),
     el("implicated", 0, MANY, &[REFERENCE]),
-    el(
-        "evidence",
-        0,
-        MANY,
-        &[Ty::Complex(
-            "BackboneElement",
-            &[el("code", 0, MANY, &[CODEABLE_CONCEPT]), el("detail", 0, MANY, &[REFERENCE])],
-        )],
-    ),
+    EVIDENCE,
     el("detail", 0, ONE, &[Ty::String]),
     el("reference", 0, ONE, &[Ty::Uri]),
     el(
