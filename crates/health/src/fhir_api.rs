@@ -1658,6 +1658,10 @@ fn audit_event(row: &sqlx::any::AnyRow) -> Result<Value, StoreError> {
         Some("own_record") => Some(("PATRQT", "patient requested (本人查询)")),
         Some(_) => Some(("TREAT", "treatment (诊疗)")),
         None if action == "health.break_glass" => Some(("ETREAT", "emergency treatment (紧急访问)")),
+        // Referrals, contracts and prescription checks are the care of the patient.
+        None if ["health.referral.", "health.contract.", "health.rx."].iter().any(|p| action.starts_with(p)) => {
+            Some(("TREAT", "treatment (诊疗)"))
+        }
         None => None,
     };
     let mut ev = json!({

@@ -330,6 +330,15 @@ async fn referrals(backend: Backend) {
     // --- the resident sees the referral's readers in "who looked at my record".
     let (s, log) = send(&app, Method::GET, format!("/fhir/AuditEvent?patient={a}"), &huang, None).await;
     assert_eq!(s, StatusCode::OK, "{log}");
+    assert!(
+        log["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["subtype"][0]["code"].as_str().is_some_and(|a| a.starts_with("health.referral.")))
+            .all(|e| e["resource"]["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"),
+        "the referral's entries say why: treatment"
+    );
     let actions: Vec<(String, String)> = log["entry"]
         .as_array()
         .unwrap()
