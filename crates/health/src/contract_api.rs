@@ -11,6 +11,7 @@
 //! which the health commission's staff keep.
 
 use crate::contract::{self, DEFAULT_MONTHS, MAX_MONTHS, RENEW_WITHIN_DAYS};
+use crate::health_api::{is_health_regulator, records};
 use crate::records::{Keys, Records};
 use crate::synth::LOCALITIES;
 use axum::extract::State as AxState;
@@ -36,14 +37,6 @@ pub fn routes(keys: Keys) -> OpenApiRouter<AppState> {
         .routes(routes!(townships))
         .routes(routes!(set_township))
         .layer(axum::Extension(keys))
-}
-
-fn records(st: &AppState, keys: &Keys) -> Records {
-    Records { store: st.store.clone(), cipher: st.cipher.clone(), keys: keys.clone() }
-}
-
-async fn is_health_regulator(st: &AppState, c: &Caller) -> ApiResult<bool> {
-    Ok(c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health"))
 }
 
 async fn refuse(st: &AppState, c: &Caller, action: &str, target: Option<&str>, why: &str, msg: &str) -> ApiError {

@@ -23,6 +23,16 @@ pub fn routes(signing: records::Keys) -> OpenApiRouter<AppState> {
         .layer(axum::Extension(signing))
 }
 
+/// The records of the state's store, sealed with the module's signing keys.
+pub(crate) fn records(st: &AppState, keys: &records::Keys) -> records::Records {
+    records::Records { store: st.store.clone(), cipher: st.cipher.clone(), keys: keys.clone() }
+}
+
+/// Whether the caller is the health commission's staff: a regulator of the health domain.
+pub(crate) async fn is_health_regulator(st: &AppState, c: &kernel::access::Caller) -> ApiResult<bool> {
+    Ok(c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health"))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = HealthSigningKey)]
 pub struct SigningKey {
@@ -90,7 +100,7 @@ async fn rotate_key(
             ..ApiError::forbidden("signing keys are managed by the security administrator (由安全管理员管理签名密钥)")
         });
     }
-    let r = records::Records { store: st.store.clone(), cipher: st.cipher.clone(), keys: keys.clone() };
+    let r = records(&st, &keys);
     let Some((org_id, _)) = r.organisation(&body.org_id).await? else {
         return Err(ApiError::not_found("organisation"));
     };

@@ -8,7 +8,7 @@ use crate::mpi::links::Event as LinkEvent;
 use crate::mpi_store;
 use crate::records::Records;
 use axum::extract::State;
-use kernel::access::{Caller, Role};
+use kernel::access::Caller;
 use kernel::audit::{self, Actor, Event, Outcome};
 use kernel::error::{ApiError, ApiResult, Code, Problem};
 use kernel::http::{AppState, Auth, Json, Page, Paged, Path, Query};
@@ -33,9 +33,7 @@ fn records(st: &AppState, keys: Option<&crate::records::Keys>) -> Records {
 
 /// The health commission's staff (a regulator of the health domain) keep the index.
 async fn require_keeper(st: &AppState, c: &Caller) -> ApiResult<()> {
-    let health =
-        c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health");
-    if health {
+    if crate::health_api::is_health_regulator(st, c).await? {
         return Ok(());
     }
     let ev = Event::new(Actor::of(c), "health.mpi.review", "mpi", None, Outcome::Denied)

@@ -11,6 +11,7 @@
 //! "who looked at my record". The health commission's staff see counts, never a referral.
 
 use crate::fhir_api::clinician_context;
+use crate::health_api::{is_health_regulator, records};
 use crate::records::{Records, is_clinical};
 use crate::referral::{self, Action, Direction, Due, FollowUp, Priority, Side, State, Times};
 use crate::{access, fhir::validate};
@@ -150,10 +151,6 @@ const MAX_SUMMARY: usize = 4_000;
 const MAX_NOTE: usize = 4_000;
 const MAX_ATTACHMENTS: usize = 20;
 const SLOT_AHEAD_MS: i64 = 90 * referral::DAY_MS;
-
-fn records(st: &AppState, keys: &crate::records::Keys) -> Records {
-    Records { store: st.store.clone(), cipher: st.cipher.clone(), keys: keys.clone() }
-}
 
 /// Referrals are the clinicians' (and the commission's counts): anyone else is refused, audited.
 async fn require_clinician(st: &AppState, c: &Caller, action: &str, referral: Option<&str>) -> ApiResult<()> {
@@ -843,8 +840,7 @@ async fn statistics(
     axum::Extension(keys): axum::Extension<crate::records::Keys>,
     Query(p): Query<Period>,
 ) -> ApiResult<axum::Json<Vec<Figures>>> {
-    let regulator =
-        c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health");
+    let regulator = is_health_regulator(&st, &c).await?;
     if !regulator {
         require_clinician(&st, &c, "health.referral.statistics", None).await?;
     }

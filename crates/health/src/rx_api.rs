@@ -163,8 +163,7 @@ async fn publish(
     Auth(c): Auth,
     kernel::http::Json(p): kernel::http::Json<Publish>,
 ) -> ApiResult<axum::Json<KbInfo>> {
-    let regulator =
-        c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health");
+    let regulator = crate::health_api::is_health_regulator(&st, &c).await?;
     if !regulator {
         let ev = Event::new(Actor::of(&c), "health.rx.publish", "rx", None, kernel::audit::Outcome::Denied)
             .detail(json!({ "refusal": "not_health_regulator" }));
@@ -257,8 +256,7 @@ async fn statistics(
     Auth(c): Auth,
     Query(p): Query<Period>,
 ) -> ApiResult<axum::Json<Statistics>> {
-    let regulator =
-        c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health");
+    let regulator = crate::health_api::is_health_regulator(&st, &c).await?;
     if !regulator && c.role != Role::Clinician {
         let ev = Event::new(Actor::of(&c), "health.rx.statistics", "rx", None, kernel::audit::Outcome::Denied)
             .detail(json!({ "refusal": "not_health_staff" }));
