@@ -756,13 +756,14 @@ async fn list(
     let r = records(&st, &keys);
     let now = now_ms();
     let overdue_only = f.overdue.unwrap_or(false);
-    // The overdue filter depends on deadlines and visits computed per referral: page in Rust.
-    let (rows, total) = if overdue_only {
-        let all = bind_all(&st.store, &sql, &args).await?;
+    // The overdue filter depends on deadlines and visits computed per referral: each view is
+    // computed once and paged in Rust.
+    let (items, total) = if overdue_only {
         let mut keep = vec![];
-        for row in all {
-            if view(&st, &r, &row, now).await?.overdue {
-                keep.push(row);
+        for row in bind_all(&st.store, &sql, &args).await? {
+            let v = view(&st, &r, &row, now).await?;
+            if v.overdue {
+                keep.push(v);
             }
         }
         let total = keep.len() as i64;
@@ -772,17 +773,15 @@ async fn list(
         let count = format!("SELECT COUNT(*) AS n FROM health_referrals f WHERE {}", conds.join(" AND "));
         let n = bind_all(&st.store, &count, &args).await?;
         let total = n.first().map(|r| col::<i64>(r, "n")).transpose()?.unwrap_or(0);
-        (page, total)
+        let mut items = Vec::with_capacity(page.len());
+        for row in &page {
+            items.push(view(&st, &r, row, now).await?);
+        }
+        (items, total)
     };
-    let mut items = Vec::with_capacity(rows.len());
-    let mut patients = std::collections::BTreeSet::new();
-    for row in &rows {
-        let v = view(&st, &r, row, now).await?;
-        patients.insert(v.patient_id.clone());
-        items.push(v);
-    }
+    let patients: std::collections::BTreeSet<&str> = items.iter().map(|v| v.patient_id.as_str()).collect();
     for p in patients {
-        let ev = Event::new(Actor::of(&c), "health.referral.read", "Patient", Some(&p), Outcome::Success)
+        let ev = Event::new(Actor::of(&c), "health.referral.read", "Patient", Some(p), Outcome::Success)
             .detail(json!({ "interaction": "list" }));
         audit::record(&st.store, ev).await?;
     }
