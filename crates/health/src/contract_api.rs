@@ -12,7 +12,7 @@
 
 use crate::contract::{self, DEFAULT_MONTHS, MAX_MONTHS, RENEW_WITHIN_DAYS};
 use crate::health_api::{is_health_regulator, records};
-use crate::records::{Keys, Records};
+use crate::records::{Author, Change, Keys, Records};
 use crate::synth::LOCALITIES;
 use axum::extract::State as AxState;
 use kernel::access::{Caller, Role};
@@ -469,7 +469,116 @@ async fn insert_contract(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::from)?;
+    // The managed conditions' packages put the resident under monitoring at the institution.
+    let org: String = col(team, "org_id")?;
+    for cond in managed_conditions(packages) {
+        crate::monitoring::enrol(st, tx, patient, cond, &org, now_ms()).await?;
+    }
     Ok(())
+}
+
+/// The monitored conditions a contract's packages manage.
+fn managed_conditions(packages: &[&str]) -> Vec<rules::clinical::Condition> {
+    use rules::clinical::Condition;
+    let mut out = vec![];
+    if packages.contains(&"hypertension") {
+        out.push(Condition::Hypertension);
+    }
+    if packages.contains(&"diabetes") {
+        out.push(Condition::Diabetes);
+    }
+    out
+}
+
+/// The CarePlan of a contract's managed condition: its id.
+fn care_plan_id(contract: &str, c: rules::clinical::Condition) -> String {
+    format!("cp-{contract}-{}", crate::monitoring::condition_str(c))
+}
+
+/// One CarePlan per managed condition of a contract (高血压/糖尿病患者健康管理), for the contract's
+/// term, following the basic public health service: at least four face-to-face follow-ups a
+/// year, home monitoring, the yearly health check.
+#[allow(clippy::too_many_arguments)]
+async fn write_care_plans(
+    r: &Records,
+    c: &Caller,
+    contract: &str,
+    patient: &str,
+    team_name: &str,
+    packages: &[&str],
+    start: &str,
+    end: &str,
+) -> ApiResult<()> {
+    use rules::clinical::Condition;
+    let mut changes = vec![];
+    for cond in managed_conditions(packages) {
+        let (code, title, monitoring) = match cond {
+            Condition::Hypertension => (
+                "hypertension",
+                "高血压患者健康管理 Hypertension management",
+                "家庭血压监测 Home blood-pressure monitoring",
+            ),
+            Condition::Diabetes => {
+                ("diabetes", "2型糖尿病患者健康管理 Type 2 diabetes management", "家庭血糖监测 Home glucose monitoring")
+            }
+        };
+        let id = care_plan_id(contract, cond);
+        let detail = |status: &str, text: &str| json!({ "detail": { "status": status, "description": text } });
+        let plan = json!({
+            "resourceType": "CarePlan",
+            "id": id,
+            "identifier": [{ "system": "urn:wuqing:contract", "value": format!("{contract}/{code}") }],
+            "status": "active",
+            "intent": "plan",
+            "category": [{ "coding": [{ "system": "urn:wuqing:care-plan", "code": code }], "text": title }],
+            "title": title,
+            "subject": { "reference": format!("Patient/{patient}") },
+            "period": { "start": start, "end": end },
+            "careTeam": [{ "display": team_name }],
+            "author": { "reference": format!("Organization/{}", c.org_id) },
+            "activity": [
+                detail("scheduled", "每年至少 4 次面对面随访 At least four face-to-face follow-ups a year"),
+                detail("in-progress", monitoring),
+                detail("scheduled", "每年 1 次健康体检 A yearly health check"),
+            ],
+        });
+        changes.push(Change { rtype: "CarePlan".into(), id, resource: Some(plan), if_match: None });
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let author = Author { user_id: c.user_id.clone(), name: c.username.clone(), org_id: c.org_id.clone() };
+    r.commit(&author, "care-plan", changes, vec![]).await.map_err(write_error)?;
+    Ok(())
+}
+
+/// Ends a contract's CarePlans (`completed` at renewal, `revoked` at termination).
+async fn end_care_plans(r: &Records, c: &Caller, contract: &str, packages: &[&str], status: &str) -> ApiResult<()> {
+    let mut changes = vec![];
+    for cond in managed_conditions(packages) {
+        let id = care_plan_id(contract, cond);
+        if let Some(cur) = r.current("CarePlan", &id).await? {
+            if cur.deleted || cur.owner_org != c.org_id {
+                continue;
+            }
+            let mut body = cur.body.clone();
+            body["status"] = json!(status);
+            changes.push(Change { rtype: "CarePlan".into(), id, resource: Some(body), if_match: Some(cur.version) });
+        }
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let author = Author { user_id: c.user_id.clone(), name: c.username.clone(), org_id: c.org_id.clone() };
+    r.commit(&author, "care-plan", changes, vec![]).await.map_err(write_error)?;
+    Ok(())
+}
+
+fn write_error(e: crate::records::WriteError) -> ApiError {
+    match e {
+        crate::records::WriteError::Store(s) => s.into(),
+        e => ApiError::new(Code::Conflict, e.to_string()),
+    }
 }
 
 /// Registers the contract a resident signed with one of the caller's institution's teams.
@@ -544,6 +653,8 @@ pub async fn sign_contract(st: &AppState, keys: &Keys, c: &Caller, b: NewContrac
         .detail(json!({ "contract": id, "team": b.team_id, "start": start, "end": end }));
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    let team_name: String = col(&team, "name")?;
+    write_care_plans(&r, c, &id, &b.patient_id, &team_name, &packages, &start, &end).await?;
     let row = contract_row(st, &id).await?.ok_or_else(|| ApiError::not_found("contract"))?;
     contract_view(st, &r, &row).await
 }
@@ -627,6 +738,11 @@ async fn renew(
         e => e.into(),
     })?;
     let r = records(&st, &keys);
+    let old_packages: String = col(&old, "packages")?;
+    let old_packages: Vec<&str> = old_packages.split(',').collect();
+    end_care_plans(&r, &c, &id, &old_packages, "completed").await?;
+    let team_name: String = col(&team, "name")?;
+    write_care_plans(&r, &c, &new_id, &patient, &team_name, &packages, &start_s, &end_s).await?;
     let row = contract_row(&st, &new_id).await?.ok_or_else(|| ApiError::not_found("contract"))?;
     Ok((axum::http::StatusCode::CREATED, axum::Json(contract_view(&st, &r, &row).await?)))
 }
@@ -664,11 +780,14 @@ async fn terminate(
         return Err(ApiError::new(Code::Conflict, "terminated already (已解约)"));
     }
     let patient: String = col(&old, "patient_id")?;
+    crate::monitoring::leave(&st, &mut tx, &patient, &c.org_id).await?;
     let ev = Event::new(Actor::of(&c), "health.contract.terminate", "Patient", Some(&patient), Outcome::Success)
         .detail(json!({ "contract": id }));
     audit::append(&st.store, &mut tx, &ev).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let r = records(&st, &keys);
+    let packages: String = col(&old, "packages")?;
+    end_care_plans(&r, &c, &id, &packages.split(',').collect::<Vec<_>>(), "revoked").await?;
     let row = contract_row(&st, &id).await?.ok_or_else(|| ApiError::not_found("contract"))?;
     Ok(axum::Json(contract_view(&st, &r, &row).await?))
 }

@@ -83,6 +83,7 @@ const SUPPORTED: &[&str] = &[
     "Immunization",
     "DocumentReference",
     "Consent",
+    "CarePlan",
     "Group",
     "Provenance",
     "AuditEvent",

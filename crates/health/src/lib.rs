@@ -19,6 +19,8 @@ pub mod generate;
 pub mod health_api;
 pub mod import;
 pub mod linkage;
+pub mod monitoring;
+pub mod monitoring_demo;
 pub mod mpi;
 pub mod mpi_api;
 pub mod mpi_store;
@@ -31,6 +33,7 @@ pub mod rx_api;
 pub mod schema;
 pub mod synth;
 pub mod trust;
+pub mod worklist_api;
 
 use async_trait::async_trait;
 use kernel::http::AppState;
@@ -45,11 +48,21 @@ pub struct HealthModule {
     /// Seed the demo district's health records (`serve --demo`); tests that build their own
     /// records turn it off.
     pub demo_records: bool,
+    /// Feed the demo's simulated home devices (`serve --demo`).
+    pub simulate: bool,
+    /// Run the chronic-disease monitoring task (home-device readings → record → worklist).
+    pub monitoring: bool,
 }
 
 impl Default for HealthModule {
     fn default() -> Self {
-        Self { keys: Default::default(), mpi: Default::default(), demo_records: true }
+        Self {
+            keys: Default::default(),
+            mpi: Default::default(),
+            demo_records: true,
+            simulate: false,
+            monitoring: true,
+        }
     }
 }
 
@@ -69,6 +82,7 @@ impl Module for HealthModule {
             .merge(referral_api::routes(self.keys.clone()))
             .merge(contract_api::routes(self.keys.clone()))
             .merge(rx_api::routes())
+            .merge(worklist_api::routes(self.keys.clone()))
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {
@@ -82,7 +96,8 @@ impl Module for HealthModule {
             return Ok(());
         }
         demo::seed(state, demo, &records, &self.mpi).await?;
-        care_demo::seed(state, demo, &records, &self.keys).await
+        care_demo::seed(state, demo, &records, &self.keys).await?;
+        monitoring_demo::seed(state, demo, &records, &self.keys).await
     }
 
     async fn start(
@@ -92,6 +107,14 @@ impl Module for HealthModule {
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let records =
             records::Records { store: state.store.clone(), cipher: state.cipher.clone(), keys: self.keys.clone() };
+        let mut tasks = vec![];
+        if self.monitoring {
+            let (st, r, stop) = (state.clone(), records.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(monitoring::run(st, r, std::time::Duration::from_secs(60), stop)));
+        }
+        if self.simulate && self.demo_records {
+            tasks.push(tokio::spawn(monitoring_demo::feed(state.clone(), shutdown.clone())));
+        }
         let mpi = self.mpi.clone();
         let loader = tokio::spawn(async move {
             tokio::select! {
@@ -101,6 +124,7 @@ impl Module for HealthModule {
                 },
             }
         });
-        Ok(vec![loader])
+        tasks.push(loader);
+        Ok(tasks)
     }
 }

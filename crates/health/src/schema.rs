@@ -24,6 +24,13 @@
 //!   an institution and residents' contracts with them, dates as Beijing `YYYY-MM-DD` (v3).
 //! - `health_townships`: each township's resident population, the denominator of contract
 //!   coverage, kept by the health commission (v3).
+//! - `health_monitor_watches`: each monitored patient's condition (hypertension, diabetes): the
+//!   rules' state, when the clock next matters, the responsible institution, the last reading's
+//!   time and whether it was controlled (v4).
+//! - `health_monitor_readings`: each home-device reading taken into the record (device, device
+//!   time → the Observation made of it), so that a reading heard twice counts once (v4).
+//! - `health_worklist`: the family doctor's worklist: alerts and follow-up tasks with their
+//!   evidence (encrypted), when they were closed, by whom and how (v4).
 
 use kernel::store::Migration;
 
@@ -246,6 +253,55 @@ CREATE TABLE health_townships (
     population BIGINT NOT NULL,
     updated_ms BIGINT NOT NULL
 )",
+        },
+        Migration {
+            module: "health",
+            version: 4,
+            name: "chronic-disease monitoring: watches, device readings taken, the family doctor's worklist",
+            only: None,
+            sql: "CREATE TABLE health_monitor_watches (
+    patient_id TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    next_tick_ms BIGINT NULL,
+    enrolled_ms BIGINT NOT NULL,
+    last_reading_ms BIGINT NULL,
+    last_controlled BIGINT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (patient_id, condition)
+);
+CREATE INDEX health_monitor_watches_tick ON health_monitor_watches(next_tick_ms);
+CREATE INDEX health_monitor_watches_org ON health_monitor_watches(org_id, condition);
+CREATE TABLE health_monitor_readings (
+    device_code TEXT NOT NULL,
+    device_ms BIGINT NOT NULL,
+    patient_id TEXT NOT NULL,
+    observation_id TEXT NOT NULL,
+    processed_ms BIGINT NOT NULL,
+    PRIMARY KEY (device_code, device_ms)
+);
+CREATE TABLE health_worklist (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    team_id TEXT NULL,
+    patient_id TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    due_ms BIGINT NULL,
+    rules_version BIGINT NOT NULL,
+    evidence_enc BLOB NOT NULL,
+    state TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    closed_ms BIGINT NULL,
+    closed_by TEXT NULL,
+    outcome TEXT NULL,
+    note_enc BLOB NULL
+);
+CREATE UNIQUE INDEX health_worklist_once ON health_worklist(patient_id, condition, action, at_ms);
+CREATE INDEX health_worklist_org ON health_worklist(org_id, state, at_ms);
+CREATE INDEX health_worklist_patient ON health_worklist(patient_id, condition, state)",
         },
     ]
 }

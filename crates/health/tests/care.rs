@@ -486,7 +486,12 @@ async fn contracts(backend: Backend) {
     // Terminating the hospital patient's contract ends the centre's care.
     assert_eq!(term(&ka, json!({ "reason": "居民改签其他团队" })).await.0, StatusCode::OK);
     assert_eq!(term(&kr, json!({ "reason": "居民改签其他团队" })).await.0, StatusCode::OK);
-    assert_eq!(reads(&app, &wu, &a).await, StatusCode::FORBIDDEN, "no contract, no care");
+    // The centre keeps its own record of the contract (the CarePlan, now revoked), and no more.
+    let (s, b) = send(&app, Method::GET, format!("/fhir/Encounter?patient={a}"), &wu, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(b["entry"].as_array().is_none_or(Vec::is_empty), "no contract, no care: {b}");
+    let (_, b) = send(&app, Method::GET, format!("/fhir/CarePlan?patient={a}"), &wu, None).await;
+    assert_eq!(b["entry"][0]["resource"]["status"], "revoked", "{b}");
     let (s, k) = sign(&wu, json!({ "patient_id": a, "team_id": team2 })).await;
     assert_eq!(s, StatusCode::CREATED, "signs with another team once the old contract ended: {k}");
 

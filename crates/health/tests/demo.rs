@@ -13,7 +13,9 @@ use std::sync::Arc;
 #[tokio::test]
 async fn the_demo_district_health_records() {
     let module = HealthModule::default();
-    let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone())];
+    // As `serve --demo` mounts it: the home devices come through the IoT module.
+    let modules: Vec<Arc<dyn Module>> =
+        vec![Arc::new(iot::IotModule::default()), Arc::new(alarms::AlarmsModule::default()), Arc::new(module.clone())];
     let app = TestApp::spawn_with(Backend::Sqlite, modules, |_| {}).await.unwrap();
     // Seeding twice changes nothing.
     app.platform.seed_demo().await.unwrap();
@@ -79,6 +81,28 @@ async fn the_demo_district_health_records() {
     let top: Vec<&str> =
         rx["top_interactions"].as_array().unwrap().iter().map(|t| t["rule"].as_str().unwrap()).collect();
     assert!(top.contains(&"simvastatin-amlodipine") && top.contains(&"warfarin-nsaid"), "{top:?}");
+    // Home monitoring: the family doctor's worklist holds open alerts and tasks with their
+    // evidence, closed ones with their response times; the indicators count managed patients.
+    let (s, wl) = app.get("/api/health/worklist?limit=200", &wu).await;
+    assert_eq!(s.as_u16(), 200, "{wl}");
+    let actions: std::collections::BTreeSet<&str> =
+        wl["items"].as_array().unwrap().iter().map(|i| i["action"].as_str().unwrap()).collect();
+    for a in ["follow_up", "follow_up_overdue"] {
+        assert!(actions.contains(a), "{a} in {actions:?}");
+    }
+    assert!(wl["items"][0]["evidence"]["rule"].as_str().is_some(), "{}", wl["items"][0]);
+    let (_, closed) = app.get("/api/health/worklist?state=closed&limit=5", &wu).await;
+    assert!(closed["total"].as_i64().unwrap() > 5, "{}", closed["total"]);
+    let (_, ind) = app.get("/api/health/indicators", &chen).await;
+    let yangcun = app.org_id("yangcun_chc").await;
+    let inst =
+        ind["institutions"].as_array().unwrap().iter().find(|i| i["org_id"] == yangcun.as_str()).unwrap().clone();
+    let ht = &inst["hypertension"];
+    assert!(ht["managed"].as_i64() > Some(5) && ht["measured_3m"].as_i64() > Some(5), "{inst}");
+    let rate = ht["control_rate"].as_f64().unwrap();
+    assert!(rate > 20.0 && rate < 90.0, "some controlled, some not: {inst}");
+    assert!(ht["follow_up_compliance"].as_f64().is_some_and(|c| c > 0.0 && c < 100.0), "{inst}");
+    assert!(inst["urgent_response_median_minutes"].as_i64().is_some(), "{inst}");
     let records = health::records::Records::new(app.platform.state.store.clone(), app.platform.state.cipher.clone());
     let (checked, broken) = records.verify_all(|_, _, _| {}).await.unwrap();
     assert!(checked > 1000, "{checked}");

@@ -15,6 +15,9 @@ use kernel::store::now_ms;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The demo resident (the health module's demo records) who wears the blood pressure monitor.
+pub const DEMO_PATIENT: &str = "huang-xiuying";
+
 /// (code, org key, kind, name, subject type, subject label)
 const DEVICES: &[(&str, &str, &str, &str, SubjectType, &str)] = &[
     (
@@ -61,7 +64,7 @@ pub async fn seed(state: &AppState, demo: &mut DemoContext) -> anyhow::Result<()
             name: (*name).into(),
             format: None,
             subject_type: *st,
-            subject_id: String::new(),
+            subject_id: if *st == SubjectType::Patient { DEMO_PATIENT.into() } else { String::new() },
             subject_label: (*label).into(),
         };
         let d = registry::insert_device(&state.store, Actor::cli("demo seed"), &org_id, new, None)

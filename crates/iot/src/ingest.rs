@@ -19,7 +19,13 @@ pub struct Published {
     pub name: String,
     /// `cold_store`, `patient`, … (see `registry::SubjectType`).
     pub subject_type: String,
+    /// Whom or what it is bound to: a patient's id in the health records, for a patient.
+    #[serde(default)]
+    pub subject_id: String,
     pub subject_label: String,
+    /// When the platform stored them (the observations' `received_ms`).
+    #[serde(default)]
+    pub received_ms: i64,
     pub samples: Vec<Sample>,
 }
 
@@ -79,7 +85,9 @@ pub async fn accept(state: &AppState, device: &Device, samples: Vec<Sample>, via
         kind: device.kind.clone(),
         name: device.name.clone(),
         subject_type: device.subject_type.as_str().to_string(),
+        subject_id: device.subject_id.clone(),
         subject_label: device.subject_label.clone(),
+        received_ms,
         samples,
     };
     match serde_json::to_vec(&msg) {

@@ -116,7 +116,7 @@ impl ClinicalRules {
 }
 
 /// The condition a rule watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// 高血压
@@ -191,15 +191,122 @@ pub struct Alert {
     pub rules_version: u32,
 }
 
+/// One patient's one condition under watch: everything the rules remember. Stored per patient
+/// and condition by the platform (a row each), so that a reading, a follow-up and the clock
+/// each change one small state in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Watch {
-    last_reading_ms: Option<i64>,
+pub struct Watch {
+    /// The newest reading's time (or the enrolment's, before the first reading).
+    pub last_reading_ms: Option<i64>,
     /// The open follow-up task: raised at, due by, overdue already told.
-    open: Option<(i64, i64, bool)>,
+    pub open: Option<(i64, i64, bool)>,
     /// Consecutive uncontrolled follow-ups.
-    uncontrolled: u32,
+    pub uncontrolled: u32,
     /// A reminder was sent for the current silence.
-    reminded: bool,
+    pub reminded: bool,
+}
+
+impl Watch {
+    /// A watch that starts at `now_ms`: the silence before the first reading counts from then.
+    pub fn enrolled(now_ms: i64) -> Self {
+        Self { last_reading_ms: Some(now_ms), ..Default::default() }
+    }
+
+    /// A reading of this watch's condition at `at_ms`: the alerts it raises.
+    pub fn observe(&mut self, r: &ClinicalRules, at_ms: i64, reading: Reading) -> Vec<Alert> {
+        let condition = reading.condition();
+        if self.last_reading_ms.is_none_or(|t| at_ms > t) {
+            self.last_reading_ms = Some(at_ms);
+            self.reminded = false;
+        }
+        let (urgent, uncontrolled) = match reading {
+            Reading::BloodPressure { systolic, diastolic } => (
+                systolic >= r.bp_urgent_systolic || diastolic >= r.bp_urgent_diastolic,
+                systolic >= r.bp_systolic || diastolic >= r.bp_diastolic,
+            ),
+            Reading::FastingGlucose { mmol_l } => {
+                (mmol_l >= r.glucose_urgent_high || mmol_l <= r.glucose_urgent_low, mmol_l >= r.glucose_fasting)
+            }
+            Reading::Glucose { mmol_l } => (mmol_l >= r.glucose_urgent_high || mmol_l <= r.glucose_urgent_low, false),
+        };
+        let alert = |action, due_ms| Alert {
+            action,
+            condition,
+            at_ms,
+            due_ms,
+            reading: Some(reading),
+            rules_version: r.version,
+        };
+        let mut out = vec![];
+        if urgent {
+            out.push(alert(Action::Urgent, None));
+        }
+        if (urgent || uncontrolled) && self.open.is_none() {
+            let due = at_ms + i64::from(r.follow_up_days) * DAY_MS;
+            self.open = Some((at_ms, due, false));
+            out.push(alert(Action::FollowUp, Some(due)));
+        }
+        out
+    }
+
+    /// The family doctor's follow-up at `at_ms`, the condition controlled or not: closes the
+    /// open task; consecutive uncontrolled follow-ups suggest a referral.
+    pub fn followed_up(&mut self, r: &ClinicalRules, condition: Condition, at_ms: i64, controlled: bool) -> Vec<Alert> {
+        self.open = None;
+        if controlled {
+            self.uncontrolled = 0;
+            return vec![];
+        }
+        self.uncontrolled += 1;
+        if self.uncontrolled >= r.uncontrolled_for_referral {
+            self.uncontrolled = 0;
+            return vec![Alert {
+                action: Action::SuggestReferral,
+                condition,
+                at_ms,
+                due_ms: None,
+                reading: None,
+                rules_version: r.version,
+            }];
+        }
+        vec![]
+    }
+
+    /// The clock at `now_ms`: an overdue follow-up and a silence, each told once.
+    pub fn tick(&mut self, r: &ClinicalRules, condition: Condition, now_ms: i64) -> Vec<Alert> {
+        let mut out = vec![];
+        let alert = |action, due_ms| Alert {
+            action,
+            condition,
+            at_ms: now_ms,
+            due_ms,
+            reading: None,
+            rules_version: r.version,
+        };
+        if let Some((_, due, told)) = &mut self.open {
+            if now_ms > *due && !*told {
+                *told = true;
+                out.push(alert(Action::FollowUpOverdue, Some(*due)));
+            }
+        }
+        let silent = self.last_reading_ms.is_some_and(|t| now_ms - t >= i64::from(r.missing_days) * DAY_MS);
+        if silent && !self.reminded {
+            self.reminded = true;
+            out.push(alert(Action::Reminder, None));
+        }
+        out
+    }
+
+    /// The earliest time at which [`Watch::tick`] may raise something (`None`: nothing pending
+    /// until the next reading or follow-up), so that a store asks only the watches due.
+    pub fn next_tick_ms(&self, r: &ClinicalRules) -> Option<i64> {
+        let overdue = self.open.filter(|o| !o.2).map(|o| o.1 + 1);
+        let silence = self.last_reading_ms.filter(|_| !self.reminded).map(|t| t + i64::from(r.missing_days) * DAY_MS);
+        match (overdue, silence) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// The monitored patients' state: per patient and condition.
@@ -233,7 +340,7 @@ impl Monitor {
             .entry(patient.to_string())
             .or_default()
             .entry(condition)
-            .or_insert_with(|| Watch { last_reading_ms: Some(now_ms), ..Default::default() });
+            .or_insert_with(|| Watch::enrolled(now_ms));
     }
 
     /// Stops watching (a contract ended).
@@ -253,105 +360,24 @@ impl Monitor {
 
     /// A reading at `at_ms`: the alerts it raises. A patient not enrolled is enrolled by it.
     pub fn observe(&mut self, patient: &str, at_ms: i64, reading: Reading) -> Vec<Alert> {
-        let r = &self.rules;
-        let condition = reading.condition();
-        let w = self.watches.entry(patient.to_string()).or_default().entry(condition).or_default();
-        if w.last_reading_ms.is_none_or(|t| at_ms > t) {
-            w.last_reading_ms = Some(at_ms);
-            w.reminded = false;
-        }
-        let (urgent, uncontrolled) = match reading {
-            Reading::BloodPressure { systolic, diastolic } => (
-                systolic >= r.bp_urgent_systolic || diastolic >= r.bp_urgent_diastolic,
-                systolic >= r.bp_systolic || diastolic >= r.bp_diastolic,
-            ),
-            Reading::FastingGlucose { mmol_l } => {
-                (mmol_l >= r.glucose_urgent_high || mmol_l <= r.glucose_urgent_low, mmol_l >= r.glucose_fasting)
-            }
-            Reading::Glucose { mmol_l } => (mmol_l >= r.glucose_urgent_high || mmol_l <= r.glucose_urgent_low, false),
-        };
-        let alert = |action, due_ms| Alert {
-            action,
-            condition,
-            at_ms,
-            due_ms,
-            reading: Some(reading),
-            rules_version: r.version,
-        };
-        let mut out = vec![];
-        if urgent {
-            out.push(alert(Action::Urgent, None));
-        }
-        if (urgent || uncontrolled) && w.open.is_none() {
-            let due = at_ms + i64::from(r.follow_up_days) * DAY_MS;
-            w.open = Some((at_ms, due, false));
-            out.push(alert(Action::FollowUp, Some(due)));
-        }
-        out
+        let w = self.watches.entry(patient.to_string()).or_default().entry(reading.condition()).or_default();
+        w.observe(&self.rules, at_ms, reading)
     }
 
     /// The family doctor's follow-up at `at_ms`, with the condition controlled or not: closes
     /// the open task; consecutive uncontrolled follow-ups suggest a referral.
     pub fn followed_up(&mut self, patient: &str, condition: Condition, at_ms: i64, controlled: bool) -> Vec<Alert> {
-        let r = &self.rules;
         let w = self.watches.entry(patient.to_string()).or_default().entry(condition).or_default();
-        w.open = None;
-        if controlled {
-            w.uncontrolled = 0;
-            return vec![];
-        }
-        w.uncontrolled += 1;
-        if w.uncontrolled >= r.uncontrolled_for_referral {
-            w.uncontrolled = 0;
-            return vec![Alert {
-                action: Action::SuggestReferral,
-                condition,
-                at_ms,
-                due_ms: None,
-                reading: None,
-                rules_version: r.version,
-            }];
-        }
-        vec![]
+        w.followed_up(&self.rules, condition, at_ms, controlled)
     }
 
     /// The clock at `now_ms`: overdue follow-ups and silences, each told once.
     pub fn tick(&mut self, now_ms: i64) -> Vec<(String, Alert)> {
         let r = &self.rules;
         let mut out = vec![];
-        for (patient, condition, w) in
-            self.watches.iter_mut().flat_map(|(p, ws)| ws.iter_mut().map(move |(c, w)| (p, c, w)))
-        {
-            if let Some((_, due, told)) = &mut w.open {
-                if now_ms > *due && !*told {
-                    *told = true;
-                    out.push((
-                        patient.clone(),
-                        Alert {
-                            action: Action::FollowUpOverdue,
-                            condition: *condition,
-                            at_ms: now_ms,
-                            due_ms: Some(*due),
-                            reading: None,
-                            rules_version: r.version,
-                        },
-                    ));
-                }
-            }
-            let silent = w.last_reading_ms.is_some_and(|t| now_ms - t >= i64::from(r.missing_days) * DAY_MS);
-            if silent && !w.reminded {
-                w.reminded = true;
-                out.push((
-                    patient.clone(),
-                    Alert {
-                        action: Action::Reminder,
-                        condition: *condition,
-                        at_ms: now_ms,
-                        due_ms: None,
-                        reading: None,
-                        rules_version: r.version,
-                    },
-                ));
+        for (patient, ws) in self.watches.iter_mut() {
+            for (condition, w) in ws.iter_mut() {
+                out.extend(w.tick(r, *condition, now_ms).into_iter().map(|a| (patient.clone(), a)));
             }
         }
         out
@@ -440,6 +466,25 @@ mod tests {
         assert!(m.tick(T0 + 17 * DAY_MS).is_empty());
         m.leave("p", Condition::Diabetes);
         assert_eq!(m.watched(), 0);
+    }
+
+    #[test]
+    fn next_tick_names_when_the_clock_matters() {
+        let r = ClinicalRules::default();
+        let mut w = Watch::enrolled(T0);
+        assert_eq!(w.next_tick_ms(&r), Some(T0 + 7 * DAY_MS), "the silence");
+        w.observe(&r, T0 + DAY_MS, bp(150.0, 95.0));
+        assert_eq!(w.next_tick_ms(&r), Some(T0 + 8 * DAY_MS), "the silence still comes before the deadline");
+        assert!(w.tick(&r, Condition::Hypertension, T0 + 8 * DAY_MS - 1).is_empty());
+        assert_eq!(actions(&w.tick(&r, Condition::Hypertension, T0 + 8 * DAY_MS)), [Action::Reminder]);
+        assert_eq!(w.next_tick_ms(&r), Some(T0 + 15 * DAY_MS + 1), "then the deadline");
+        assert!(w.tick(&r, Condition::Hypertension, T0 + 15 * DAY_MS).is_empty());
+        assert_eq!(actions(&w.tick(&r, Condition::Hypertension, T0 + 15 * DAY_MS + 1)), [Action::FollowUpOverdue]);
+        assert_eq!(w.next_tick_ms(&r), None, "nothing until a reading or a follow-up");
+        w.followed_up(&r, Condition::Hypertension, T0 + 16 * DAY_MS, true);
+        assert_eq!(w.next_tick_ms(&r), None);
+        w.observe(&r, T0 + 17 * DAY_MS, bp(120.0, 80.0));
+        assert_eq!(w.next_tick_ms(&r), Some(T0 + 24 * DAY_MS));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn modules(jt808: Option<std::net::SocketAddr>, mqtt: Option<String>, demo: 
         Arc::new(alarms::AlarmsModule::default()),
         Arc::new(iot),
         Arc::new(supervision::SupervisionModule),
-        Arc::new(health::HealthModule::default()),
+        Arc::new(health::HealthModule { simulate: demo, ..health::HealthModule::default() }),
         Arc::new(console::ConsoleModule),
     ]
 }

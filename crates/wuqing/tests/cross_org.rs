@@ -91,6 +91,8 @@ struct BRecords {
     referral: String,
     team: String,
     contract: String,
+    /// An item of the hospital's family-doctor worklist (an urgent home reading).
+    work_item: String,
 }
 
 impl BRecords {
@@ -115,6 +117,7 @@ impl BRecords {
             &self.referral,
             &self.team,
             &self.contract,
+            &self.work_item,
         ]
     }
 }
@@ -202,7 +205,9 @@ async fn b_records(app: &TestApp) -> BRecords {
     let (alarm, _) = alarms::service::raise(&app.platform.state.store, &app.platform.state.bus, &raised).await.unwrap();
     let alarm = alarm.id;
     let (patient, referral, team, contract) = hospital_records(app).await;
+    let work_item = hospital_work_item(app, &patient).await;
     BRecords {
+        work_item,
         patient,
         referral,
         team,
@@ -285,6 +290,29 @@ async fn hospital_records(app: &TestApp) -> (String, String, String, String) {
     (patient, referral, team, contract)
 }
 
+/// An urgent home blood pressure of the hospital's patient, on the hospital's worklist.
+async fn hospital_work_item(app: &TestApp, patient: &str) -> String {
+    let st = &app.platform.state;
+    let records = health::records::Records::new(st.store.clone(), st.cipher.clone());
+    let h = health::monitoring::HomeReading {
+        device: "RMYY-HOME-1".into(),
+        device_org: app.org_id("people_hospital").await,
+        patient_id: patient.to_string(),
+        at_ms: kernel::store::now_ms() - 60_000,
+        reading: rules::clinical::Reading::BloodPressure { systolic: 190.0, diastolic: 120.0 },
+        heart_rate: None,
+    };
+    let rules = rules::clinical::ClinicalRules::default();
+    let taken = health::monitoring::take(st, &records, &rules, &h).await.unwrap();
+    assert_eq!(taken, health::monitoring::Taken::Taken { alerts: 2 });
+    let row = sqlx::query(&st.store.sql("SELECT id FROM health_worklist WHERE patient_id = $1 AND action = 'urgent'"))
+        .bind(patient.to_string())
+        .fetch_one(st.store.reader())
+        .await
+        .unwrap();
+    kernel::store::col(&row, "id").unwrap()
+}
+
 /// For a route that takes ids, the substitutions (parameter → B's id) to try; `None` for a route
 /// this table does not know, which fails the test: a new route with an id must be added here.
 fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, String)>>> {
@@ -346,6 +374,7 @@ fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, Str
             one("id", &b.referral)
         }
         "/api/health/contracts/{id}/renew" | "/api/health/contracts/{id}/terminate" => one("id", &b.contract),
+        "/api/health/worklist/{id}/close" => one("id", &b.work_item),
         _ => None,
     }
 }
@@ -412,6 +441,7 @@ fn body(method: &Method, route: &str, b: &BRecords) -> Option<Value> {
         "/api/health/referrals/{id}/steps" => json!({"action": "accept"}),
         "/api/health/contracts/{id}/renew" => json!({}),
         "/api/health/contracts/{id}/terminate" => json!({"reason": "冒名解约"}),
+        "/api/health/worklist/{id}/close" => json!({"outcome": "handled"}),
         _ => return None,
     };
     Some(v)
@@ -720,6 +750,7 @@ const PLAIN_PARAMS: &[&str] = &[
     "month",
     "year",
     "state",
+    "condition",
     "level",
     "overdue",
     "inbox",

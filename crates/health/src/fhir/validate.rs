@@ -1207,6 +1207,79 @@ const DETECTED_ISSUE: &[El] = &[
     ),
 ];
 
+const CARE_PLAN: &[El] = &[
+    el("identifier", 0, MANY, &[IDENTIFIER]),
+    el("basedOn", 0, MANY, &[REFERENCE]),
+    el("replaces", 0, MANY, &[REFERENCE]),
+    el("partOf", 0, MANY, &[REFERENCE]),
+    code("status", 1, &["draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"]),
+    code("intent", 1, &["proposal", "plan", "order", "option"]),
+    el("category", 0, MANY, &[CODEABLE_CONCEPT]),
+    el("title", 0, ONE, &[Ty::String]),
+    el("description", 0, ONE, &[Ty::String]),
+    el("subject", 1, ONE, &[REFERENCE]),
+    el("encounter", 0, ONE, &[REFERENCE]),
+    el("period", 0, ONE, &[PERIOD]),
+    el("created", 0, ONE, &[Ty::DateTime]),
+    el("author", 0, ONE, &[REFERENCE]),
+    el("contributor", 0, MANY, &[REFERENCE]),
+    el("careTeam", 0, MANY, &[REFERENCE]),
+    el("addresses", 0, MANY, &[REFERENCE]),
+    el("supportingInfo", 0, MANY, &[REFERENCE]),
+    el("goal", 0, MANY, &[REFERENCE]),
+    el(
+        "activity",
+        0,
+        MANY,
+        &[Ty::Complex(
+            "BackboneElement",
+            &[
+                el("outcomeCodeableConcept", 0, MANY, &[CODEABLE_CONCEPT]),
+                el("outcomeReference", 0, MANY, &[REFERENCE]),
+                el("progress", 0, MANY, &[ANNOTATION]),
+                el("reference", 0, ONE, &[REFERENCE]),
+                el(
+                    "detail",
+                    0,
+                    ONE,
+                    &[Ty::Complex(
+                        "BackboneElement",
+                        &[
+                            el("kind", 0, ONE, &[Ty::Code]),
+                            el("code", 0, ONE, &[CODEABLE_CONCEPT]),
+                            el("reasonCode", 0, MANY, &[CODEABLE_CONCEPT]),
+                            el("reasonReference", 0, MANY, &[REFERENCE]),
+                            el("goal", 0, MANY, &[REFERENCE]),
+                            code(
+                                "status",
+                                1,
+                                &[
+                                    "not-started",
+                                    "scheduled",
+                                    "in-progress",
+                                    "on-hold",
+                                    "completed",
+                                    "cancelled",
+                                    "stopped",
+                                    "unknown",
+                                    "entered-in-error",
+                                ],
+                            ),
+                            el("statusReason", 0, ONE, &[CODEABLE_CONCEPT]),
+                            el("doNotPerform", 0, ONE, &[Ty::Boolean]),
+                            el("scheduled[x]", 0, ONE, &[TIMING, PERIOD, Ty::String]),
+                            el("location", 0, ONE, &[REFERENCE]),
+                            el("performer", 0, MANY, &[REFERENCE]),
+                            el("description", 0, ONE, &[Ty::String]),
+                        ],
+                    )],
+                ),
+            ],
+        )],
+    ),
+    el("note", 0, MANY, &[ANNOTATION]),
+];
+
 /// The own elements of a supported resource type.
 pub fn definition(resource_type: &str) -> Option<&'static [El]> {
     match resource_type {
@@ -1228,6 +1301,7 @@ pub fn definition(resource_type: &str) -> Option<&'static [El]> {
         "ImagingStudy" => Some(IMAGING_STUDY),
         "Group" => Some(GROUP),
         "DetectedIssue" => Some(DETECTED_ISSUE),
+        "CarePlan" => Some(CARE_PLAN),
         _ => None,
     }
 }
