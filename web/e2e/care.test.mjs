@@ -3,8 +3,9 @@
 // one overdue), opens one and accepts it with a slot; the community centre's family doctor
 // refers a patient from her record, prescribes above the maximum dose (refused with the finding,
 // then overridden with a reason), sees the resident due for renewal and renews the contract;
-// the health commission's staff read the coverage per township, set a population, see the
-// referral figures and the prescription checks' (the knowledge base in use, the interactions). Exits non-zero on the first failure.
+// the family doctor's worklist shows the home devices' alerts with their evidence and a
+// follow-up is closed with what was measured; the health commission's staff read the chronic
+// care indicators, the coverage per township, set a population, see the referral figures and the prescription checks' (the knowledge base in use, the interactions). Exits non-zero on the first failure.
 // Usage: node e2e/care.test.mjs BASE_URL DATA_DIR
 import { base, token, get, launch, newPage, step, signIn } from './lib.mjs'
 
@@ -97,10 +98,36 @@ try {
   if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/family-doctor.png`, fullPage: true })
   page.check()
 
-  step('the commission reads the coverage, sets a population and sees the referral figures')
+  step('the worklist: home-device alerts with their evidence; a follow-up closed with what was measured')
+  await page.getByRole('link', { name: '随访工作台' }).click()
+  await page.waitForURL(`${base}/worklist`)
+  const task = page.locator('li.item[data-action="follow_up"]').filter({ hasText: '高血压' }).first()
+  await task.waitFor()
+  await task.getByText('国家基本公共卫生服务规范').waitFor()
+  await task.locator('.reading').filter({ hasText: 'mmHg' }).waitFor()
+  const who = (await task.locator('.head a').textContent()).trim()
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/worklist.png`, fullPage: true })
+  await task.getByRole('button', { name: '处理' }).click()
+  const closing = task.getByRole('form', { name: '处理' })
+  await closing.getByLabel('结果').selectOption('uncontrolled')
+  await closing.getByLabel('收缩压').fill('152')
+  await closing.getByLabel('舒张压').fill('96')
+  await closing.getByLabel('备注').fill('入户随访，调整用药')
+  await closing.getByRole('button', { name: '提交' }).click()
+  await closing.waitFor({ state: 'detached' })
+  await page.getByRole('tab', { name: '已处理' }).click()
+  await page.locator('li.item').filter({ hasText: who }).filter({ hasText: '入户随访，调整用药' }).first().waitFor()
+  page.check()
+
+  step('the commission reads the chronic care indicators, the coverage, sets a population and sees the referral figures')
   await signOut(page)
   await signIn(page, 'wjw.chen')
-  await page.getByRole('link', { name: '签约与转诊' }).click()
+  await page.getByRole('link', { name: '基层卫生指标' }).click()
+  const centreRow = page.locator('table.indicators[data-part="institutions"] tr').filter({ hasText: '杨村' })
+  await centreRow.getByTestId('control-rate').first().filter({ hasText: /\d+\.\d%/ }).waitFor()
+  await page.locator('table.indicators[data-part="townships"] tr').filter({ hasText: '杨村街道' }).waitFor()
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/indicators.png`, fullPage: true })
+  await page.getByRole('tab', { name: '签约覆盖率' }).click()
   const yangcun = page.locator('tr[data-township="杨村街道"]')
   await yangcun.waitFor()
   const before = await yangcun.locator('td').nth(2).textContent()

@@ -39,6 +39,7 @@ export const router = createRouter({
     { path: '/mpi', component: () => import('./pages/MpiReviews.vue') },
     { path: '/referrals/:id?', component: () => import('./pages/Referrals.vue') },
     { path: '/family-doctor', component: () => import('./pages/FamilyDoctor.vue') },
+    { path: '/worklist', component: () => import('./pages/Worklist.vue') },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
