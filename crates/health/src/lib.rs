@@ -8,6 +8,9 @@
 //! the FHIR R4 server, consent and the trusted EMR build on it (issue 9).
 
 pub mod access;
+pub mod appointment;
+pub mod appointment_api;
+pub mod appointment_demo;
 pub mod care_demo;
 pub mod consent;
 pub mod contract;
@@ -83,6 +86,7 @@ impl Module for HealthModule {
             .merge(contract_api::routes(self.keys.clone()))
             .merge(rx_api::routes())
             .merge(worklist_api::routes(self.keys.clone()))
+            .merge(appointment_api::routes(self.keys.clone()))
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {
@@ -97,7 +101,8 @@ impl Module for HealthModule {
         }
         demo::seed(state, demo, &records, &self.mpi).await?;
         care_demo::seed(state, demo, &records, &self.keys).await?;
-        monitoring_demo::seed(state, demo, &records, &self.keys).await
+        monitoring_demo::seed(state, demo, &records, &self.keys).await?;
+        appointment_demo::seed(state, demo, &self.keys).await
     }
 
     async fn start(

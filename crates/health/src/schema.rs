@@ -31,6 +31,9 @@
 //!   time → the Observation made of it), so that a reading heard twice counts once (v4).
 //! - `health_worklist`: the family doctor's worklist: alerts and follow-up tasks with their
 //!   evidence (encrypted), when they were closed, by whom and how (v4).
+//! - `health_schedules`, `health_slots`, `health_appointments`: an institution's schedules
+//!   (a department's or practitioner's), their slots with capacity and count booked, and the
+//!   appointments in them with their state (v5).
 
 use kernel::store::Migration;
 
@@ -302,6 +305,53 @@ CREATE TABLE health_worklist (
 CREATE UNIQUE INDEX health_worklist_once ON health_worklist(patient_id, condition, action, at_ms);
 CREATE INDEX health_worklist_org ON health_worklist(org_id, state, at_ms);
 CREATE INDEX health_worklist_patient ON health_worklist(patient_id, condition, state)",
+        },
+        Migration {
+            module: "health",
+            version: 5,
+            name: "appointments: schedules, slots, appointments",
+            only: None,
+            sql: "CREATE TABLE health_schedules (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    department TEXT NOT NULL,
+    practitioner_id TEXT NULL,
+    name TEXT NOT NULL,
+    service TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX health_schedules_org ON health_schedules(org_id, department);
+CREATE TABLE health_slots (
+    id TEXT PRIMARY KEY,
+    schedule_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    end_ms BIGINT NOT NULL,
+    capacity BIGINT NOT NULL,
+    booked BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX health_slots_time ON health_slots(schedule_id, start_ms);
+CREATE INDEX health_slots_org ON health_slots(org_id, start_ms);
+CREATE TABLE health_appointments (
+    id TEXT PRIMARY KEY,
+    slot_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    end_ms BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    booked_by TEXT NOT NULL,
+    booked_org TEXT NOT NULL,
+    booked_ms BIGINT NOT NULL,
+    reason_enc BLOB NULL,
+    referral_id TEXT NULL,
+    updated_ms BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX health_appointments_patient ON health_appointments(patient_id, start_ms);
+CREATE INDEX health_appointments_org ON health_appointments(org_id, start_ms);
+CREATE INDEX health_appointments_slot ON health_appointments(slot_id)",
         },
     ]
 }

@@ -103,6 +103,21 @@ async fn the_demo_district_health_records() {
     assert!(rate > 20.0 && rate < 90.0, "some controlled, some not: {inst}");
     assert!(ht["follow_up_compliance"].as_f64().is_some_and(|c| c > 0.0 && c < 100.0), "{inst}");
     assert!(inst["urgent_response_median_minutes"].as_i64().is_some(), "{inst}");
+    // Appointments: schedules with free slots, the resident's own booking, the hospital's
+    // bookings from the centre, yesterday's visits and a no-show.
+    let (_, sch) = app.get("/api/health/schedules", &huang).await;
+    assert_eq!(sch.as_array().unwrap().len(), 4, "{sch}");
+    let sid = sch[0]["id"].as_str().unwrap();
+    let (_, free) = app.get(&format!("/api/health/slots?schedule_id={sid}&free=true"), &huang).await;
+    assert!(free["total"].as_i64().unwrap() > 50, "{}", free["total"]);
+    let (_, mine) = app.get("/api/health/appointments", &huang).await;
+    assert_eq!(mine["total"], 1, "{mine}");
+    let (_, at_hospital) = app.get("/api/health/appointments?limit=100", &yang).await;
+    let states: std::collections::BTreeSet<&str> =
+        at_hospital["items"].as_array().unwrap().iter().map(|a| a["state"].as_str().unwrap()).collect();
+    for s in ["booked", "fulfilled", "noshow"] {
+        assert!(states.contains(s), "{s} in {states:?}");
+    }
     let records = health::records::Records::new(app.platform.state.store.clone(), app.platform.state.cipher.clone());
     let (checked, broken) = records.verify_all(|_, _, _| {}).await.unwrap();
     assert!(checked > 1000, "{checked}");

@@ -93,6 +93,9 @@ struct BRecords {
     contract: String,
     /// An item of the hospital's family-doctor worklist (an urgent home reading).
     work_item: String,
+    /// The hospital's schedule, and an appointment in it for its patient.
+    schedule: String,
+    appointment: String,
 }
 
 impl BRecords {
@@ -118,6 +121,8 @@ impl BRecords {
             &self.team,
             &self.contract,
             &self.work_item,
+            // (The schedule is not among them: the booking directory is public.)
+            &self.appointment,
         ]
     }
 }
@@ -206,8 +211,11 @@ async fn b_records(app: &TestApp) -> BRecords {
     let alarm = alarm.id;
     let (patient, referral, team, contract) = hospital_records(app).await;
     let work_item = hospital_work_item(app, &patient).await;
+    let (schedule, appointment) = hospital_appointment(app, &patient).await;
     BRecords {
         work_item,
+        schedule,
+        appointment,
         patient,
         referral,
         team,
@@ -313,6 +321,29 @@ async fn hospital_work_item(app: &TestApp, patient: &str) -> String {
     kernel::store::col(&row, "id").unwrap()
 }
 
+/// The hospital's schedule with tomorrow's slots, and one booked by dr.yang for the patient.
+async fn hospital_appointment(app: &TestApp, patient: &str) -> (String, String) {
+    let yang = app.login("dr.yang").await;
+    let (s, sched) =
+        app.post("/api/health/schedules", &yang, json!({"department": "心血管内科", "name": "普通门诊"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{sched}");
+    let sid = sched["id"].as_str().unwrap().to_string();
+    let tomorrow = in_days(1);
+    let (s, v) = app
+        .post(
+            &format!("/api/health/schedules/{sid}/slots"),
+            &yang,
+            json!({"from": tomorrow, "days": 1, "start": "09:00", "end": "10:00", "minutes": 30}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, slots) = app.get(&format!("/api/health/slots?schedule_id={sid}"), &yang).await;
+    let slot = slots["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, a) = app.post("/api/health/appointments", &yang, json!({"slot_id": slot, "patient_id": patient})).await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    (sid, a["id"].as_str().unwrap().to_string())
+}
+
 /// For a route that takes ids, the substitutions (parameter → B's id) to try; `None` for a route
 /// this table does not know, which fails the test: a new route with an id must be added here.
 fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, String)>>> {
@@ -375,6 +406,10 @@ fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, Str
         }
         "/api/health/contracts/{id}/renew" | "/api/health/contracts/{id}/terminate" => one("id", &b.contract),
         "/api/health/worklist/{id}/close" => one("id", &b.work_item),
+        "/api/health/schedules/{id}/slots" => one("id", &b.schedule),
+        "/api/health/appointments/{id}"
+        | "/api/health/appointments/{id}/fhir"
+        | "/api/health/appointments/{id}/steps" => one("id", &b.appointment),
         _ => None,
     }
 }
@@ -442,6 +477,10 @@ fn body(method: &Method, route: &str, b: &BRecords) -> Option<Value> {
         "/api/health/contracts/{id}/renew" => json!({}),
         "/api/health/contracts/{id}/terminate" => json!({"reason": "冒名解约"}),
         "/api/health/worklist/{id}/close" => json!({"outcome": "handled"}),
+        "/api/health/schedules/{id}/slots" => {
+            json!({"from": in_days(2), "days": 1, "start": "09:00", "end": "10:00", "minutes": 30})
+        }
+        "/api/health/appointments/{id}/steps" => json!({"action": "cancel"}),
         _ => return None,
     };
     Some(v)
@@ -711,6 +750,11 @@ enum Expect {
 /// with B's id to fill in.
 fn b_filters(route: &str, param: &str, b: &BRecords) -> Option<(String, Expect)> {
     match param {
+        // The booking directory is public: naming an institution filters it, and B, a bus
+        // company, publishes no schedule.
+        "org_id" if route == "/api/health/schedules" || route == "/api/health/slots" => {
+            Some((b.org.clone(), Expect::AsIfAbsent))
+        }
         "org_id" | "enterprise" | "parent_id" => Some((b.org.clone(), Expect::Forbidden)),
         "user_id" => Some((b.user.clone(), Expect::Forbidden)),
         "vehicle_id" => Some((b.vehicle.clone(), Expect::AsIfAbsent)),
@@ -751,6 +795,11 @@ const PLAIN_PARAMS: &[&str] = &[
     "year",
     "state",
     "condition",
+    // The booking directory's (public) schedules and their slots.
+    "schedule_id",
+    "department",
+    "day",
+    "free",
     "level",
     "overdue",
     "inbox",
