@@ -5,7 +5,9 @@
 // then overridden with a reason), sees the resident due for renewal and renews the contract;
 // the family doctor's worklist shows the home devices' alerts with their evidence and a
 // follow-up is closed with what was measured; the health commission's staff read the chronic
-// care indicators, the coverage per township, set a population, see the referral figures and the prescription checks' (the knowledge base in use, the interactions). Exits non-zero on the first failure.
+// care indicators, the coverage per township, set a population, see the referral figures and the prescription checks' (the knowledge base in use, the interactions);
+// the resident books a visit, moves it and cancels another, and the hospital sees its day.
+// Exits non-zero on the first failure.
 // Usage: node e2e/care.test.mjs BASE_URL DATA_DIR
 import { base, token, get, launch, newPage, step, signIn } from './lib.mjs'
 
@@ -147,6 +149,60 @@ try {
   await page.getByRole('row').filter({ hasText: '杨村街社区卫生服务中心' }).waitFor()
   await page.getByRole('row').filter({ hasText: 'warfarin-nsaid' }).waitFor()
   if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/rx.png`, fullPage: true })
+  page.check()
+
+  step('the resident books the endocrinology clinic, moves the visit, cancels her cardiology one')
+  await signOut(page)
+  await signIn(page, 'resident.huang')
+  await page.getByRole('link', { name: '预约挂号' }).click()
+  await page.waitForURL(`${base}/appointments`)
+  const clinic = page.getByLabel('科室/门诊')
+  const endo = await clinic.locator('option', { hasText: '内分泌普通门诊' }).getAttribute('value')
+  await clinic.selectOption(endo)
+  const dayPick = page.getByLabel('日期')
+  const later = await dayPick.locator('option').nth(4).getAttribute('value')
+  await dayPick.selectOption(later)
+  await page.getByLabel('就诊原因').fill('血糖复查')
+  await page.locator('button.slot').first().click()
+  await page.getByRole('status').filter({ hasText: '已预约成功' }).waitFor()
+  await page.getByRole('tab', { name: '我的预约' }).click()
+  const endoRow = page.getByRole('row').filter({ hasText: '内分泌科' }).filter({ hasText: '已预约' })
+  await endoRow.waitFor()
+  const firstTime = await endoRow.locator('td').first().textContent()
+  await endoRow.getByRole('button', { name: '改约' }).click()
+  await page.getByText('改约：请选择新的号源').waitFor()
+  await page.locator('button.slot').last().click() // late in the morning: clear of her cardiology visit
+  await page.getByRole('tab', { name: '我的预约', selected: true }).waitFor()
+  const moved = page.getByRole('row').filter({ hasText: '内分泌科' }).filter({ hasText: '已预约' })
+  await moved.filter({ hasNotText: firstTime }).waitFor()
+  const cardio = page.getByRole('row').filter({ hasText: '心血管内科' }).filter({ hasText: '已预约' })
+  await cardio.getByRole('button', { name: '取消' }).click()
+  await page.getByRole('row').filter({ hasText: '心血管内科' }).filter({ hasText: '已取消' }).waitFor()
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/appointments-resident.png`, fullPage: true })
+  page.check()
+
+  step("the hospital's day: her visit booked, yesterday's seen and missed")
+  await signOut(page)
+  await signIn(page, 'dr.yang')
+  await page.getByRole('link', { name: '预约管理' }).click()
+  await page.waitForURL(`${base}/appointments`)
+  await page.getByLabel('日期').fill(later)
+  await page.getByRole('row').filter({ hasText: '黄秀英' }).filter({ hasText: '已预约' }).waitFor()
+  const yesterday = new Date(Date.now() + 8 * 3_600_000 - 86_400_000).toISOString().slice(0, 10)
+  const dayBefore = new Date(Date.now() + 8 * 3_600_000 - 2 * 86_400_000).toISOString().slice(0, 10)
+  let missed = false
+  for (const d of [yesterday, dayBefore]) {
+    await page.getByLabel('日期').fill(d)
+    try {
+      await page.locator('tr[data-state="noshow"]').first().waitFor({ timeout: 3000 })
+      missed = true
+      break
+    } catch {
+      /* the demo's visits are on one of the two days before */
+    }
+  }
+  if (!missed) throw new Error('no no-show among the demo visits of the last two days')
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/appointments-hospital.png`, fullPage: true })
   page.check()
   console.log('ok')
 } finally {

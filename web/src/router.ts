@@ -40,6 +40,7 @@ export const router = createRouter({
     { path: '/referrals/:id?', component: () => import('./pages/Referrals.vue') },
     { path: '/family-doctor', component: () => import('./pages/FamilyDoctor.vue') },
     { path: '/worklist', component: () => import('./pages/Worklist.vue') },
+    { path: '/appointments', component: () => import('./pages/Appointments.vue') },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })
