@@ -163,3 +163,108 @@ pub async fn seed(state: &AppState, _demo: &DemoContext, keys: &Keys) -> anyhow:
     kernel::demo::mark_seeded(state, MARKER, "1").await?;
     Ok(())
 }
+
+/// The demo's remote readings and consultations between the Yangcun centre and the People's
+/// Hospital: an urgent ECG waiting, a consultation accepted, an ECG reported (its
+/// DiagnosticReport in the record), one declined. Its own marker.
+pub async fn seed_remote(state: &AppState, records: &crate::records::Records, keys: &Keys) -> anyhow::Result<()> {
+    use crate::remote::Kind;
+    use crate::remote_api::{self, NewRequest, Report, StepBody};
+    const REMOTE_MARKER: &str = "health_remote";
+    if kernel::demo::is_seeded(state, REMOTE_MARKER).await? {
+        return Ok(());
+    }
+    let api = |e: kernel::error::ApiError| anyhow::anyhow!("{}", e.message);
+    let yang = kernel::demo::act_as(state, "dr.yang").await?;
+    let wu = kernel::demo::act_as(state, "dr.wu").await?;
+    let people = yang.org_id.clone();
+    let patients = sqlx::query(&state.store.sql(
+        "SELECT patient_id FROM health_contracts WHERE org_id = $1 AND patient_id <> 'huang-xiuying' \
+         ORDER BY patient_id DESC LIMIT 4",
+    ))
+    .bind(wu.org_id.clone())
+    .fetch_all(state.store.reader())
+    .await?;
+    let patients: Vec<String> = patients.iter().map(|r| col(r, "patient_id")).collect::<Result<_, _>>()?;
+    let author =
+        crate::records::Author { user_id: wu.user_id.clone(), name: wu.username.clone(), org_id: wu.org_id.clone() };
+    let ecg = |p: &str, text: &str| {
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = serde_json::json!({ "resourceType": "Observation", "id": id, "status": "final",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": "11524-6", "display": "EKG study" }], "text": "十二导联心电图" },
+            "subject": { "reference": format!("Patient/{p}") },
+            "effectiveDateTime": crate::records::instant(now_ms() - 20 * 60_000), "valueString": text });
+        (id, body)
+    };
+    let plans: [(Kind, bool, &str, Option<&str>); 4] = [
+        (Kind::Ecg, true, "胸闷伴心悸 1 小时，心电图 ST 段改变？请急读", None),
+        (Kind::Consultation, false, "糖尿病肾病 3 期，请会诊调整降糖方案", Some("accept")),
+        (Kind::Ecg, false, "体检心电图异常，请判读", Some("report")),
+        (Kind::Consultation, false, "慢性咳嗽 2 月，请呼吸科会诊", Some("reject")),
+    ];
+    for ((kind, urgent, question, then), p) in plans.into_iter().zip(patients.iter()) {
+        let mut attachments = vec![];
+        if kind == Kind::Ecg {
+            let (id, body) = ecg(p, "社区心电图，待上级判读");
+            let change = crate::records::Change {
+                rtype: "Observation".into(),
+                id: id.clone(),
+                resource: Some(body),
+                if_match: None,
+            };
+            records.commit(&author, "create", vec![change], vec![]).await?;
+            attachments.push(format!("Observation/{id}"));
+        }
+        let r = remote_api::ask(
+            state,
+            keys,
+            &wu,
+            NewRequest {
+                kind,
+                patient_id: p.clone(),
+                to_org_id: people.clone(),
+                department: Some(if kind == Kind::Ecg { "心电图室" } else { "内科" }.into()),
+                urgent: Some(urgent),
+                question: question.into(),
+                attachments: Some(attachments),
+            },
+        )
+        .await
+        .map_err(api)?;
+        let step = |action, reason: Option<&str>, report: Option<Report>| StepBody {
+            action,
+            reason: reason.map(str::to_string),
+            report,
+            version: None,
+        };
+        use crate::remote::Action;
+        match then {
+            Some("accept") => {
+                remote_api::advance(state, keys, &yang, &r.id, step(Action::Accept, None, None)).await.map_err(api)?;
+            }
+            Some("report") => {
+                let rep = Report {
+                    conclusion: "窦性心律，一度房室传导阻滞，建议定期复查。".into(),
+                    codes: Some(vec!["I44.0".into()]),
+                };
+                remote_api::advance(state, keys, &yang, &r.id, step(Action::Report, None, Some(rep)))
+                    .await
+                    .map_err(api)?;
+            }
+            Some(_) => {
+                remote_api::advance(
+                    state,
+                    keys,
+                    &yang,
+                    &r.id,
+                    step(Action::Reject, Some("本院暂无呼吸科专家出诊，建议转中医医院"), None),
+                )
+                .await
+                .map_err(api)?;
+            }
+            None => {}
+        }
+    }
+    kernel::demo::mark_seeded(state, REMOTE_MARKER, "1").await?;
+    Ok(())
+}

@@ -30,6 +30,8 @@ pub mod mpi_store;
 pub mod records;
 pub mod referral;
 pub mod referral_api;
+pub mod remote;
+pub mod remote_api;
 pub mod retention;
 pub mod rx;
 pub mod rx_api;
@@ -87,6 +89,7 @@ impl Module for HealthModule {
             .merge(rx_api::routes())
             .merge(worklist_api::routes(self.keys.clone()))
             .merge(appointment_api::routes(self.keys.clone()))
+            .merge(remote_api::routes(self.keys.clone()))
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {
@@ -102,7 +105,8 @@ impl Module for HealthModule {
         demo::seed(state, demo, &records, &self.mpi).await?;
         care_demo::seed(state, demo, &records, &self.keys).await?;
         monitoring_demo::seed(state, demo, &records, &self.keys).await?;
-        appointment_demo::seed(state, demo, &self.keys).await
+        appointment_demo::seed(state, demo, &self.keys).await?;
+        appointment_demo::seed_remote(state, &records, &self.keys).await
     }
 
     async fn start(

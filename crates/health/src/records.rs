@@ -1173,6 +1173,18 @@ impl Records {
         if referral.is_some() {
             return Ok(true);
         }
+        // Asked for a remote opinion or reading, while the request is open.
+        let remote = sqlx::query(&self.store.sql(
+            "SELECT 1 AS one FROM health_remote WHERE patient_id = $1 AND to_org = $2 \
+             AND state IN ('requested', 'accepted') LIMIT 1",
+        ))
+        .bind(patient.to_string())
+        .bind(org.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
+        if remote.is_some() {
+            return Ok(true);
+        }
         let today = crate::contract::today();
         let contract = sqlx::query(&self.store.sql(
             "SELECT 1 AS one FROM health_contracts k WHERE k.patient_id = $1 AND k.org_id = $2 \

@@ -34,6 +34,8 @@
 //! - `health_schedules`, `health_slots`, `health_appointments`: an institution's schedules
 //!   (a department's or practitioner's), their slots with capacity and count booked, and the
 //!   appointments in them with their state (v5).
+//! - `health_remote`: remote consultation and imaging/ECG reading requests between
+//!   institutions, the question and a declining's reason encrypted, the report's id (v6).
 
 use kernel::store::Migration;
 
@@ -352,6 +354,36 @@ CREATE TABLE health_appointments (
 CREATE INDEX health_appointments_patient ON health_appointments(patient_id, start_ms);
 CREATE INDEX health_appointments_org ON health_appointments(org_id, start_ms);
 CREATE INDEX health_appointments_slot ON health_appointments(slot_id)",
+        },
+        Migration {
+            module: "health",
+            version: 6,
+            name: "remote consultation and reading requests",
+            only: None,
+            sql: "CREATE TABLE health_remote (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    urgent BIGINT NOT NULL,
+    patient_id TEXT NOT NULL,
+    from_org TEXT NOT NULL,
+    to_org TEXT NOT NULL,
+    department TEXT NULL,
+    question_enc BLOB NOT NULL,
+    attachments TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_ms BIGINT NOT NULL,
+    accepted_ms BIGINT NULL,
+    answered_by TEXT NULL,
+    reason_enc BLOB NULL,
+    report_id TEXT NULL,
+    reported_ms BIGINT NULL,
+    updated_ms BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX health_remote_to ON health_remote(to_org, requested_ms);
+CREATE INDEX health_remote_from ON health_remote(from_org, requested_ms);
+CREATE INDEX health_remote_patient ON health_remote(patient_id, state)",
         },
     ]
 }

@@ -118,6 +118,14 @@ async fn the_demo_district_health_records() {
     for s in ["booked", "fulfilled", "noshow"] {
         assert!(states.contains(s), "{s} in {states:?}");
     }
+    // Remote readings: the hospital's inbox holds one in every state, the report in the record.
+    let (_, remote) = app.get("/api/health/remote?box=incoming", &yang).await;
+    let states: std::collections::BTreeSet<&str> =
+        remote["items"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states.len(), 4, "{states:?}");
+    let reported = remote["items"].as_array().unwrap().iter().find(|r| r["state"] == "reported").unwrap();
+    let (s, dr) = app.get(&format!("/fhir/{}", reported["report"].as_str().unwrap()), &wu).await;
+    assert_eq!((s.as_u16(), dr["conclusionCode"][0]["coding"][0]["code"].as_str()), (200, Some("I44.0")), "{dr}");
     let records = health::records::Records::new(app.platform.state.store.clone(), app.platform.state.cipher.clone());
     let (checked, broken) = records.verify_all(|_, _, _| {}).await.unwrap();
     assert!(checked > 1000, "{checked}");

@@ -96,6 +96,8 @@ struct BRecords {
     /// The hospital's schedule, and an appointment in it for its patient.
     schedule: String,
     appointment: String,
+    /// The hospital's request for a remote opinion from the TCM hospital.
+    remote: String,
 }
 
 impl BRecords {
@@ -123,6 +125,7 @@ impl BRecords {
             &self.work_item,
             // (The schedule is not among them: the booking directory is public.)
             &self.appointment,
+            &self.remote,
         ]
     }
 }
@@ -212,7 +215,21 @@ async fn b_records(app: &TestApp) -> BRecords {
     let (patient, referral, team, contract) = hospital_records(app).await;
     let work_item = hospital_work_item(app, &patient).await;
     let (schedule, appointment) = hospital_appointment(app, &patient).await;
+    let remote = {
+        let yang = app.login("dr.yang").await;
+        let tcm = app.org_id("tcm_hospital").await;
+        let (s, r) = app
+            .post(
+                "/api/health/remote",
+                &yang,
+                json!({"kind": "consultation", "patient_id": patient, "to_org_id": tcm, "question": "中医会诊意见"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        r["id"].as_str().unwrap().to_string()
+    };
     BRecords {
+        remote,
         work_item,
         schedule,
         appointment,
@@ -410,6 +427,7 @@ fn substitutions(route: &str, b: &BRecords) -> Option<Vec<Vec<(&'static str, Str
         "/api/health/appointments/{id}"
         | "/api/health/appointments/{id}/fhir"
         | "/api/health/appointments/{id}/steps" => one("id", &b.appointment),
+        "/api/health/remote/{id}" | "/api/health/remote/{id}/steps" => one("id", &b.remote),
         _ => None,
     }
 }
@@ -481,6 +499,7 @@ fn body(method: &Method, route: &str, b: &BRecords) -> Option<Value> {
             json!({"from": in_days(2), "days": 1, "start": "09:00", "end": "10:00", "minutes": 30})
         }
         "/api/health/appointments/{id}/steps" => json!({"action": "cancel"}),
+        "/api/health/remote/{id}/steps" => json!({"action": "accept"}),
         _ => return None,
     };
     Some(v)
