@@ -6,7 +6,8 @@
 // the family doctor's worklist shows the home devices' alerts with their evidence and a
 // follow-up is closed with what was measured; the health commission's staff read the chronic
 // care indicators, the coverage per township, set a population, see the referral figures and the prescription checks' (the knowledge base in use, the interactions);
-// the resident books a visit, moves it and cancels another, and the hospital sees its day.
+// the resident books a visit, moves it and cancels another, and the hospital sees its day and
+// reports an urgent ECG read remotely.
 // Exits non-zero on the first failure.
 // Usage: node e2e/care.test.mjs BASE_URL DATA_DIR
 import { base, token, get, launch, newPage, step, signIn } from './lib.mjs'
@@ -67,6 +68,15 @@ try {
   await form.getByRole('button', { name: '提交转诊' }).click()
   await page.waitForURL(/\/referrals\/[0-9a-f-]{36}$/)
   await page.getByRole('dialog').getByText('血压控制不佳，请专科调整用药').waitFor()
+  page.check()
+
+  step('before ordering, the recognised results from other institutions')
+  await page.goto(`${base}/patients/${candidate.patient_id}`)
+  const rec = page.getByTestId('recognition')
+  await rec.getByLabel('检查/检验项目').locator('option', { hasText: '糖化血红蛋白' }).waitFor({ state: 'attached' })
+  await rec.getByLabel('检查/检验项目').selectOption('hba1c')
+  await rec.getByText('互认时限 90 天').waitFor()
+  await rec.locator('li').or(rec.getByText('互认时限内无他院结果')).first().waitFor()
   page.check()
 
   step('a prescription above the maximum dose is refused with its finding, then overridden with a reason')
@@ -203,6 +213,20 @@ try {
   }
   if (!missed) throw new Error('no no-show among the demo visits of the last two days')
   if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/appointments-hospital.png`, fullPage: true })
+  page.check()
+
+  step('the hospital reads the urgent ECG from the centre; the report goes back into the record')
+  await page.getByRole('link', { name: '远程会诊' }).click()
+  await page.waitForURL(`${base}/remote`)
+  const ecgItem = page.locator('li.item[data-state="requested"]').filter({ hasText: '心电诊断' }).filter({ hasText: '急' })
+  await ecgItem.waitFor()
+  await ecgItem.getByRole('button', { name: '出具报告' }).click()
+  const rep = ecgItem.getByRole('form', { name: '出具报告' })
+  await rep.getByLabel('诊断意见').fill('窦性心动过速，ST 段未见明显改变。')
+  await rep.getByLabel('诊断编码 (ICD-10，逗号分隔)').fill('R00.0')
+  await rep.getByRole('button', { name: '提交' }).click()
+  await page.locator('li.item[data-state="reported"]').getByTestId('conclusion').filter({ hasText: '窦性心动过速' }).waitFor()
+  if (process.env.SHOTS) await page.screenshot({ path: `${process.env.SHOTS}/remote.png`, fullPage: true })
   page.check()
   console.log('ok')
 } finally {

@@ -41,6 +41,7 @@ export const router = createRouter({
     { path: '/family-doctor', component: () => import('./pages/FamilyDoctor.vue') },
     { path: '/worklist', component: () => import('./pages/Worklist.vue') },
     { path: '/appointments', component: () => import('./pages/Appointments.vue') },
+    { path: '/remote', component: () => import('./pages/Remote.vue') },
     { path: '/:rest(.*)*', component: NotFound },
   ],
 })

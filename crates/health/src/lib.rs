@@ -27,6 +27,8 @@ pub mod monitoring_demo;
 pub mod mpi;
 pub mod mpi_api;
 pub mod mpi_store;
+pub mod recognition;
+pub mod recognition_api;
 pub mod records;
 pub mod referral;
 pub mod referral_api;
@@ -90,6 +92,7 @@ impl Module for HealthModule {
             .merge(worklist_api::routes(self.keys.clone()))
             .merge(appointment_api::routes(self.keys.clone()))
             .merge(remote_api::routes(self.keys.clone()))
+            .merge(recognition_api::routes(self.keys.clone()))
     }
 
     fn mounts(&self) -> Vec<(&'static str, axum::Router<AppState>)> {

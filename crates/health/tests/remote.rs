@@ -197,3 +197,98 @@ async fn remote_reading_on_sqlite() {
 async fn remote_reading_on_postgres() {
     remote(Backend::Postgres).await;
 }
+
+/// Result mutual recognition: before ordering, the centre sees the hospital's recent
+/// equivalent results inside each item's window, not older ones, not its own.
+async fn recognition(backend: Backend) {
+    let Some(app) = spawn(backend).await else { return };
+    let wu = app.login("dr.wu").await;
+    let yang = app.login("dr.yang").await;
+    let chen = app.login("wjw.chen").await;
+    let huang = app.login("resident.huang").await;
+    let yangcun = app.org_id("yangcun_chc").await;
+    let people = app.org_id("people_hospital").await;
+    let patient = id_of(
+        app.post("/fhir/Patient", &yang, json!({"resourceType": "Patient", "name": [{"text": "钱芳"}]})).await,
+        "patient",
+    );
+    let day = |n: i64| kernel::store::ms_to_rfc3339(kernel::store::now_ms() - n * 86_400_000);
+    let encounter = |org: &str, at: String| {
+        json!({ "resourceType": "Encounter", "status": "finished",
+        "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" },
+        "subject": { "reference": format!("Patient/{patient}") },
+        "serviceProvider": { "reference": format!("Organization/{org}") }, "period": { "start": at, "end": at } })
+    };
+    id_of(app.post("/fhir/Encounter", &yang, encounter(&people, day(30))).await, "hospital visit");
+    let obs = |code: &str, at: String, value: Value| {
+        let mut o = json!({ "resourceType": "Observation", "status": "final",
+            "code": { "coding": [{ "system": "http://loinc.org", "code": code }] },
+            "subject": { "reference": format!("Patient/{patient}") }, "effectiveDateTime": at });
+        for (k, v) in value.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        o
+    };
+    id_of(
+        app.post(
+            "/fhir/Observation",
+            &yang,
+            obs("4548-4", day(30), json!({ "valueQuantity": { "value": 7.2, "unit": "%" } })),
+        )
+        .await,
+        "hba1c",
+    );
+    id_of(
+        app.post(
+            "/fhir/Observation",
+            &yang,
+            obs("1558-6", day(10), json!({ "valueQuantity": { "value": 126, "unit": "mg/dL" } })),
+        )
+        .await,
+        "glucose",
+    );
+    id_of(
+        app.post("/fhir/Observation", &yang, obs("11524-6", day(1), json!({ "valueString": "窦性心律" }))).await,
+        "ecg",
+    );
+    let q = |code: &str| format!("/api/health/recognition?patient_id={patient}&code={code}");
+    // Not yet in care at the centre.
+    assert_eq!(app.get(&q("4548-4"), &wu).await.0, StatusCode::FORBIDDEN);
+    id_of(app.post("/fhir/Encounter", &wu, encounter(&yangcun, day(0))).await, "centre visit");
+    id_of(
+        app.post("/fhir/Observation", &wu, obs("11524-6", day(0), json!({ "valueString": "本院心电图" }))).await,
+        "own ecg",
+    );
+    let (s, b) = app.get(&q("4548-4"), &wu).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["item"]["id"], "hba1c");
+    assert_eq!(b["results"].as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(b["results"][0]["value"], "7.2 %");
+    assert_eq!(b["results"][0]["org_id"], people.as_str());
+    let (_, b) = app.get(&q("14771-0"), &wu).await;
+    assert_eq!(
+        (b["item"]["id"].as_str(), b["results"].as_array().unwrap().len()),
+        (Some("glucose-fasting"), 0),
+        "10 days is outside 7: {b}"
+    );
+    let (_, b) = app.get(&q("ecg"), &wu).await;
+    let r = b["results"].as_array().unwrap();
+    assert_eq!((r.len(), r[0]["value"].as_str()), (1, Some("窦性心律")), "the hospital's, not the centre's own: {b}");
+    let (_, b) = app.get(&q("9999-9"), &wu).await;
+    assert!(b["item"].is_null() && b["results"].as_array().unwrap().is_empty(), "{b}");
+    assert_eq!(app.get(&q("4548-4"), &chen).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&q("4548-4"), &huang).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/health/recognition?patient_id=nobody&code=ecg", &wu).await.0, StatusCode::NOT_FOUND);
+    let (s, items) = app.get("/api/health/recognition/items", &wu).await;
+    assert_eq!((s, items["version"].as_str()), (StatusCode::OK, Some("2026.12-starter")));
+}
+
+#[tokio::test]
+async fn recognised_results_on_sqlite() {
+    recognition(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn recognised_results_on_postgres() {
+    recognition(Backend::Postgres).await;
+}

@@ -819,6 +819,8 @@ const PLAIN_PARAMS: &[&str] = &[
     "department",
     "day",
     "free",
+    // A test's LOINC code (result mutual recognition).
+    "code",
     "level",
     "overdue",
     "inbox",
