@@ -5,8 +5,9 @@
 //! that keeps the devices reporting while the demo runs, so that the worklist fills and the
 //! indicators move. Idempotent (its own marker).
 //!
-//! Each patient has a profile by its number: six in ten controlled, three in ten not, one in
-//! ten with an urgent reading now and then.
+//! Each patient has a profile by its number: five in ten controlled, one in ten borderline
+//! (crossing the threshold now and then), three in ten not, one in ten with an urgent reading
+//! now and then.
 
 use crate::monitoring::{self, HomeReading};
 use crate::records::{Keys, Records};
@@ -41,7 +42,9 @@ pub fn samples(i: usize, kind: &str, ms: i64) -> Vec<Sample> {
     if kind == "bp_monitor" {
         let (sys, dia) = match profile {
             _ if urgent => (184.0, 112.0),
-            0..=5 => (126.0 + 7.0 * wave, 79.0 + 5.0 * wave),
+            0..=4 => (126.0 + 7.0 * wave, 79.0 + 5.0 * wave),
+            // Borderline: crosses 140/90 now and then, so the control rate moves.
+            5 => (136.0 + 7.0 * wave, 85.0 + 5.0 * wave),
             _ => (151.0 + 6.0 * wave, 94.0 + 4.0 * wave),
         };
         vec![
@@ -52,7 +55,8 @@ pub fn samples(i: usize, kind: &str, ms: i64) -> Vec<Sample> {
     } else {
         let g = match profile {
             _ if urgent => 17.4,
-            0..=5 => 6.1 + 0.5 * wave,
+            0..=4 => 6.1 + 0.5 * wave,
+            5 => 6.7 + 0.5 * wave,
             _ => 8.2 + 0.7 * wave,
         };
         vec![s("glucose_fasting", g)]
@@ -254,6 +258,7 @@ mod tests {
             let ms = t + h * 3_600_000;
             assert_eq!(judge(0, "bp_monitor", ms), Some(true));
             assert_eq!(judge(7, "bp_monitor", ms), Some(false));
+            assert_eq!(judge(4, "glucose_meter", ms), Some(true));
             assert_eq!(judge(3, "glucose_meter", ms), Some(true));
             assert_eq!(judge(8, "glucose_meter", ms), Some(false));
         }

@@ -849,6 +849,16 @@ async fn statistics(
             .ok_or_else(|| ApiError::field(Code::InvalidField, "since", "an RFC 3339 time (时间格式错误)"))?,
         None => now - 365 * referral::DAY_MS,
     };
+    let r = records(&st, &keys);
+    let out = figures(&st, &r, since, now, (!regulator).then_some(c.org_id.as_str())).await?;
+    let ev = Event::new(Actor::of(&c), "health.referral.statistics", "referral", None, Outcome::Success);
+    audit::record(&st.store, ev).await?;
+    Ok(axum::Json(out))
+}
+
+/// The referral figures per institution for the referrals requested since `since`: every
+/// institution's, or `only` one's.
+pub async fn figures(st: &AppState, r: &Records, since: i64, now: i64, only: Option<&str>) -> ApiResult<Vec<Figures>> {
     let rows =
         sqlx::query(&st.store.sql(&format!(
             "SELECT {COLUMNS} FROM health_referrals f WHERE f.requested_ms >= $1 ORDER BY f.requested_ms"
@@ -857,14 +867,13 @@ async fn statistics(
         .fetch_all(st.store.reader())
         .await
         .map_err(StoreError::from)?;
-    let r = records(&st, &keys);
     let mut by: BTreeMap<String, Figures> = BTreeMap::new();
     fn fig<'a>(by: &'a mut BTreeMap<String, Figures>, org: &str) -> &'a mut Figures {
         by.entry(org.to_string()).or_insert_with(|| Figures { org_id: org.to_string(), ..Default::default() })
     }
     for row in &rows {
         let k = core(row)?;
-        if !regulator && k.from_org != c.org_id && k.to_org != c.org_id {
+        if only.is_some_and(|o| k.from_org != o && k.to_org != o) {
             continue;
         }
         {
@@ -891,7 +900,7 @@ async fn statistics(
                 f.answered_late += 1;
             }
         }
-        if let Some((fu, _)) = follow_up_of(&r, &k, now).await? {
+        if let Some((fu, _)) = follow_up_of(r, &k, now).await? {
             let f = fig(&mut by, primary_org(&k));
             match fu {
                 FollowUp::Done => f.follow_up_done += 1,
@@ -901,13 +910,11 @@ async fn statistics(
             }
         }
     }
-    let mut out: Vec<Figures> = by.into_values().filter(|f| regulator || f.org_id == c.org_id).collect();
+    let mut out: Vec<Figures> = by.into_values().filter(|f| only.is_none_or(|o| f.org_id == o)).collect();
     for f in &mut out {
         let decided = f.follow_up_done + f.follow_up_late + f.follow_up_overdue;
         f.follow_up_rate = (decided > 0).then(|| f.follow_up_done as f64 / decided as f64);
         f.org_name = kernel::orgs::get(&st.store, &f.org_id).await?.map(|o| o.name);
     }
-    let ev = Event::new(Actor::of(&c), "health.referral.statistics", "referral", None, Outcome::Success);
-    audit::record(&st.store, ev).await?;
-    Ok(axum::Json(out))
+    Ok(out)
 }

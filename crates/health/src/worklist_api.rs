@@ -469,6 +469,17 @@ pub struct Figures {
     pub urgent_open: i64,
     /// Median minutes from an urgent alert to its closing (alert response time).
     pub urgent_response_median_minutes: Option<i64>,
+    /// Referrals returned to primary care (up) or handed down in the 3 months whose 2-week
+    /// follow-up was decided, done in time, and the share (institutions only; by the
+    /// primary-care institution).
+    pub referral_follow_ups: Option<i64>,
+    pub referral_follow_ups_done: Option<i64>,
+    pub referral_follow_up_rate: Option<f64>,
+    /// Residents with a contract in force, the population the commission keeps, the share
+    /// (townships only).
+    pub contracted: Option<i64>,
+    pub population: Option<i64>,
+    pub contract_coverage: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -504,6 +515,10 @@ pub struct ClinicalRulesView {
     pub bp_diastolic: f64,
     pub glucose_fasting: f64,
     pub follow_up_days: u32,
+}
+
+fn records_plain(st: &AppState) -> crate::records::Records {
+    crate::records::Records::new(st.store.clone(), st.cipher.clone())
 }
 
 fn pct(n: i64, d: i64) -> Option<f64> {
@@ -674,6 +689,38 @@ pub async fn compute(st: &AppState, only: Option<&str>, now: i64) -> ApiResult<I
         }
         f.urgent_response_median_minutes = resp.and_then(median);
     };
+    // Referrals of the window and their 2-week follow-ups, by the primary-care institution.
+    let r = records_plain(st);
+    for rf in crate::referral_api::figures(st, &r, since, now, only).await? {
+        let decided = rf.follow_up_done + rf.follow_up_late + rf.follow_up_overdue;
+        if decided == 0 && !by_org.contains_key(&rf.org_id) {
+            continue;
+        }
+        let f = by_org.entry(rf.org_id.clone()).or_default();
+        f.referral_follow_ups = Some(decided);
+        f.referral_follow_ups_done = Some(rf.follow_up_done);
+        f.referral_follow_up_rate = pct(rf.follow_up_done, decided);
+    }
+    // Contract coverage per township: contracts in force ÷ the population kept.
+    let rows = sqlx::query(&st.store.sql(
+        "SELECT k.township, COUNT(DISTINCT k.patient_id) AS n, MAX(t.population) AS population FROM health_contracts k \
+         LEFT JOIN health_townships t ON t.name = k.township WHERE k.state <> 'terminated' AND k.start_day <= $1 \
+         AND k.end_day >= $1 AND ($2 = '' OR k.org_id = $2) GROUP BY k.township",
+    ))
+    .bind(today.clone())
+    .bind(only.unwrap_or_default().to_string())
+    .fetch_all(st.store.reader())
+    .await
+    .map_err(StoreError::from)?;
+    for row in &rows {
+        let town: String = col(row, "township")?;
+        let n: i64 = col(row, "n")?;
+        let population: Option<i64> = col(row, "population")?;
+        let f = by_town.entry(town).or_default();
+        f.contracted = Some(n);
+        f.population = population;
+        f.contract_coverage = population.and_then(|p| pct(n, p));
+    }
     let mut institutions = vec![];
     for (org, mut f) in by_org {
         finish(&mut f, responses.remove(&org));

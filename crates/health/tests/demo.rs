@@ -103,6 +103,12 @@ async fn the_demo_district_health_records() {
     assert!(rate > 20.0 && rate < 90.0, "some controlled, some not: {inst}");
     assert!(ht["follow_up_compliance"].as_f64().is_some_and(|c| c > 0.0 && c < 100.0), "{inst}");
     assert!(inst["urgent_response_median_minutes"].as_i64().is_some(), "{inst}");
+    assert!(
+        inst["referral_follow_ups"].as_i64() > Some(0) && inst["referral_follow_up_rate"].as_f64().is_some(),
+        "{inst}"
+    );
+    let town = ind["townships"].as_array().unwrap().iter().find(|t| t["township"] == "杨村街道").unwrap();
+    assert!(town["contract_coverage"].as_f64().is_some_and(|c| c > 0.0 && c <= 100.0), "{town}");
     // Appointments: schedules with free slots, the resident's own booking, the hospital's
     // bookings from the centre, yesterday's visits and a no-show.
     let (_, sch) = app.get("/api/health/schedules", &huang).await;
