@@ -12,7 +12,7 @@
 //! own. `…/{id}/fhir` renders the appointment as FHIR R4 (Appointment, Slot, Schedule).
 
 use crate::appointment::{self, Action, DAY_MS, Refusal, Session, Side, State};
-use crate::health_api::records;
+use crate::health_api::{health_institution, records};
 use crate::records::Keys;
 use axum::extract::State as AxState;
 use kernel::access::{Caller, Role};
@@ -55,17 +55,7 @@ fn text(field: &str, s: &str, max: usize) -> ApiResult<String> {
 }
 
 async fn refuse(st: &AppState, c: &Caller, action: &str, target: Option<&str>, why: &str, msg: &str) -> ApiError {
-    let ev = Event::new(Actor::of(c), action, "appointment", target, Outcome::Denied).detail(json!({ "refusal": why }));
-    match audit::record(&st.store, ev).await {
-        Ok(_) => ApiError { audited: true, ..ApiError::forbidden(msg.to_string()) },
-        Err(e) => e.into(),
-    }
-}
-
-async fn health_institution(st: &AppState, id: &str) -> ApiResult<Option<kernel::orgs::Organisation>> {
-    Ok(kernel::orgs::get(&st.store, id)
-        .await?
-        .filter(|o| o.kind == kernel::orgs::OrgKind::Institution && o.domain == "health"))
+    crate::health_api::refuse(st, c, action, "appointment", target, why, msg).await
 }
 
 // ---------------------------------------------------------------- schedules
@@ -925,11 +915,8 @@ async fn appointments(
         items.push(view(&st, &r, row).await?);
     }
     if c.role == Role::Clinician {
-        let patients: std::collections::BTreeSet<&str> = items.iter().map(|a| a.patient_id.as_str()).collect();
-        for p in patients {
-            let ev = Event::new(Actor::of(&c), "health.appointment.read", "Patient", Some(p), Outcome::Success);
-            audit::record(&st.store, ev).await?;
-        }
+        let listed = items.iter().map(|x| x.patient_id.as_str());
+        crate::health_api::audit_listed(&st, &c, "health.appointment.read", listed, None).await?;
     }
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }

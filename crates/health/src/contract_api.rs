@@ -40,11 +40,7 @@ pub fn routes(keys: Keys) -> OpenApiRouter<AppState> {
 }
 
 async fn refuse(st: &AppState, c: &Caller, action: &str, target: Option<&str>, why: &str, msg: &str) -> ApiError {
-    let ev = Event::new(Actor::of(c), action, "contract", target, Outcome::Denied).detail(json!({ "refusal": why }));
-    match audit::record(&st.store, ev).await {
-        Ok(_) => ApiError { audited: true, ..ApiError::forbidden(msg.to_string()) },
-        Err(e) => e.into(),
-    }
+    crate::health_api::refuse(st, c, action, "contract", target, why, msg).await
 }
 
 async fn require_clinician(st: &AppState, c: &Caller, action: &str, target: Option<&str>) -> ApiResult<()> {
@@ -870,11 +866,8 @@ async fn contracts(
         items.push(contract_view(&st, &r, row).await?);
     }
     if c.role == Role::Clinician {
-        let patients: std::collections::BTreeSet<&str> = items.iter().map(|k| k.patient_id.as_str()).collect();
-        for p in patients {
-            let ev = Event::new(Actor::of(&c), "health.contract.read", "Patient", Some(p), Outcome::Success);
-            audit::record(&st.store, ev).await?;
-        }
+        let listed = items.iter().map(|x| x.patient_id.as_str());
+        crate::health_api::audit_listed(&st, &c, "health.contract.read", listed, None).await?;
     }
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }

@@ -28,6 +28,88 @@ pub(crate) fn records(st: &AppState, keys: &records::Keys) -> records::Records {
     records::Records { store: st.store.clone(), cipher: st.cipher.clone(), keys: keys.clone() }
 }
 
+/// A refusal recorded in the audit log (action, the kind and id of what was asked for, why),
+/// answered as a 403 with `msg`.
+pub(crate) async fn refuse(
+    st: &AppState,
+    c: &kernel::access::Caller,
+    action: &str,
+    kind: &str,
+    target: Option<&str>,
+    why: &str,
+    msg: &str,
+) -> kernel::error::ApiError {
+    let ev =
+        kernel::audit::Event::new(kernel::audit::Actor::of(c), action, kind, target, kernel::audit::Outcome::Denied)
+            .detail(serde_json::json!({ "refusal": why }));
+    match kernel::audit::record(&st.store, ev).await {
+        Ok(_) => kernel::error::ApiError { audited: true, ..kernel::error::ApiError::forbidden(msg.to_string()) },
+        Err(e) => e.into(),
+    }
+}
+
+/// Records the reading of each patient a list showed (once each), as `action`.
+pub(crate) async fn audit_listed<'a>(
+    st: &AppState,
+    c: &kernel::access::Caller,
+    action: &str,
+    patients: impl IntoIterator<Item = &'a str>,
+    detail: Option<serde_json::Value>,
+) -> ApiResult<()> {
+    let patients: std::collections::BTreeSet<&str> = patients.into_iter().collect();
+    for p in patients {
+        let mut ev = kernel::audit::Event::new(
+            kernel::audit::Actor::of(c),
+            action,
+            "Patient",
+            Some(p),
+            kernel::audit::Outcome::Success,
+        );
+        if let Some(d) = &detail {
+            ev = ev.detail(d.clone());
+        }
+        kernel::audit::record(&st.store, ev).await?;
+    }
+    Ok(())
+}
+
+/// The organisation `id` if it is a health institution.
+pub(crate) async fn health_institution(st: &AppState, id: &str) -> ApiResult<Option<kernel::orgs::Organisation>> {
+    Ok(kernel::orgs::get(&st.store, id)
+        .await?
+        .filter(|o| o.kind == kernel::orgs::OrgKind::Institution && o.domain == "health"))
+}
+
+/// Checks records attached to a request about `patient` (`Type/id`, at most `max`): clinical
+/// records of that patient, each once. Answers them as given, or the 422 naming the first bad one.
+pub(crate) async fn attachments(
+    r: &records::Records,
+    patient: &str,
+    list: &[String],
+    max: usize,
+) -> ApiResult<Vec<String>> {
+    use kernel::error::{ApiError, Code};
+    if list.len() > max {
+        return Err(ApiError::field(Code::InvalidField, "attachments", format!("at most {max} records (附件过多)")));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let field = format!("attachments[{i}]");
+        let Some((rt, id)) = a.split_once('/').filter(|(rt, _)| records::is_clinical(rt) && *rt != "Patient") else {
+            return Err(ApiError::field(Code::InvalidField, field, "a record as Type/id (记录引用格式错误)"));
+        };
+        let ok = r.current(rt, id).await?.filter(|s| !s.deleted && s.patient_id.as_deref() == Some(patient));
+        if ok.is_none() {
+            return Err(ApiError::field(Code::InvalidField, field, "no record of this patient (不是该患者的记录)"));
+        }
+        if seen.contains(a) {
+            return Err(ApiError::field(Code::InvalidField, field, "named twice (重复)"));
+        }
+        seen.push(a.clone());
+    }
+    Ok(seen)
+}
+
 /// Whether the caller is the health commission's staff: a regulator of the health domain.
 pub(crate) async fn is_health_regulator(st: &AppState, c: &kernel::access::Caller) -> ApiResult<bool> {
     Ok(c.role == Role::Regulator && st.orgs.domain_of(&st.store, &c.org_id).await?.as_deref() == Some("health"))

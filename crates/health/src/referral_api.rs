@@ -11,8 +11,8 @@
 //! "who looked at my record". The health commission's staff see counts, never a referral.
 
 use crate::fhir_api::clinician_context;
-use crate::health_api::{is_health_regulator, records};
-use crate::records::{Records, is_clinical};
+use crate::health_api::{health_institution, is_health_regulator, records};
+use crate::records::Records;
 use crate::referral::{self, Action, Direction, Due, FollowUp, Priority, Side, State, Times};
 use crate::{access, fhir::validate};
 use axum::extract::State as AxState;
@@ -190,12 +190,6 @@ fn slot(field: &str, s: Option<&str>, now: i64) -> ApiResult<Option<i64>> {
 
 /// The health institutions a referral may go to: organisations of kind institution in the
 /// health domain.
-async fn health_institution(st: &AppState, id: &str) -> ApiResult<Option<kernel::orgs::Organisation>> {
-    Ok(kernel::orgs::get(&st.store, id)
-        .await?
-        .filter(|o| o.kind == kernel::orgs::OrgKind::Institution && o.domain == "health"))
-}
-
 #[utoipa::path(post, path = "/api/health/referrals", tag = "health", request_body = NewReferral,
     responses((status = 201, body = Referral), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, body = Problem)),
@@ -225,9 +219,6 @@ pub async fn request(st: &AppState, keys: &crate::records::Keys, c: &Caller, b: 
     };
     let slot_ms = slot("slot", b.slot.as_deref(), now)?;
     let attachments = b.attachments.unwrap_or_default();
-    if attachments.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::field(Code::InvalidField, "attachments", "at most 20 records (附件过多)"));
-    }
     if b.to_org_id == c.org_id {
         return Err(ApiError::field(
             Code::InvalidField,
@@ -253,21 +244,7 @@ pub async fn request(st: &AppState, keys: &crate::records::Keys, c: &Caller, b: 
             ..ApiError::forbidden("only a patient in care at your institution is referred (患者未在本机构就诊)")
         });
     }
-    let mut seen = Vec::new();
-    for (i, a) in attachments.iter().enumerate() {
-        let field = format!("attachments[{i}]");
-        let Some((rt, id)) = a.split_once('/').filter(|(rt, _)| is_clinical(rt) && *rt != "Patient") else {
-            return Err(ApiError::field(Code::InvalidField, field, "a record as Type/id (记录引用格式错误)"));
-        };
-        let ok = r.current(rt, id).await?.filter(|s| !s.deleted && s.patient_id.as_deref() == Some(&b.patient_id));
-        if ok.is_none() {
-            return Err(ApiError::field(Code::InvalidField, field, "no record of this patient (不是该患者的记录)"));
-        }
-        if seen.contains(a) {
-            return Err(ApiError::field(Code::InvalidField, field, "named twice (重复)"));
-        }
-        seen.push(a.clone());
-    }
+    let seen = crate::health_api::attachments(&r, &b.patient_id, &attachments, MAX_ATTACHMENTS).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let priority = b.priority.unwrap_or(Priority::Routine);
     let mut tx = st.store.begin().await?;
@@ -779,12 +756,9 @@ async fn list(
         }
         (items, total)
     };
-    let patients: std::collections::BTreeSet<&str> = items.iter().map(|v| v.patient_id.as_str()).collect();
-    for p in patients {
-        let ev = Event::new(Actor::of(&c), "health.referral.read", "Patient", Some(p), Outcome::Success)
-            .detail(json!({ "interaction": "list" }));
-        audit::record(&st.store, ev).await?;
-    }
+    let listed = items.iter().map(|v| v.patient_id.as_str());
+    crate::health_api::audit_listed(&st, &c, "health.referral.read", listed, Some(json!({ "interaction": "list" })))
+        .await?;
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }
 

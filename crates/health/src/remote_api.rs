@@ -14,7 +14,7 @@
 use crate::access;
 use crate::fhir_api::clinician_context;
 use crate::health_api::records;
-use crate::records::{Author, Change, Keys, Records, instant, is_clinical};
+use crate::records::{Author, Change, Keys, Records, instant};
 use crate::remote::{self, Action, Kind, Side, State};
 use axum::extract::State as AxState;
 use kernel::access::{Caller, Role};
@@ -175,8 +175,7 @@ pub async fn ask(st: &AppState, keys: &Keys, c: &Caller, b: NewRequest) -> ApiRe
     if b.to_org_id == c.org_id {
         return Err(bad("to_org_id", "another institution than yours (不能发给本机构)"));
     }
-    let to = kernel::orgs::get(&st.store, &b.to_org_id).await?;
-    if !to.is_some_and(|o| o.kind == kernel::orgs::OrgKind::Institution && o.domain == "health") {
+    if crate::health_api::health_institution(st, &b.to_org_id).await?.is_none() {
         return Err(bad("to_org_id", "not a health institution (不是医疗机构)"));
     }
     let r = records(st, keys);
@@ -194,25 +193,7 @@ pub async fn ask(st: &AppState, keys: &Keys, c: &Caller, b: NewRequest) -> ApiRe
             ..ApiError::forbidden("only a patient in care at your institution (患者未在本机构就诊)")
         });
     }
-    let attachments = b.attachments.unwrap_or_default();
-    if attachments.len() > 20 {
-        return Err(bad("attachments", "at most 20 records"));
-    }
-    let mut seen: Vec<String> = vec![];
-    for (i, a) in attachments.iter().enumerate() {
-        let field = format!("attachments[{i}]");
-        let Some((rt, id)) = a.split_once('/').filter(|(rt, _)| is_clinical(rt) && *rt != "Patient") else {
-            return Err(bad(field, "a record as Type/id (记录引用格式错误)"));
-        };
-        let ok = r.current(rt, id).await?.filter(|s| !s.deleted && s.patient_id.as_deref() == Some(&b.patient_id));
-        if ok.is_none() {
-            return Err(bad(field, "no record of this patient (不是该患者的记录)"));
-        }
-        if seen.contains(a) {
-            return Err(bad(field, "named twice (重复)"));
-        }
-        seen.push(a.clone());
-    }
+    let seen = crate::health_api::attachments(&r, &b.patient_id, &b.attachments.unwrap_or_default(), 20).await?;
     if b.kind != Kind::Consultation && seen.is_empty() {
         return Err(bad("attachments", "a reading needs the study or the ECG to read (请附影像或心电图)"));
     }
@@ -371,11 +352,8 @@ async fn list(
             .map_err(StoreError::from)?;
         col(&n, "n")?
     };
-    let patients: std::collections::BTreeSet<&str> = items.iter().map(|v| v.patient_id.as_str()).collect();
-    for p in patients {
-        let ev = Event::new(Actor::of(&c), "health.remote.read", "Patient", Some(p), Outcome::Success);
-        audit::record(&st.store, ev).await?;
-    }
+    let listed = items.iter().map(|x| x.patient_id.as_str());
+    crate::health_api::audit_listed(&st, &c, "health.remote.read", listed, None).await?;
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }
 

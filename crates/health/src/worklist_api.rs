@@ -40,11 +40,7 @@ fn bad(field: impl Into<String>, msg: impl Into<String>) -> ApiError {
 }
 
 async fn refuse(st: &AppState, c: &Caller, action: &str, target: Option<&str>, why: &str, msg: &str) -> ApiError {
-    let ev = Event::new(Actor::of(c), action, "worklist", target, Outcome::Denied).detail(json!({ "refusal": why }));
-    match audit::record(&st.store, ev).await {
-        Ok(_) => ApiError { audited: true, ..ApiError::forbidden(msg.to_string()) },
-        Err(e) => e.into(),
-    }
+    crate::health_api::refuse(st, c, action, "worklist", target, why, msg).await
 }
 
 /// One alert or task on the worklist.
@@ -211,11 +207,8 @@ async fn list(
     for row in &rows {
         items.push(view(&st, &r, row, now).await?);
     }
-    let patients: std::collections::BTreeSet<&str> = items.iter().map(|i| i.patient_id.as_str()).collect();
-    for p in patients {
-        let ev = Event::new(Actor::of(&c), "health.worklist.read", "Patient", Some(p), Outcome::Success);
-        audit::record(&st.store, ev).await?;
-    }
+    let listed = items.iter().map(|x| x.patient_id.as_str());
+    crate::health_api::audit_listed(&st, &c, "health.worklist.read", listed, None).await?;
     Ok(axum::Json(Paged { items, total, limit, offset }))
 }
 
