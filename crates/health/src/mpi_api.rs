@@ -109,6 +109,7 @@ fn registration(id: &str, p: Option<&Value>) -> Registration {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MpiReview)]
 pub struct Review {
     pub id: String,
     /// Match probability, 0 to 1.
@@ -209,6 +210,7 @@ async fn list_reviews(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MpiDecision)]
 pub struct Decision {
     /// `link` (the same person) or `separate` (two people: never linked automatically again).
     pub decision: String,

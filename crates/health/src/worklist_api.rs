@@ -454,6 +454,7 @@ pub struct ConditionFigures {
 
 /// An institution's or township's figures.
 #[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(as = CareFigures)]
 pub struct Figures {
     pub hypertension: ConditionFigures,
     pub diabetes: ConditionFigures,
