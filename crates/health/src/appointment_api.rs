@@ -730,13 +730,18 @@ async fn read(
     axum::Extension(keys): axum::Extension<Keys>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Appointment>> {
-    let Some(row) = appointment_row(&st, &id).await? else { return Err(ApiError::not_found("appointment")) };
-    side_of(&st, &keys, &c, &row, "health.appointment.read").await?;
-    let a = view(&st, &records(&st, &keys), &row).await?;
-    let ev = Event::new(Actor::of(&c), "health.appointment.read", "Patient", Some(&a.patient_id), Outcome::Success)
+    Ok(axum::Json(readable(&st, &keys, &c, &id).await?))
+}
+
+/// An appointment read by one of its parties (the read audited), or the 404.
+async fn readable(st: &AppState, keys: &Keys, c: &Caller, id: &str) -> ApiResult<Appointment> {
+    let Some(row) = appointment_row(st, id).await? else { return Err(ApiError::not_found("appointment")) };
+    side_of(st, keys, c, &row, "health.appointment.read").await?;
+    let a = view(st, &records(st, keys), &row).await?;
+    let ev = Event::new(Actor::of(c), "health.appointment.read", "Patient", Some(&a.patient_id), Outcome::Success)
         .detail(json!({ "appointment": id }));
     audit::record(&st.store, ev).await?;
-    Ok(axum::Json(a))
+    Ok(a)
 }
 
 /// The appointment as FHIR R4: a Bundle of the Appointment, its Slot and Schedule.
@@ -749,14 +754,9 @@ async fn read_fhir(
     axum::Extension(keys): axum::Extension<Keys>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    let Some(row) = appointment_row(&st, &id).await? else { return Err(ApiError::not_found("appointment")) };
-    side_of(&st, &keys, &c, &row, "health.appointment.read").await?;
-    let a = view(&st, &records(&st, &keys), &row).await?;
+    let a = readable(&st, &keys, &c, &id).await?;
     let sched = schedule_row(&st, &a.schedule_id).await?.ok_or_else(|| ApiError::not_found("schedule"))?;
     let s = schedule_view(&st, &sched).await?;
-    let ev = Event::new(Actor::of(&c), "health.appointment.read", "Patient", Some(&a.patient_id), Outcome::Success)
-        .detail(json!({ "appointment": id }));
-    audit::record(&st.store, ev).await?;
     Ok(axum::Json(fhir_bundle(&a, &s)))
 }
 
