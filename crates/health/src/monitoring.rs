@@ -558,10 +558,11 @@ struct BoundDevice {
 }
 
 async fn bound_devices(st: &AppState) -> Result<Vec<BoundDevice>, StoreError> {
-    let rows = sqlx::query(&st.store.sql(
+    let kinds = DEVICE_KINDS.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
+    let rows = sqlx::query(&st.store.sql(&format!(
         "SELECT code, org_id, kind, subject_id FROM iot_devices WHERE subject_type = 'patient' AND subject_id <> '' \
-         ORDER BY code",
-    ))
+         AND kind IN ({kinds}) ORDER BY code"
+    )))
     .fetch_all(st.store.reader())
     .await?;
     rows.iter()
@@ -572,9 +573,6 @@ async fn bound_devices(st: &AppState) -> Result<Vec<BoundDevice>, StoreError> {
                 kind: col(r, "kind")?,
                 patient: col(r, "subject_id")?,
             })
-        })
-        .filter(|d: &Result<BoundDevice, StoreError>| {
-            d.as_ref().is_ok_and(|d| DEVICE_KINDS.contains(&d.kind.as_str())) || d.is_err()
         })
         .collect()
 }

@@ -155,7 +155,7 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, keys:
     }
     // The family doctor followed most tasks up: two in three within days, some late.
     let open = sqlx::query(&state.store.sql(
-        "SELECT id, condition, at_ms FROM health_worklist WHERE org_id = $1 AND state = 'open' \
+        "SELECT id, condition, action, at_ms FROM health_worklist WHERE org_id = $1 AND state = 'open' \
          AND action IN ('follow_up', 'urgent') AND at_ms < $2 ORDER BY at_ms",
     ))
     .bind(yangcun.clone())
@@ -166,11 +166,7 @@ pub async fn seed(state: &AppState, demo: &DemoContext, records: &Records, keys:
         let id: String = col(r, "id")?;
         let at: i64 = col(r, "at_ms")?;
         let condition: String = col(r, "condition")?;
-        let is_urgent = sqlx::query(&state.store.sql("SELECT action FROM health_worklist WHERE id = $1"))
-            .bind(id.clone())
-            .fetch_one(state.store.reader())
-            .await
-            .map(|row| col::<String>(&row, "action").unwrap_or_default() == "urgent")?;
+        let is_urgent = col::<String>(r, "action")? == "urgent";
         let (after, outcome, closing) = if is_urgent {
             (
                 ((n % 5) as i64 + 1) * 20 * 60_000,
