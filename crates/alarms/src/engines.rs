@@ -22,7 +22,17 @@ pub fn severity(s: rules::Severity) -> Severity {
 /// when it was saved; `None` when there is none, or when it is of an older engine (logged: the
 /// task starts afresh rather than not at all).
 pub async fn load_snapshot(store: &Store, table: &'static str) -> StoreResult<Option<(EngineSnapshot, i64)>> {
-    let row = sqlx::query(&store.sql(&format!("SELECT snapshot, saved_ms FROM {table} WHERE id = 1")))
+    load_snapshot_at(store, table, 1).await
+}
+
+/// As [`load_snapshot`], of the row `id` (one per partition when scaled out).
+pub async fn load_snapshot_at(
+    store: &Store,
+    table: &'static str,
+    id: i64,
+) -> StoreResult<Option<(EngineSnapshot, i64)>> {
+    let row = sqlx::query(&store.sql(&format!("SELECT snapshot, saved_ms FROM {table} WHERE id = $1")))
+        .bind(id)
         .fetch_optional(store.reader())
         .await?;
     let Some(row) = row else { return Ok(None) };
@@ -39,14 +49,20 @@ pub async fn load_snapshot(store: &Store, table: &'static str) -> StoreResult<Op
 
 /// Saves the engine's state in `table`, replacing the previous snapshot.
 pub async fn save_snapshot(store: &Store, table: &'static str, engine: &Engine) -> anyhow::Result<()> {
+    save_snapshot_at(store, table, 1, engine).await
+}
+
+/// As [`save_snapshot`], in the row `id`.
+pub async fn save_snapshot_at(store: &Store, table: &'static str, id: i64, engine: &Engine) -> anyhow::Result<()> {
     let text = serde_json::to_string(&engine.snapshot())?;
     let mut tx = store.begin().await?;
     sqlx::query(&store.sql(&format!(
-        "INSERT INTO {table} (id, snapshot, saved_ms) VALUES (1, $1, $2) \
+        "INSERT INTO {table} (id, snapshot, saved_ms) VALUES ($3, $1, $2) \
          ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, saved_ms = excluded.saved_ms"
     )))
     .bind(text)
     .bind(now_ms())
+    .bind(id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

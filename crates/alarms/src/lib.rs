@@ -155,13 +155,23 @@ CREATE INDEX alarm_webhook_deliveries_hook ON alarm_webhook_deliveries(webhook_i
         state: &kernel::http::AppState,
         shutdown: kernel::platform::CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let changes = state.bus.subscribe("alarms.>")?;
-        let mut tasks = vec![
-            tokio::spawn(self.hub.clone().run(state.bus.clone(), shutdown.clone())),
-            tokio::spawn(sinks::delivery::intake(state.clone(), self.sinks.clone(), changes, shutdown.clone())),
-            tokio::spawn(sinks::delivery::sender(state.clone(), self.sinks.clone(), shutdown.clone())),
-        ];
-        tasks.extend(sinks::mqtt::spawn(&state.config.raw.mqtt, state.bus.clone(), &self.sinks, shutdown));
+        let roles = state.config.roles;
+        let mut tasks = vec![];
+        // The desk's WebSocket on API nodes; the notification sinks on processors.
+        if roles.api {
+            tasks.push(tokio::spawn(self.hub.clone().run(state.bus.clone(), shutdown.clone())));
+        }
+        if roles.processor {
+            let changes = state.bus.subscribe("alarms.>")?;
+            tasks.push(tokio::spawn(sinks::delivery::intake(
+                state.clone(),
+                self.sinks.clone(),
+                changes,
+                shutdown.clone(),
+            )));
+            tasks.push(tokio::spawn(sinks::delivery::sender(state.clone(), self.sinks.clone(), shutdown.clone())));
+            tasks.extend(sinks::mqtt::spawn(&state.config.raw.mqtt, state.bus.clone(), &self.sinks, shutdown));
+        }
         Ok(tasks)
     }
 }

@@ -120,11 +120,11 @@ impl Module for HealthModule {
         let records =
             records::Records { store: state.store.clone(), cipher: state.cipher.clone(), keys: self.keys.clone() };
         let mut tasks = vec![];
-        if self.monitoring {
+        if self.monitoring && state.config.roles.processor {
             let (st, r, stop) = (state.clone(), records.clone(), shutdown.clone());
             tasks.push(tokio::spawn(monitoring::run(st, r, std::time::Duration::from_secs(60), stop)));
         }
-        if self.simulate && self.demo_records {
+        if self.simulate && self.demo_records && state.config.roles.processor {
             tasks.push(tokio::spawn(monitoring_demo::feed(state.clone(), shutdown.clone())));
         }
         let mpi = self.mpi.clone();

@@ -133,6 +133,22 @@ CREATE TABLE iot_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, sav
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let cfg = &state.config.raw.mqtt;
         let mut tasks = Vec::new();
+        let roles = state.config.roles;
+        if roles.processor {
+            tasks.push(tokio::spawn(alerting::run(
+                state.clone(),
+                self.rules.clone(),
+                self.save_every,
+                shutdown.clone(),
+            )));
+            if self.simulate {
+                tasks.push(tokio::spawn(demo::feed(state.clone(), shutdown.clone())));
+            }
+        }
+        // Devices' ingress (the MQTT endpoint, the external broker's subscription) on gateways.
+        if !roles.gateway {
+            return Ok(tasks);
+        }
         let listen = self.listen.clone().unwrap_or_else(|| cfg.listen.clone());
         let ep = endpoint::Endpoint::new(state.clone(), self.shared.devices.clone(), &cfg.topic_prefix);
         if let Some(l) = endpoint::bind(&listen).await {
@@ -163,10 +179,6 @@ CREATE TABLE iot_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, sav
                 self.shared.broker.clone(),
                 shutdown.clone(),
             )));
-        }
-        tasks.push(tokio::spawn(alerting::run(state.clone(), self.rules.clone(), self.save_every, shutdown.clone())));
-        if self.simulate {
-            tasks.push(tokio::spawn(demo::feed(state.clone(), shutdown)));
         }
         Ok(tasks)
     }

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub security: SecurityConfig,
     pub telemetry: TelemetryConfig,
     pub bus: BusConfig,
+    pub node: NodeConfig,
     pub log: LogConfig,
     pub mqtt: MqttConfig,
     pub console: ConsoleConfig,
@@ -161,6 +162,61 @@ pub struct TelemetryConfig {
 pub struct BusConfig {
     /// Messages a subscriber may have pending before publishers wait.
     pub capacity: usize,
+    /// Empty: the in-process bus (one server). `nats://host:port[,nats://…]`: NATS, with
+    /// JetStream carrying the observations from gateways to processors (scale-out).
+    pub url: String,
+    /// Partitions of the observation streams: each device belongs to one (by a hash of its id),
+    /// and each partition is processed by one processor at a time. Fixed for the life of a
+    /// stream; more partitions than processors lets the load spread (16 serves 8 processors).
+    pub partitions: u32,
+    /// Copies JetStream keeps of each stream (1 on a single NATS server, 3 on a cluster).
+    pub replicas: u32,
+    /// The deployment's name at NATS: first token of its subjects (`<namespace>.bus.…`,
+    /// `<namespace>.js.…`) and of its streams' names, so that several deployments (production
+    /// and training, or tests) can share one NATS.
+    pub namespace: String,
+}
+
+/// What this process does (`[node] roles`). A single server runs all three.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Any of `gateway` (JT/T 808 and MQTT ingress), `processor` (storage of observations,
+    /// rules, alarms, the modules' background work) and `api` (HTTP and the console). Anything
+    /// short of all three needs `bus.url` (NATS) and a PostgreSQL store.
+    pub roles: Vec<String>,
+    /// This node's name in logs and in the cluster's table of processors; empty: the host name
+    /// and process id.
+    pub name: String,
+}
+
+/// The roles of a node, checked from [`NodeConfig::roles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub gateway: bool,
+    pub processor: bool,
+    pub api: bool,
+}
+
+impl Roles {
+    /// Every role: the single-server default.
+    pub const ALL: Roles = Roles { gateway: true, processor: true, api: true };
+
+    /// Whether this node does everything (and then needs no NATS).
+    pub fn all(&self) -> bool {
+        *self == Self::ALL
+    }
+}
+
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [(self.gateway, "gateway"), (self.processor, "processor"), (self.api, "api")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        f.write_str(&names.join("+"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,6 +237,7 @@ impl Default for RawConfig {
             security: SecurityConfig::default(),
             telemetry: TelemetryConfig::default(),
             bus: BusConfig::default(),
+            node: NodeConfig::default(),
             log: LogConfig::default(),
             mqtt: MqttConfig::default(),
             console: ConsoleConfig::default(),
@@ -238,7 +295,12 @@ impl Default for TelemetryConfig {
 }
 impl Default for BusConfig {
     fn default() -> Self {
-        Self { capacity: 1024 }
+        Self { capacity: 1024, url: String::new(), partitions: 16, replicas: 1, namespace: "wuqing".into() }
+    }
+}
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { roles: vec!["gateway".into(), "processor".into(), "api".into()], name: String::new() }
     }
 }
 impl Default for LogConfig {
@@ -270,6 +332,9 @@ pub struct Config {
     pub http: SocketAddr,
     pub store_url: String,
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub roles: Roles,
+    /// This node's name (`[node] name`, else host name and process id).
+    pub node: String,
 }
 
 impl RawConfig {
@@ -358,6 +423,80 @@ impl RawConfig {
         if self.bus.capacity == 0 {
             return Err(ConfigError::Invalid { key: "bus.capacity", reason: "must be > 0".into() });
         }
+        if !self.bus.url.is_empty()
+            && !self.bus.url.split(',').all(|u| {
+                u.trim().strip_prefix("nats://").is_some_and(|hp| {
+                    let hp = hp.rsplit_once('@').map_or(hp, |(_, hp)| hp);
+                    hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+                })
+            })
+        {
+            return Err(ConfigError::Invalid {
+                key: "bus.url",
+                reason: "empty, or nats://host:port (several separated by commas)".into(),
+            });
+        }
+        if !(1..=1024).contains(&self.bus.partitions) {
+            return Err(ConfigError::Invalid { key: "bus.partitions", reason: "1 to 1024".into() });
+        }
+        let ns = &self.bus.namespace;
+        if ns.is_empty()
+            || ns.len() > 32
+            || !ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(ConfigError::Invalid { key: "bus.namespace", reason: "1 to 32 of a-z 0-9 _".into() });
+        }
+        if !(1..=5).contains(&self.bus.replicas) {
+            return Err(ConfigError::Invalid { key: "bus.replicas", reason: "1 to 5".into() });
+        }
+        let mut roles = Roles { gateway: false, processor: false, api: false };
+        for r in &self.node.roles {
+            match r.as_str() {
+                "gateway" => roles.gateway = true,
+                "processor" => roles.processor = true,
+                "api" => roles.api = true,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key: "node.roles",
+                        reason: format!("{other:?}: gateway, processor or api"),
+                    });
+                }
+            }
+        }
+        if roles == (Roles { gateway: false, processor: false, api: false }) {
+            return Err(ConfigError::Invalid { key: "node.roles", reason: "at least one role".into() });
+        }
+        if !roles.all() && self.bus.url.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "node.roles",
+                reason: "a node with only some roles needs the others on other nodes: set bus.url (NATS)".into(),
+            });
+        }
+        if !self.bus.url.is_empty() && store_url.starts_with("sqlite:") {
+            return Err(ConfigError::Invalid {
+                key: "bus.url",
+                reason: "a scaled-out platform's nodes share one PostgreSQL store: set store.url".into(),
+            });
+        }
+        if !roles.all() && store_url.starts_with("sqlite:") {
+            return Err(ConfigError::Invalid {
+                key: "node.roles",
+                reason: "nodes with separate roles share one PostgreSQL store: set store.url".into(),
+            });
+        }
+        let node_ok = self.node.name.len() <= 64
+            && self.node.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !node_ok {
+            return Err(ConfigError::Invalid { key: "node.name", reason: "at most 64 of a-z A-Z 0-9 - _ .".into() });
+        }
+        let node = if self.node.name.is_empty() {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            let host: String =
+                host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(48).collect();
+            format!("{}-{}", if host.is_empty() { "node" } else { &host }, std::process::id())
+        } else {
+            self.node.name.clone()
+        };
         let m = &self.mqtt;
         if m.listen != "off" && m.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid {
@@ -449,7 +588,7 @@ impl RawConfig {
                 });
             }
         };
-        Ok(Config { data_dir: self.data_dir.clone(), http, store_url, tls, raw: self })
+        Ok(Config { data_dir: self.data_dir.clone(), http, store_url, tls, roles, node, raw: self })
     }
 }
 
@@ -461,6 +600,7 @@ impl Config {
             raw.security.field_key = Some("********".into());
         }
         raw.store.url = mask_url_password(&self.store_url);
+        raw.bus.url = raw.bus.url.split(',').map(mask_url_password).collect::<Vec<_>>().join(",");
         if !raw.mqtt.broker_password.is_empty() {
             raw.mqtt.broker_password = "********".into();
         }
@@ -525,6 +665,40 @@ mod tests {
             .expect("check");
         assert_eq!(cfg.http.port(), 9000);
         assert_eq!(cfg.store_url, "sqlite:///tmp/x/wuqing.db");
+    }
+
+    #[test]
+    fn roles_and_the_bus_are_checked_together() {
+        let key = |tweak: fn(&mut RawConfig)| {
+            let mut raw = RawConfig::default();
+            tweak(&mut raw);
+            raw.check(&Overrides::default()).err().map(|e| e.to_string())
+        };
+        let all = RawConfig::default().check(&Overrides::default()).expect("default");
+        assert!(all.roles.all());
+        assert_eq!(all.roles.to_string(), "gateway+processor+api");
+        // A node with some roles needs NATS and PostgreSQL; NATS needs PostgreSQL.
+        let e = key(|r| r.node.roles = vec!["gateway".into()]).expect("no bus");
+        assert!(e.contains("node.roles") && e.contains("bus.url"), "{e}");
+        let e = key(|r| r.bus.url = "nats://127.0.0.1:4222".into()).expect("sqlite");
+        assert!(e.contains("bus.url") && e.contains("PostgreSQL"), "{e}");
+        let e = key(|r| r.node.roles = vec!["balancer".into()]).expect("unknown role");
+        assert!(e.contains("\"balancer\""), "{e}");
+        assert!(key(|r| r.node.roles = vec![]).expect("none").contains("at least one"));
+        assert!(key(|r| r.bus.url = "http://x:1".into()).expect("scheme").contains("bus.url"));
+        assert!(key(|r| r.bus.namespace = "Has.Dots".into()).expect("ns").contains("bus.namespace"));
+        assert!(key(|r| r.bus.partitions = 0).expect("partitions").contains("bus.partitions"));
+        assert!(key(|r| r.node.name = "a b".into()).expect("name").contains("node.name"));
+        let mut raw = RawConfig::default();
+        raw.node.roles = vec!["processor".into()];
+        raw.node.name = "proc-1".into();
+        raw.bus.url = "nats://a:4222, nats://user:secret@b:4222".into();
+        raw.store.url = "postgres://u:pw@db/wuqing".into();
+        let cfg = raw.check(&Overrides::default()).expect("processor");
+        assert_eq!((cfg.roles.gateway, cfg.roles.processor, cfg.roles.api), (false, true, false));
+        assert_eq!(cfg.node, "proc-1");
+        let printed = cfg.print_masked();
+        assert!(!printed.contains("secret") && !printed.contains(":pw@"), "{printed}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod demo;

@@ -160,5 +160,15 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
                   locked_until_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);\n\
                   CREATE INDEX login_unknown_updated ON login_unknown(updated_ms)",
         },
+        // Scale-out (`cluster`): the processors alive in each group of partitions, each row
+        // refreshed every couple of seconds by its node; the live ones share the partitions.
+        Migration {
+            module: "kernel",
+            version: 7,
+            name: "cluster members",
+            only: None,
+            sql: "CREATE TABLE cluster_members (group_name TEXT NOT NULL, node TEXT NOT NULL, seen_ms BIGINT NOT NULL, \
+                  partitions BIGINT NOT NULL, PRIMARY KEY (group_name, node))",
+        },
     ]
 }

@@ -61,6 +61,9 @@ impl Module for KernelModule {
                 }
             }
         });
+        if !state.config.roles.processor {
+            return Ok(vec![follow]);
+        }
         // Retention: purge observations past the configured age, hourly.
         let store = state.store.clone();
         let days = state.config.raw.telemetry.retention_days;
@@ -135,12 +138,30 @@ impl Platform {
         store.migrate(&migrations).await.context("applying migrations")?;
         let cipher = FieldCipher::load_or_create(config.raw.security.field_key.as_deref(), &config.key_file())
             .context("loading the field-encryption key")?;
+        let (bus, cluster): (Arc<dyn crate::bus::Bus>, _) = if config.raw.bus.url.is_empty() {
+            (Arc::new(LocalBus::new(config.raw.bus.capacity)), None)
+        } else {
+            let nats = crate::bus::NatsBus::connect(
+                &config.raw.bus.url,
+                &config.raw.bus.namespace,
+                config.raw.bus.capacity,
+                &config.node,
+            )
+            .await
+            .with_context(|| {
+                format!("connecting to NATS at {}", crate::config::mask_url_password(&config.raw.bus.url))
+            })?;
+            let cluster = crate::cluster::Cluster::new(nats.client().clone(), &config);
+            tracing::info!(node = %config.node, roles = %config.roles, "scaled out over NATS JetStream");
+            (Arc::new(nats), Some(cluster))
+        };
         let state = AppState {
             store,
             cipher,
             auth: crate::policy::Policy::new(&config.raw.security),
             orgs: OrgTree::default(),
-            bus: Arc::new(LocalBus::new(config.raw.bus.capacity)),
+            bus,
+            cluster,
             metrics: metrics_handle(),
             openapi: Arc::new(OnceLock::new()),
             config: Arc::new(config),
@@ -150,6 +171,9 @@ impl Platform {
 
     /// The HTTP application.
     pub fn router(&self) -> axum::Router {
+        if !self.state.config.roles.api {
+            return crate::http::node_app(self.state.clone());
+        }
         crate::http::app(self.state.clone(), &self.modules)
     }
 

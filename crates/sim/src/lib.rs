@@ -19,4 +19,6 @@ pub use abuse::{Abuse, AbuseStats, abuse_all};
 pub use drive::{Behaviour, Driver};
 pub use hold::{HoldConfig, HoldStats, hold_all};
 pub use scenario::{Plan, Scenario, ScenarioError};
-pub use terminal::{Latency, LatencyCounts, MAX_PENDING, SimError, SimTerminal, Stats, run, run_with_backlog};
+pub use terminal::{
+    Latency, LatencyCounts, MAX_PENDING, SimError, SimTerminal, Stats, run, run_across, run_with_backlog,
+};

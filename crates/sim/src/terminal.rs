@@ -361,11 +361,27 @@ const STABLE_SESSION: Duration = Duration::from_secs(60);
 
 pub async fn run_with_backlog(
     addr: SocketAddr,
+    t: SimTerminal,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+    backlog_s: usize,
+) {
+    run_across(&[addr], 0, t, stats, shutdown, backlog_s).await
+}
+
+/// As [`run_with_backlog`], with several gateways: the terminal connects to `gateways[first]`
+/// and, when a session fails (the gateway went away, stopped answering), to the next one, as a
+/// field terminal falls back to its backup server (JT/T 808 parameter 0x0017).
+pub async fn run_across(
+    gateways: &[SocketAddr],
+    first: usize,
     mut t: SimTerminal,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
     backlog_s: usize,
 ) {
+    let Some(mut addr) = gateways.get(first % gateways.len().max(1)).copied() else { return };
+    let mut which = first;
     // Reports not yet acknowledged, oldest first (bounded: a terminal keeps a day or so).
     let mut pending: VecDeque<(i64, Location)> = VecDeque::new();
     let now = now_secs_f64().floor() as i64;
@@ -393,7 +409,11 @@ pub async fn run_with_backlog(
         }
         match r {
             Err(SimError::Offline) => continue,
-            Err(e) => tracing::debug!(phone = %t.phone, error = %e, "simulated terminal disconnected"),
+            Err(e) => {
+                tracing::debug!(phone = %t.phone, error = %e, "simulated terminal disconnected");
+                which += 1;
+                addr = gateways[which % gateways.len()];
+            }
             Ok(()) => {}
         }
         tokio::select! {

@@ -311,6 +311,9 @@ CREATE TABLE supervision_archive_flags (
         state: &AppState,
         shutdown: kernel::platform::CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        if !state.config.roles.processor {
+            return Ok(vec![]);
+        }
         Ok(vec![tokio::spawn(daily::run(state.clone(), shutdown))])
     }
 }

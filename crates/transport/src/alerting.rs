@@ -35,7 +35,7 @@ use std::time::Duration;
 /// The domain name under which transport alarms are raised.
 pub const DOMAIN: &str = "transport";
 /// Where the engine's state is saved.
-const STATE_TABLE: &str = "transport_rules_state";
+pub(crate) const STATE_TABLE: &str = "transport_rules_state";
 /// How often the task evaluates time-outs, and saves the engine's state and re-reads the
 /// vehicles' profiles.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +63,7 @@ struct Published {
 
 /// What the alarms need to know of a vehicle, and the class its profile was set with.
 #[derive(Clone)]
-struct VehicleInfo {
+pub(crate) struct VehicleInfo {
     org_id: String,
     plate: String,
     class: &'static str,
@@ -77,7 +77,7 @@ impl VehicleInfo {
 
 /// Re-reads the registry: a vehicle the engine knows whose class, enterprise or plate changed
 /// gets its new profile (its driving clocks stay).
-async fn refresh(
+pub(crate) async fn refresh(
     store: &Store,
     engine: &mut Engine,
     vehicles: &mut HashMap<String, Option<VehicleInfo>>,
@@ -115,11 +115,12 @@ const CATCH_UP_MAX: i64 = 20_000;
 /// [`CATCH_UP_UNKNOWN`] before the snapshot (or before now without one). Fixes seen twice are
 /// harmless: the engine counts a repeated device time as a duplicate, and an alarm is raised once
 /// per episode. Returns the events, with how many vehicles and fixes were replayed.
-async fn catch_up(
+pub(crate) async fn catch_up(
     store: &Store,
     engine: &mut Engine,
     vehicles: &mut HashMap<String, Option<VehicleInfo>>,
     saved_ms: Option<i64>,
+    mine: impl Fn(&str) -> bool,
 ) -> StoreResult<(Vec<Event>, usize, usize)> {
     let unknown_from = saved_ms.unwrap_or_else(now_ms) - CATCH_UP_UNKNOWN.as_millis() as i64;
     let to = now_ms() + engine.rules().engine.future_tolerance_s.saturating_mul(1000);
@@ -131,7 +132,7 @@ async fn catch_up(
             return Ok((events, replayed_vehicles, replayed_fixes));
         }
         offset += page.len() as i64;
-        for v in &page {
+        for v in page.iter().filter(|v| mine(&v.id)) {
             let from = engine.newest_ms(&v.id).map_or(unknown_from, |n| n + 1);
             let stored = crate::positions::range(store, &v.id, from, to, CATCH_UP_MAX).await?;
             if stored.is_empty() {
@@ -199,7 +200,7 @@ fn driver_message(e: &Event) -> Option<String> {
 /// The stored rule set, when its newest version is not `seen` (the version last taken or
 /// refused, which it becomes); `None`: nothing new to apply. A version that cannot be used is
 /// reported here once, and the caller keeps the rules in force.
-async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
+pub(crate) async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
     match versioned::current_version(store, DOCUMENT).await {
         Ok(Some(v)) if Some(v) != *seen => {}
         Ok(_) => return None,
@@ -267,7 +268,7 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
     };
     let mut vehicles: HashMap<String, Option<VehicleInfo>> = HashMap::new();
     // Subscribed above, before this read: a position stored meanwhile is seen twice at worst.
-    match catch_up(&state.store, &mut engine, &mut vehicles, saved_ms).await {
+    match catch_up(&state.store, &mut engine, &mut vehicles, saved_ms, |_| true).await {
         Ok((events, n_vehicles, n_fixes)) => {
             if n_fixes > 0 {
                 tracing::info!(
@@ -296,18 +297,8 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
                         continue;
                     }
                 };
-                if !vehicles.contains_key(&p.vehicle_id) {
-                    let info = match registry::vehicle_by_id(&state.store, &p.vehicle_id).await {
-                        Ok(v) => v.map(|v| {
-                            engine.set_profile(&v.id, Profile::new(v.class.as_str(), &v.org_id));
-                            VehicleInfo::of(&v)
-                        }),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "vehicle not read for the rules");
-                            continue;
-                        }
-                    };
-                    vehicles.insert(p.vehicle_id.clone(), info);
+                if !know(&state.store, &mut engine, &mut vehicles, &p.vehicle_id).await {
+                    continue;
                 }
                 engine.observe_fix(&p.vehicle_id, fix_of(&p.position))
             }
@@ -342,8 +333,34 @@ pub async fn run(state: AppState, connections: Connections, every: Intervals, sh
     }
 }
 
+/// Makes sure the engine has the vehicle's profile (read from the registry the first time it
+/// is seen); `false` when the registry could not be read (the fix is not observed: it is
+/// replayed by the next start's catch-up).
+pub(crate) async fn know(
+    store: &Store,
+    engine: &mut Engine,
+    vehicles: &mut HashMap<String, Option<VehicleInfo>>,
+    vehicle_id: &str,
+) -> bool {
+    if vehicles.contains_key(vehicle_id) {
+        return true;
+    }
+    let info = match registry::vehicle_by_id(store, vehicle_id).await {
+        Ok(v) => v.map(|v| {
+            engine.set_profile(&v.id, Profile::new(v.class.as_str(), &v.org_id));
+            VehicleInfo::of(&v)
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "vehicle not read for the rules");
+            return false;
+        }
+    };
+    vehicles.insert(vehicle_id.to_string(), info);
+    true
+}
+
 /// Turns the engine's events into alarms.
-async fn record(
+pub(crate) async fn record(
     state: &AppState,
     connections: &Connections,
     vehicles: &HashMap<String, Option<VehicleInfo>>,

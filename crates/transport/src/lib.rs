@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod live;
 pub mod model;
 pub mod positions;
+pub mod processor;
 pub mod registry;
 pub mod rules_api;
 pub mod stream;
@@ -58,6 +59,103 @@ impl TransportModule {
     /// With the JT/T 808 gateway listening on `addr`.
     pub fn with_gateway(addr: std::net::SocketAddr) -> Self {
         Self { jt808: Some(addr), ..Self::default() }
+    }
+
+    /// The API's live state: from the registry and each vehicle's newest stored position, the
+    /// registry re-read every minute, and (scaled out) the positions and presence other nodes
+    /// announce.
+    async fn start_live(
+        &self,
+        state: &AppState,
+        shutdown: kernel::platform::CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        // One index seek per vehicle, so start-up does not grow with months of stored positions.
+        let mut offset = 0;
+        loop {
+            let (page, _) = registry::all_vehicles(&state.store, 500, offset).await?;
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len() as i64;
+            for v in &page {
+                self.live.register(v);
+                if let Some(p) = positions::latest(&state.store, &v.id).await? {
+                    self.live.update_position(&p);
+                }
+            }
+        }
+        // Every minute the registry is read again: vehicles registered or changed on another node
+        // (this node's API registers its own at once) join the live state.
+        let mut tasks = vec![{
+            let (live, store, stop) = (self.live.clone(), state.store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            let mut offset = 0;
+                            loop {
+                                match registry::all_vehicles(&store, 500, offset).await {
+                                    Ok((page, _)) if !page.is_empty() => {
+                                        offset += page.len() as i64;
+                                        page.iter().for_each(|v| live.register(v));
+                                    }
+                                    Ok(_) => break,
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "re-reading the vehicle registry failed");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+        }];
+        if state.cluster.is_some() {
+            tasks.push(tokio::spawn(live::follow(state.clone(), self.live.clone(), shutdown)));
+        }
+        Ok(tasks)
+    }
+
+    /// The JT/T 808 gateway on `addr`, and the demo's terminals driven against it.
+    async fn start_gateway(
+        &self,
+        state: &AppState,
+        addr: std::net::SocketAddr,
+        shutdown: kernel::platform::CancellationToken,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let mut tasks = vec![];
+        // A busy port must not stop the platform (the demo runs on machines where anything
+        // may hold 6808): the gateway is then off, and says so.
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let local = listener.local_addr()?;
+                let _ = self.bound.set(local);
+                tracing::info!(addr = %local, "jt808 gateway listening");
+                let gw = gateway::Gateway::new(
+                    state.clone(),
+                    self.live.clone(),
+                    self.connections.clone(),
+                    self.gateway.clone(),
+                    self.storage.clone(),
+                );
+                let stop = shutdown.clone();
+                tasks.push(tokio::spawn(async move { gw.serve(listener, stop).await }));
+                if self.simulate {
+                    let target = if local.ip().is_unspecified() {
+                        std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
+                    } else {
+                        local
+                    };
+                    tasks.extend(demo::drive_fleet(state, target, shutdown.clone()).await?);
+                }
+            }
+            Err(e) => tracing::error!(%addr, error = %e, "jt808 gateway disabled: cannot listen"),
+        }
+        Ok(tasks)
     }
 }
 
@@ -339,82 +437,30 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
         state: &AppState,
         shutdown: kernel::platform::CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        // The live state starts from the registry and each vehicle's newest stored position: one
-        // index seek per vehicle, so start-up does not grow with months of stored positions.
-        let mut offset = 0;
-        loop {
-            let (page, _) = registry::all_vehicles(&state.store, 500, offset).await?;
-            if page.is_empty() {
-                break;
-            }
-            offset += page.len() as i64;
-            for v in &page {
-                self.live.register(v);
-                if let Some(p) = positions::latest(&state.store, &v.id).await? {
-                    self.live.update_position(&p);
-                }
+        let roles = state.config.roles;
+        let scaled_out = state.cluster.is_some();
+        if let Some(cluster) = &state.cluster {
+            // The stream the gateways write to and the processors read: created (or checked)
+            // by whichever node starts first.
+            cluster.stream(writer::STREAM).await?;
+        }
+        let mut tasks = vec![];
+        if roles.api {
+            tasks.extend(self.start_live(state, shutdown.clone()).await?);
+        }
+        if roles.gateway {
+            if let Some(addr) = self.jt808 {
+                tasks.extend(self.start_gateway(state, addr, shutdown.clone()).await?);
             }
         }
-        // Every minute the registry is read again: vehicles registered or changed on another node
-        // (this node's API registers its own at once) join the live state.
-        let mut tasks = vec![{
-            let (live, store, stop) = (self.live.clone(), state.store.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {
-                            let mut offset = 0;
-                            loop {
-                                match registry::all_vehicles(&store, 500, offset).await {
-                                    Ok((page, _)) if !page.is_empty() => {
-                                        offset += page.len() as i64;
-                                        page.iter().for_each(|v| live.register(v));
-                                    }
-                                    Ok(_) => break,
-                                    Err(e) => {
-                                        tracing::warn!(error = %e, "re-reading the vehicle registry failed");
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            })
-        }];
-        if let Some(addr) = self.jt808 {
-            // A busy port must not stop the platform (the demo runs on machines where anything
-            // may hold 6808): the gateway is then off, and says so.
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    let local = listener.local_addr()?;
-                    let _ = self.bound.set(local);
-                    tracing::info!(addr = %local, "jt808 gateway listening");
-                    let gw = gateway::Gateway::new(
-                        state.clone(),
-                        self.live.clone(),
-                        self.connections.clone(),
-                        self.gateway.clone(),
-                        self.storage.clone(),
-                    );
-                    let stop = shutdown.clone();
-                    tasks.push(tokio::spawn(async move { gw.serve(listener, stop).await }));
-                    if self.simulate {
-                        let target = if local.ip().is_unspecified() {
-                            std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
-                        } else {
-                            local
-                        };
-                        tasks.extend(demo::drive_fleet(state, target, shutdown.clone()).await?);
-                    }
-                }
-                Err(e) => tracing::error!(%addr, error = %e, "jt808 gateway disabled: cannot listen"),
-            }
+        if !roles.processor {
+            return Ok(tasks);
         }
-        if self.alerting {
+        if scaled_out {
+            let (st, live, conns, every) =
+                (state.clone(), self.live.clone(), self.connections.clone(), self.alerting_intervals);
+            tasks.push(tokio::spawn(processor::run(st, live, conns, self.alerting, every, shutdown.clone())));
+        } else if self.alerting {
             let every = self.alerting_intervals;
             tasks.push(tokio::spawn(alerting::run(state.clone(), self.connections.clone(), every, shutdown.clone())));
         }

@@ -160,3 +160,52 @@ impl LiveMap {
         out
     }
 }
+
+/// Scaled out: keeps this node's live state up with what the other nodes announce on the bus,
+/// positions stored by the processors (`transport.position.<vehicle>`) and terminals coming and
+/// going at the gateways (`transport.presence.<vehicle>`). Announcements missed (a restart, a
+/// lost NATS connection) are made up by the next ones; the stored positions stay the truth.
+pub async fn follow(state: kernel::http::AppState, live: LiveMap, shutdown: kernel::platform::CancellationToken) {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        vehicle_id: String,
+        position: Position,
+    }
+    #[derive(serde::Deserialize)]
+    struct Presence {
+        vehicle_id: String,
+        online: bool,
+        at: i64,
+    }
+    let (mut positions, mut presence) =
+        match (state.bus.subscribe("transport.position.>"), state.bus.subscribe("transport.presence.>")) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "live state does not follow the other nodes");
+                return;
+            }
+        };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = positions.next() => match m {
+                Some(m) => match serde_json::from_slice::<Stored>(&m.payload) {
+                    Ok(s) => {
+                        let mut p = s.position;
+                        p.vehicle_id = s.vehicle_id;
+                        live.update_position(&p);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "position announcement not understood"),
+                },
+                None => break,
+            },
+            m = presence.next() => match m {
+                Some(m) => match serde_json::from_slice::<Presence>(&m.payload) {
+                    Ok(p) => live.set_online(&p.vehicle_id, p.online, p.at),
+                    Err(e) => tracing::debug!(error = %e, "presence announcement not understood"),
+                },
+                None => break,
+            },
+        }
+    }
+}

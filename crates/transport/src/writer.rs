@@ -162,15 +162,30 @@ impl StorageHealth {
     }
 }
 
-/// The group-commit writer of positions, shared by every connection.
+/// The group-commit writer of positions, shared by every connection: to the store, or (scaled
+/// out) to the JetStream stream the processors consume.
 #[derive(Clone)]
 pub struct PositionWriter {
-    tx: mpsc::Sender<Job>,
+    sink: Sink,
 }
 
+#[derive(Clone)]
+enum Sink {
+    Store(mpsc::Sender<Job>),
+    Stream(Arc<kernel::cluster::Cluster>, StorageHealth),
+}
+
+/// The kind of the JetStream stream of positions (`bus.url` set): stream `<NAMESPACE>_POSITIONS`,
+/// subjects `<namespace>.js.positions.<partition>.<vehicle>` (`kernel::cluster`).
+pub const STREAM: &str = "positions";
+
 impl PositionWriter {
-    /// Starts the writer; it ends when every handle is dropped.
+    /// Starts the writer; it ends when every handle is dropped. Scaled out (the state has a
+    /// cluster), positions go to the stream and "written" means stored by JetStream.
     pub fn start(state: AppState, live: LiveMap, health: StorageHealth) -> Self {
+        if let Some(cluster) = state.cluster.clone() {
+            return Self { sink: Sink::Stream(Arc::new(cluster), health) };
+        }
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(512);
@@ -224,16 +239,110 @@ impl PositionWriter {
                 }
             }
         });
-        Self { tx }
+        Self { sink: Sink::Store(tx) }
     }
 
-    /// Stores positions; returns once they are committed.
+    /// Stores positions; returns once they are committed (or, scaled out, once JetStream has
+    /// stored them: the processor of their partition commits them).
     pub async fn write(&self, positions: Vec<Position>) -> StoreResult<u64> {
+        let tx = match &self.sink {
+            Sink::Store(tx) => tx,
+            Sink::Stream(cluster, health) => {
+                let r = publish(cluster, &positions).await;
+                match &r {
+                    Ok(_) => health.committed(),
+                    Err(e) => health.failed(e),
+                }
+                return r;
+            }
+        };
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((positions, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("position writer stopped".into()))?;
+        tx.send((positions, reply)).await.map_err(|_| StoreError::Unavailable("position writer stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("position writer stopped".into()))?
+    }
+}
+
+/// A position as it travels on the stream: the fields the store keeps, the vehicle and the
+/// additional items (hex) that `Position`'s own JSON leaves out.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct OnStream {
+    pub vehicle_id: String,
+    pub position: Position,
+    #[serde(default)]
+    pub extras: String,
+}
+
+impl OnStream {
+    pub fn of(p: &Position) -> Self {
+        let extras = p.extras.iter().map(|b| format!("{b:02x}")).collect();
+        Self { vehicle_id: p.vehicle_id.clone(), position: p.clone(), extras }
+    }
+
+    /// The position, or why the message is not one.
+    pub fn into_position(self) -> Result<Position, String> {
+        let mut p = self.position;
+        if self.extras.len() % 2 != 0 || self.vehicle_id.is_empty() {
+            return Err("no vehicle, or additional items of odd length".into());
+        }
+        p.extras = (0..self.extras.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&self.extras[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        p.vehicle_id = self.vehicle_id;
+        Ok(p)
+    }
+}
+
+/// Publishes positions to their partitions' subjects, each with its message id (vehicle and
+/// device time: JetStream drops a copy within its duplicate window), and waits for every
+/// acknowledgement of the stream.
+async fn publish(cluster: &kernel::cluster::Cluster, positions: &[Position]) -> StoreResult<u64> {
+    let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("jetstream: {e}"));
+    let mut acks = Vec::with_capacity(positions.len());
+    for p in positions {
+        let body = serde_json::to_vec(&OnStream::of(p)).map_err(|e| unavailable(&e))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("{}:{}", p.vehicle_id, p.device_ms).as_str());
+        let subject = cluster.subject(STREAM, &p.vehicle_id);
+        let ack = cluster.js.publish_with_headers(subject, headers, body.into()).await.map_err(|e| unavailable(&e))?;
+        acks.push(ack);
+    }
+    let mut new = 0;
+    for ack in acks {
+        let a = ack.await.map_err(|e| unavailable(&e))?;
+        new += u64::from(!a.duplicate);
+    }
+    metrics::histogram!("wuqing_jt808_commit_positions").record(positions.len() as f64);
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_crosses_the_stream_whole() {
+        let p = Position {
+            vehicle_id: "0193a0f2-7c1e-7aaa-8bbb-0123456789ab".into(),
+            device_ms: 1_764_000_000_000,
+            received_ms: 1_764_000_000_500,
+            lat: 39.384_512,
+            lon: 117.057_301,
+            altitude_m: 12,
+            speed_kmh: 61.3,
+            heading: 271,
+            alarm: 0x0000_0002,
+            status: 0x0000_0003,
+            mileage_km: Some(12_345.6),
+            extras: vec![0x01, 0x04, 0x00, 0x00, 0x30, 0x39, 0xe1, 0x02, 0xff, 0x00],
+        };
+        let wire = serde_json::to_vec(&OnStream::of(&p)).expect("encode");
+        let back = serde_json::from_slice::<OnStream>(&wire).expect("decode").into_position().expect("position");
+        assert_eq!(back, p);
+        // A message that names no vehicle, or whose items are not hex, is refused, not guessed.
+        let bad: OnStream = serde_json::from_str(r#"{"vehicle_id":"","position":{"device_ms":1,"received_ms":1,"lat":0,"lon":0,"altitude_m":0,"speed_kmh":0,"heading":0,"alarm":0,"status":0,"mileage_km":null}}"#).expect("shape");
+        assert!(bad.into_position().is_err());
+        let odd = OnStream { extras: "0g".into(), ..OnStream::of(&p) };
+        assert!(odd.into_position().is_err());
     }
 }

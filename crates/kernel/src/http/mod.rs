@@ -44,6 +44,8 @@ pub struct AppState {
     pub auth: crate::policy::Policy,
     pub orgs: OrgTree,
     pub bus: Arc<dyn Bus>,
+    /// JetStream and partition ownership when the platform is scaled out (`bus.url` set).
+    pub cluster: Option<crate::cluster::Cluster>,
     pub metrics: PrometheusHandle,
     pub openapi: Arc<std::sync::OnceLock<String>>,
 }
@@ -352,6 +354,17 @@ pub fn app(state: AppState, modules: &[Arc<dyn crate::module::Module>]) -> Route
             tracing::error!("a request handler panicked");
             ApiError::new(Code::Internal, "internal error").into_response()
         }))
+        .with_state(state)
+}
+
+/// A node without the `api` role (a gateway, a processor): its health and metrics only, for the
+/// load balancer's and Prometheus's checks; anything else is 404.
+pub fn node_app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", axum::routing::get(system_api::health))
+        .route("/metrics", axum::routing::get(system_api::metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(problem_for_bare_errors))
         .with_state(state)
 }
 

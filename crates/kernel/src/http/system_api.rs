@@ -21,11 +21,14 @@ pub struct Health {
     pub store: String,
     pub backend: String,
     pub version: String,
+    /// This node's name and roles (`gateway+processor+api` on a single server).
+    pub node: String,
+    pub roles: String,
 }
 
 /// Liveness and store readiness: 200 when the store answers, 503 when not.
 #[utoipa::path(get, path = "/api/health", tag = "system", responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn health(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
+pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
     let (status, store) = match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok".to_string()),
         Err(e) => {
@@ -41,6 +44,8 @@ async fn health(State(state): State<AppState>) -> (StatusCode, axum::Json<Health
             store,
             backend,
             version: env!("CARGO_PKG_VERSION").into(),
+            node: state.config.node.clone(),
+            roles: state.config.roles.to_string(),
         }),
     )
 }

@@ -38,8 +38,20 @@ impl Migration {
 
 impl Store {
     /// Applies every migration not yet applied, each in its own transaction.
+    /// PostgreSQL: nodes starting together (a scaled-out platform) migrate one at a time; the
+    /// lock is the transaction's, so the others then find each migration applied. (SQLite has
+    /// one writer anyway.)
+    async fn migration_lock(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> StoreResult<()> {
+        if self.backend() == super::Backend::Postgres {
+            // A constant key of our own.
+            sqlx::query("SELECT pg_advisory_xact_lock(7773519667786547)").execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     pub async fn migrate(&self, migrations: &[Migration]) -> StoreResult<MigrationReport> {
         let mut tx = self.begin().await?;
+        self.migration_lock(&mut tx).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version BIGINT NOT NULL, \
              name TEXT NOT NULL, checksum TEXT NOT NULL, applied_ms BIGINT NOT NULL, PRIMARY KEY (module, version))",
@@ -64,6 +76,7 @@ impl Store {
                 continue;
             }
             let mut tx = self.begin().await?;
+            self.migration_lock(&mut tx).await?;
             let existing =
                 sqlx::query(&self.sql("SELECT checksum FROM schema_migrations WHERE module = $1 AND version = $2"))
                     .bind(m.module)
