@@ -8,6 +8,8 @@
 #   - every alarm the stored positions imply is on the desk, and none twice (`sim verify --alarms`);
 #   - the API node's live map holds every terminal's vehicle, online, with a position of the
 #     last minute (it is fed over NATS: it runs neither gateway nor processor);
+#   - a command sent from the API node reaches its terminal through the gateway holding it, and
+#     the terminal's answer comes back;
 #   - the audit chain verifies.
 # Usage: bench/scale-out.sh [TERMINALS=200] [SECONDS=150] [INTERVAL_MS=1000]
 # Needs NATS with JetStream (WUQING_TEST_NATS, default nats://127.0.0.1:4222) and PostgreSQL
@@ -97,6 +99,23 @@ fresh = [v for v in load if v.get("online") and v.get("position")
 print(f"API node's live map: {len(load)} load-test vehicles, {len(fresh)} online with a position of the last minute (of {want})")
 sys.exit(0 if len(fresh) == want else 1)
 EOF
+# A command from the API node reaches the terminal through the gateway holding it (over NATS):
+# a text read aloud, and a parameter query whose answer comes back with the parameters.
+cmd_ok=1
+vid=$(python3 -c 'import json,sys; print(next(v["vehicle_id"] for v in json.load(open(sys.argv[1])) if v["plate"].startswith("津L") and v["online"]))' "$data/live.json" 2>/dev/null || true)
+command() {
+  curl -s -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -X POST "http://127.0.0.1:$api/api/transport/vehicles/$vid/commands" -d "$1"
+}
+if [ -n "$vid" ]; then
+  text=$(command '{"kind":"text","text":"前方路段限速60公里","tts":true}')
+  params=$(command '{"kind":"query_parameters","ids":[1]}')
+  echo "command from the API node, text: $text"
+  echo "command from the API node, parameters: $params"
+  python3 -c 'import json,sys; t=json.loads(sys.argv[1]); p=json.loads(sys.argv[2]); sys.exit(0 if t["delivered"] and t["result"]==0 and p["delivered"] and p.get("parameters") else 1)' "$text" "$params" || cmd_ok=0
+else
+  cmd_ok=0
+fi
 wait "$sim"
 tail -n 2 "$data/sim.log"
 # Let the processor drain the stream, then stop the survivors cleanly.
@@ -107,6 +126,7 @@ status=0
 $bin --data-dir "$data" sim verify --ack-log "$data/acks.txt" --alarms || status=1
 $bin --data-dir "$data" audit verify || status=1
 [ "$fleet_ok" = 1 ] || { echo "the API node does not see the whole fleet"; status=1; }
+[ "$cmd_ok" = 1 ] || { echo "a command from the API node did not reach its terminal"; status=1; }
 if [ "$status" = 0 ]; then
   rm -rf "$data"
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true

@@ -340,6 +340,33 @@ pub async fn members(store: &Store, group: &str) -> crate::store::StoreResult<Ve
     rows.iter().map(|r| Ok((crate::store::col(r, "node")?, crate::store::col(r, "partitions")?))).collect()
 }
 
+/// Whether the periodic job `name` is due and this node is to run it: true for one caller per
+/// period `every` across every node of the deployment (the first to move the job's last run
+/// forward), false for the others. Hourly housekeeping on several processors is thus done once;
+/// on a single server it is simply the job's clock.
+pub async fn due(store: &Store, name: &str, node: &str, every: Duration) -> crate::store::StoreResult<bool> {
+    let now = now_ms();
+    sqlx::query(
+        &store.sql("INSERT INTO cluster_jobs (name, last_ms, node) VALUES ($1, 0, '') ON CONFLICT (name) DO NOTHING"),
+    )
+    .bind(name)
+    .execute(store.reader())
+    .await?;
+    // Nine tenths of the period: a node whose timer fires a little early still gets its turn.
+    let before = now - (every.as_millis() as i64) * 9 / 10;
+    let mut tx = store.begin().await?;
+    let n = sqlx::query(&store.sql("UPDATE cluster_jobs SET last_ms = $1, node = $2 WHERE name = $3 AND last_ms < $4"))
+        .bind(now)
+        .bind(node)
+        .bind(name)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,5 +170,13 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
             sql: "CREATE TABLE cluster_members (group_name TEXT NOT NULL, node TEXT NOT NULL, seen_ms BIGINT NOT NULL, \
                   partitions BIGINT NOT NULL, PRIMARY KEY (group_name, node))",
         },
+        // Periodic jobs that one node of a deployment runs (`cluster::due`): when each last ran.
+        Migration {
+            module: "kernel",
+            version: 8,
+            name: "cluster jobs",
+            only: None,
+            sql: "CREATE TABLE cluster_jobs (name TEXT PRIMARY KEY, last_ms BIGINT NOT NULL, node TEXT NOT NULL)",
+        },
     ]
 }

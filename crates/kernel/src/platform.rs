@@ -66,6 +66,7 @@ impl Module for KernelModule {
         }
         // Retention: purge observations past the configured age, hourly.
         let store = state.store.clone();
+        let node = state.config.node.clone();
         let days = state.config.raw.telemetry.retention_days;
         Ok(vec![
             follow,
@@ -74,10 +75,16 @@ impl Module for KernelModule {
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tick.tick() => match crate::telemetry::purge(&store, days).await {
-                            Ok(n) if n > 0 => tracing::info!(purged = n, retention_days = days, "telemetry retention applied"),
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
+                        _ = tick.tick() => {
+                            let every = std::time::Duration::from_secs(3600);
+                            if !matches!(crate::cluster::due(&store, "kernel.telemetry.purge", &node, every).await, Ok(true)) {
+                                continue;
+                            }
+                            match crate::telemetry::purge(&store, days).await {
+                                Ok(n) if n > 0 => tracing::info!(purged = n, retention_days = days, "telemetry retention applied"),
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
+                            }
                         },
                     }
                 }

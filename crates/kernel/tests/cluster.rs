@@ -168,3 +168,20 @@ async fn postgres_partitions_are_shared_and_taken_over() {
         sqlx::query_scalar("SELECT COUNT(*) FROM cluster_members").fetch_one(store.reader()).await.expect("count");
     assert_eq!(left, 0, "members leave their row at shutdown");
 }
+
+#[tokio::test]
+async fn a_periodic_job_is_due_for_one_node_per_period() {
+    use kernel::module::Module;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let store = kernel::store::Store::open(&url, 2).await.expect("store");
+    store.migrate(&kernel::platform::KernelModule.migrations()).await.expect("migrate");
+    let hour = Duration::from_secs(3600);
+    assert!(kernel::cluster::due(&store, "job", "a", hour).await.expect("due"), "first run is due");
+    assert!(!kernel::cluster::due(&store, "job", "b", hour).await.expect("due"), "another node within the hour");
+    assert!(!kernel::cluster::due(&store, "job", "a", hour).await.expect("due"), "the same node within the hour");
+    assert!(kernel::cluster::due(&store, "other", "b", hour).await.expect("due"), "jobs are separate");
+    // A period already over: due again.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(kernel::cluster::due(&store, "job", "b", Duration::ZERO).await.expect("due"));
+}

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use utoipa::ToSchema;
 
 /// A command for a terminal (下发指令).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// 0x8300 text (文本信息下发), shown on the terminal's display and, with `tts`, read aloud.
@@ -178,7 +178,7 @@ impl<'de> Deserialize<'de> for ParameterValue {
 }
 
 /// One parameter to set.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParameterSetting {
     /// Parameter ID (JT/T 808-2019 table 12), e.g. 1 (0x0001) heartbeat interval in s, 41
@@ -192,7 +192,8 @@ pub struct ParameterSetting {
     pub kind: Option<ParameterType>,
 }
 
-/// A parameter as the terminal reported it (0x0104).
+/// A parameter as the terminal reported it (0x0104). Read back (from another node's answer)
+/// its name comes from the table again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ParameterReading {
     pub id: u32,
@@ -206,8 +207,22 @@ pub struct ParameterReading {
     pub value: ParameterValue,
 }
 
+impl<'de> Deserialize<'de> for ParameterReading {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            id: u32,
+            #[serde(rename = "type")]
+            kind: ParameterType,
+            value: ParameterValue,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(ParameterReading { id: w.id, name: spec(w.id).map(|k| k.name), kind: w.kind, value: w.value })
+    }
+}
+
 /// 0x8600/0x8602 setting mode (设置属性).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AreaMode {
     /// 0 update (更新区域): the terminal's areas of this shape are replaced by these.
@@ -220,7 +235,7 @@ pub enum AreaMode {
 }
 
 /// The shape of the areas to delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AreaShape {
     Circle,
@@ -229,7 +244,7 @@ pub enum AreaShape {
 }
 
 /// A point in WGS-84 decimal degrees.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LatLon {
     /// Latitude, −90 to 90.
@@ -239,7 +254,7 @@ pub struct LatLon {
 }
 
 /// A speed limit (限速).
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpeedLimitSpec {
     /// Highest speed (最高速度), km/h, at least 1.
@@ -252,7 +267,7 @@ pub struct SpeedLimitSpec {
 }
 
 /// What an area does (区域属性, JT/T 808-2019 table 61).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AreaFlag {
     /// Bit 2: entering alarms the driver (进区域报警给驾驶员).
@@ -286,7 +301,7 @@ impl AreaFlag {
 }
 
 /// What a route does (路线属性, JT/T 808-2019 table 69).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteFlag {
     /// Bit 2: entering the route alarms the driver (进路线报警给驾驶员).
@@ -311,7 +326,7 @@ impl RouteFlag {
 }
 
 /// A circular area (圆形区域).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CircleAreaSpec {
     /// Area ID (区域ID), the terminal's key for it.
@@ -335,7 +350,7 @@ pub struct CircleAreaSpec {
 }
 
 /// A rectangular area (矩形区域), north-up.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RectangleAreaSpec {
     /// Area ID (区域ID).
@@ -381,7 +396,7 @@ struct RouteSpec {
 }
 
 /// A turning point (拐点) and the segment (路段) from it to the next.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePointSpec {
     /// Latitude, −90 to 90.
@@ -397,7 +412,7 @@ pub struct RoutePointSpec {
 }
 
 /// Segment driving time thresholds (路段行驶过长/不足阈值).
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DriveTimeSpec {
     /// Longer than this on the segment is too long, s.
@@ -431,6 +446,9 @@ pub struct Prepared {
     body: Body,
     answer: Answer,
     summary: serde_json::Value,
+    /// The command as given, for a node that sends it on to the gateway holding the terminal
+    /// (which checks it again).
+    source: Command,
 }
 
 impl Prepared {
@@ -460,6 +478,11 @@ impl Prepared {
     pub fn summary(&self) -> &serde_json::Value {
         &self.summary
     }
+
+    /// The command as given.
+    pub fn source(&self) -> &Command {
+        &self.source
+    }
 }
 
 const MAX_PARAMETERS: usize = 100;
@@ -488,6 +511,7 @@ impl Command {
 
 /// Checks `cmd` and converts it to codec terms; every refusal is a 422 naming the field.
 pub fn prepare(cmd: Command) -> Result<Prepared, ApiError> {
+    let source = cmd.clone();
     let (body, answer, summary) = match cmd {
         Command::Text { text, tts, emergency } => {
             if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
@@ -589,7 +613,7 @@ pub fn prepare(cmd: Command) -> Result<Prepared, ApiError> {
             (Body::Message(Message::DeleteRoutes(ids)), Answer::General, summary)
         }
     };
-    let p = Prepared { body, answer, summary };
+    let p = Prepared { body, answer, summary, source };
     // The one check that covers every limit at once: the body fits one packet in both layouts.
     for v in [Version::V2013, Version::V2019] {
         let mut buf = Vec::new();

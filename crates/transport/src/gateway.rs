@@ -106,7 +106,7 @@ pub struct Connection {
 }
 
 /// What became of a command.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// The terminal answered.
     pub delivered: bool,
@@ -140,6 +140,22 @@ pub struct Connections {
     inner: Arc<Mutex<HashMap<String, Online>>>,
     /// Boxed: a channel allocates a block of 32 slots up front, so a slot should be small.
     senders: Arc<Mutex<HashMap<String, mpsc::Sender<Box<Downlink>>>>>,
+    /// Scaled out: commands for terminals connected elsewhere go over NATS to the gateway that
+    /// holds the connection (`downlink_subject`); set at the module's start.
+    cluster: Arc<std::sync::OnceLock<kernel::cluster::Cluster>>,
+}
+
+/// A command sent over NATS to the gateway holding a terminal's connection.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RemoteCommand {
+    command: crate::command::Command,
+    wait_ms: u64,
+}
+
+/// Where the gateway holding a vehicle's terminal listens for its commands:
+/// `<namespace>.downlink.<vehicle>`.
+fn downlink_subject(cluster: &kernel::cluster::Cluster, vehicle_id: &str) -> String {
+    format!("{}.downlink.{vehicle_id}", cluster.namespace)
 }
 
 impl Connections {
@@ -184,13 +200,21 @@ impl Connections {
         }
     }
 
+    /// Scaled out: commands for terminals this node does not hold go over NATS.
+    pub fn set_cluster(&self, cluster: kernel::cluster::Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+
     /// Sends a checked command to the vehicle's online terminal and waits (at most `wait`) for
-    /// its answer.
+    /// its answer. Scaled out, a terminal connected to another gateway is reached through it.
     pub async fn command(&self, vehicle_id: &str, cmd: Prepared, wait: Duration) -> Delivery {
         let phone = self.phone_of(vehicle_id);
         let sender = phone.and_then(|p| self.senders.lock().ok().and_then(|s| s.get(&p).cloned()));
         let Some(sender) = sender else {
-            return Delivery::undelivered("the terminal is offline");
+            return match self.cluster.get() {
+                Some(cluster) => remote_command(cluster, vehicle_id, cmd, wait).await,
+                None => Delivery::undelivered("the terminal is offline"),
+            };
         };
         let (reply, rx) = oneshot::channel();
         if sender.send(Box::new(Downlink { cmd, reply })).await.is_err() {
@@ -200,6 +224,75 @@ impl Connections {
             Ok(Ok(d)) => d,
             Ok(Err(_)) => Delivery::undelivered("the terminal went offline"),
             Err(_) => Delivery::undelivered("the terminal did not answer in time"),
+        }
+    }
+}
+
+/// Asks the gateway holding the vehicle's terminal to send `cmd` and waits for its answer.
+async fn remote_command(
+    cluster: &kernel::cluster::Cluster,
+    vehicle_id: &str,
+    cmd: Prepared,
+    wait: Duration,
+) -> Delivery {
+    let body = RemoteCommand { command: cmd.source().clone(), wait_ms: wait.as_millis() as u64 };
+    let Ok(body) = serde_json::to_vec(&body) else { return Delivery::undelivered("the command could not be sent") };
+    // The gateway waits `wait` for the terminal; the answer needs a moment more to come back.
+    let request = async_nats::Request::new().payload(body.into()).timeout(Some(wait + Duration::from_secs(2)));
+    match cluster.client.send_request(downlink_subject(cluster, vehicle_id), request).await {
+        Ok(m) => serde_json::from_slice(&m.payload)
+            .unwrap_or_else(|_| Delivery::undelivered("the gateway's answer was not understood")),
+        Err(e) => match e.kind() {
+            async_nats::client::RequestErrorKind::NoResponders => Delivery::undelivered("the terminal is offline"),
+            async_nats::client::RequestErrorKind::TimedOut => {
+                Delivery::undelivered("the terminal did not answer in time")
+            }
+            _ => {
+                tracing::warn!(error = %e, "command not passed to the terminal's gateway");
+                Delivery::undelivered("the terminal's gateway could not be reached")
+            }
+        },
+    }
+}
+
+/// Scaled out: while a terminal is connected here, the commands other nodes send it over NATS
+/// are checked again, sent on its connection and answered with what became of them. Ends when
+/// the connection's sender is gone (the task is aborted at disconnection).
+async fn serve_remote_commands(
+    cluster: kernel::cluster::Cluster,
+    vehicle_id: String,
+    sender: mpsc::Sender<Box<Downlink>>,
+) {
+    use futures::StreamExt;
+    let mut sub = match cluster.client.subscribe(downlink_subject(&cluster, &vehicle_id)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "commands from other nodes not taken for this terminal");
+            return;
+        }
+    };
+    while let Some(m) = sub.next().await {
+        let Some(reply) = m.reply.clone() else { continue };
+        let delivery = match serde_json::from_slice::<RemoteCommand>(&m.payload) {
+            Err(e) => Delivery::undelivered(&format!("the command was not understood: {e}")),
+            Ok(rc) => match crate::command::prepare(rc.command) {
+                Err(e) => Delivery::undelivered(&format!("refused: {}", e.problem().detail)),
+                Ok(cmd) => {
+                    let (tx, rx) = oneshot::channel();
+                    if sender.send(Box::new(Downlink { cmd, reply: tx })).await.is_err() {
+                        Delivery::undelivered("the terminal went offline")
+                    } else {
+                        match tokio::time::timeout(Duration::from_millis(rc.wait_ms.min(60_000)), rx).await {
+                            Ok(Ok(d)) => d,
+                            Ok(Err(_)) => Delivery::undelivered("the terminal went offline"),
+                            Err(_) => Delivery::undelivered("the terminal did not answer in time"),
+                        }
+                    }
+                }
+            },
+        };
+        if let Ok(body) = serde_json::to_vec(&delivery) {
+            let _ = cluster.client.publish(reply, body.into()).await;
         }
     }
 }
@@ -470,6 +563,8 @@ struct Conn<'g> {
     last_header: Option<Header>,
     /// Reports read and not yet stored: those that arrived together.
     batch: Batch,
+    /// Scaled out: the task answering other nodes' commands for this terminal.
+    remote: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Reports of one connection waiting to be stored together.
@@ -508,6 +603,7 @@ impl<'g> Conn<'g> {
             serial: 0,
             last_header: None,
             batch: Batch::default(),
+            remote: None,
         }
     }
 
@@ -776,6 +872,12 @@ impl<'g> Conn<'g> {
         self.phone = Some(phone.to_string());
         self.terminal = Some(t);
         let (tx, rx) = mpsc::channel(16);
+        if let Some(cluster) = self.gw.connections.cluster.get() {
+            if let Some(old) = self.remote.take() {
+                old.abort();
+            }
+            self.remote = Some(tokio::spawn(serve_remote_commands(cluster.clone(), vid.clone(), tx.clone())));
+        }
         if let Ok(mut s) = self.gw.connections.senders.lock() {
             s.insert(phone.to_string(), tx);
         }
@@ -856,6 +958,9 @@ impl<'g> Conn<'g> {
     }
 
     fn offline(&mut self) {
+        if let Some(remote) = self.remote.take() {
+            remote.abort();
+        }
         if let (Some(phone), Some(t)) = (self.phone.take(), self.terminal.take()) {
             self.gw.connections.remove(&phone, &self.peer.to_string());
             if let Some(vid) = t.vehicle_id {
@@ -865,6 +970,15 @@ impl<'g> Conn<'g> {
                     tokio::spawn(async move { publish_presence(&st, &vid, &phone, false).await });
                 }
             }
+        }
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        // Whatever ended the connection, other nodes' commands stop coming to it.
+        if let Some(remote) = self.remote.take() {
+            remote.abort();
         }
     }
 }

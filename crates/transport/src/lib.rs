@@ -443,6 +443,8 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
             // The stream the gateways write to and the processors read: created (or checked)
             // by whichever node starts first.
             cluster.stream(writer::STREAM).await?;
+            // Commands for terminals held by other gateways go over NATS.
+            self.connections.set_cluster(cluster.clone());
         }
         let mut tasks = vec![];
         if roles.api {
@@ -471,8 +473,16 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => if let Err(e) = maintain_positions(&st).await {
-                        tracing::warn!(error = %e, "position retention failed");
+                    _ = tick.tick() => {
+                        // Once an hour across the processors (partitions dropped, indexes rebuilt).
+                        let every = std::time::Duration::from_secs(3600);
+                        match kernel::cluster::due(&st.store, "transport.positions.maintain", &st.config.node, every).await {
+                            Ok(true) => if let Err(e) = maintain_positions(&st).await {
+                                tracing::warn!(error = %e, "position retention failed");
+                            },
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = %e, "position retention not scheduled"),
+                        }
                     },
                 }
             }
