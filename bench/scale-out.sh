@@ -10,6 +10,8 @@
 #     last minute (it is fed over NATS: it runs neither gateway nor processor);
 #   - a command sent from the API node reaches its terminal through the gateway holding it, and
 #     the terminal's answer comes back;
+#   - the API node's WebSockets (alarm desk, live map) carry the alarms the processors raise and
+#     the vehicles moving (bench/ws-watch.mjs);
 #   - the audit chain verifies.
 # Usage: bench/scale-out.sh [TERMINALS=200] [SECONDS=150] [INTERVAL_MS=1000]
 # Needs NATS with JetStream (WUQING_TEST_NATS, default nats://127.0.0.1:4222) and PostgreSQL
@@ -41,8 +43,8 @@ export RUST_LOG=${RUST_LOG:-warn,kernel::cluster=info,transport::processor=info}
 last=$((terms - 1))
 $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 
-# node NAME ROLE [serve args…]: starts one process with deploy/ROLE.toml.
-node() {
+# start_node NAME ROLE [serve args…]: starts one process with deploy/ROLE.toml.
+start_node() {
   local name=$1 role=$2
   shift 2
   WUQING__NODE__NAME="$name" $bin --config "deploy/$role.toml" --data-dir "$data" serve --mqtt off "$@" \
@@ -57,13 +59,13 @@ wait_http() {
 api=$(free_port)
 # The API node seeds the demo district (its accounts read the fleet below); as an API node it
 # drives no simulated fleet.
-node api api --http "127.0.0.1:$api" --jt808 off --demo
+start_node api api --http "127.0.0.1:$api" --jt808 off --demo
 wait_http "$api"
 h1=$(free_port); h2=$(free_port); gw1=$(free_port); gw2=$(free_port); hp1=$(free_port); hp2=$(free_port)
-node proc1 processor --http "127.0.0.1:$hp1" --jt808 off
-node proc2 processor --http "127.0.0.1:$hp2" --jt808 off
-node gw1 gateway --http "127.0.0.1:$h1" --jt808 "127.0.0.1:$gw1"
-node gw2 gateway --http "127.0.0.1:$h2" --jt808 "127.0.0.1:$gw2"
+start_node proc1 processor --http "127.0.0.1:$hp1" --jt808 off
+start_node proc2 processor --http "127.0.0.1:$hp2" --jt808 off
+start_node gw1 gateway --http "127.0.0.1:$h1" --jt808 "127.0.0.1:$gw1"
+start_node gw2 gateway --http "127.0.0.1:$h2" --jt808 "127.0.0.1:$gw2"
 for p in "$hp1" "$hp2" "$h1" "$h2"; do wait_http "$p"; done
 for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$gw2") 2>/dev/null && break; sleep 0.1; done
 
@@ -75,6 +77,14 @@ $bin sim run --gateway "127.0.0.1:$gw1,127.0.0.1:$gw2" --phones "13700000000-137
   --interval-ms "$interval" --seconds "$duration" --scenario "$data/scenario.toml" --ack-log "$data/acks.txt" \
   >"$data/sim.log" 2>&1 &
 sim=$!
+# The API node's WebSockets over the middle third of the run (alarm changes and vehicles
+# moving, both from other nodes over NATS).
+pw=$(awk '$2 == "jt.liu" {print $3}' "$data/demo-accounts.txt")
+token=$(curl -sf -X POST "http://127.0.0.1:$api/api/auth/login" -H 'content-type: application/json' \
+  -d "{\"username\":\"jt.liu\",\"password\":\"$pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+ws_seconds=$((duration / 2))
+node --experimental-websocket bench/ws-watch.mjs "$api" "$token" "$ws_seconds" >"$data/ws.json" 2>"$data/ws.err" &
+ws=$!
 sleep $((duration / 3))
 kill -9 "$pid_proc1"
 echo "SIGKILL processor 1 at $(date -u +%T)"
@@ -83,9 +93,6 @@ kill -9 "$pid_gw1"
 echo "SIGKILL gateway 1 at $(date -u +%T)"
 sleep 10
 # The API's view while the terminals still report: every vehicle online with a fresh position.
-pw=$(awk '$2 == "jt.liu" {print $3}' "$data/demo-accounts.txt")
-token=$(curl -sf -X POST "http://127.0.0.1:$api/api/auth/login" -H 'content-type: application/json' \
-  -d "{\"username\":\"jt.liu\",\"password\":\"$pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 fleet_ok=1
 curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$api/api/transport/live" >"$data/live.json" || fleet_ok=0
 python3 - "$data/live.json" "$terms" <<'EOF' || fleet_ok=0
@@ -118,6 +125,10 @@ else
 fi
 wait "$sim"
 tail -n 2 "$data/sim.log"
+wait "$ws" || true
+ws_ok=1
+echo "API node's WebSockets: $(cat "$data/ws.json")"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); sys.exit(0 if c["alarms"] > 0 and c["vehicle_changes"] > 0 and c["snapshots"] > 0 else 1)' "$data/ws.json" || ws_ok=0
 # Let the processor drain the stream, then stop the survivors cleanly.
 sleep 10
 for p in "$pid_gw2" "$pid_proc2" "$pid_api"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -127,6 +138,7 @@ $bin --data-dir "$data" sim verify --ack-log "$data/acks.txt" --alarms || status
 $bin --data-dir "$data" audit verify || status=1
 [ "$fleet_ok" = 1 ] || { echo "the API node does not see the whole fleet"; status=1; }
 [ "$cmd_ok" = 1 ] || { echo "a command from the API node did not reach its terminal"; status=1; }
+[ "$ws_ok" = 1 ] || { echo "the API node's WebSockets did not carry the other nodes' changes"; status=1; }
 if [ "$status" = 0 ]; then
   rm -rf "$data"
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true

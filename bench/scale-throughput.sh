@@ -35,7 +35,7 @@ setup() {
   export WUQING__BUS__NAMESPACE="tp$1$$" WUQING__LOG__LEVEL=warn
   $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 }
-node() {
+start_node() {
   local name=$1 role=$2
   shift 2
   WUQING__NODE__NAME="$name" $bin --config "deploy/$role.toml" --data-dir "$data" serve --mqtt off "$@" \
@@ -54,7 +54,7 @@ drain() {
   setup "p$procs"
   local h g
   h=$(free_port); g=$(free_port)
-  node gw gateway --http "127.0.0.1:$h" --jt808 "127.0.0.1:$g"
+  start_node gw gateway --http "127.0.0.1:$h" --jt808 "127.0.0.1:$g"
   wait_http "$h"
   # The backlog into JetStream (the first processor to start creates nothing: the gateway made
   # the stream). Reports every 10 min: the run is the backlog.
@@ -66,7 +66,7 @@ drain() {
   echo "processors $procs: $want positions waiting in JetStream"
   local start end n
   start=$(date +%s.%N)
-  for i in $(seq 1 "$procs"); do node "proc$i" processor --http "127.0.0.1:$(free_port)" --jt808 off; done
+  for i in $(seq 1 "$procs"); do start_node "proc$i" processor --http "127.0.0.1:$(free_port)" --jt808 off; done
   n=0
   for _ in $(seq 1 3600); do
     n=$(stored)
@@ -87,10 +87,10 @@ drain 2
 # Live: acknowledgement latency through JetStream, two gateways and two processors.
 setup live
 h1=$(free_port); h2=$(free_port); g1=$(free_port); g2=$(free_port)
-node gw1 gateway --http "127.0.0.1:$h1" --jt808 "127.0.0.1:$g1"
-node gw2 gateway --http "127.0.0.1:$h2" --jt808 "127.0.0.1:$g2"
-node proc1 processor --http "127.0.0.1:$(free_port)" --jt808 off
-node proc2 processor --http "127.0.0.1:$(free_port)" --jt808 off
+start_node gw1 gateway --http "127.0.0.1:$h1" --jt808 "127.0.0.1:$g1"
+start_node gw2 gateway --http "127.0.0.1:$h2" --jt808 "127.0.0.1:$g2"
+start_node proc1 processor --http "127.0.0.1:$(free_port)" --jt808 off
+start_node proc2 processor --http "127.0.0.1:$(free_port)" --jt808 off
 wait_http "$h1"; wait_http "$h2"
 sleep 3
 echo "live: $terms terminals every $interval ms through two gateways, two processors, $live_s s"
