@@ -192,6 +192,15 @@ pub async fn share_partitions(
     let mut conn: Option<sqlx::PgConnection> = None;
     // Where this node starts looking, so that processors starting together try different ones.
     let start = partition_of(&node, partitions);
+    // Heard by the others before claiming anything: processors started together then share
+    // from the start instead of the first taking everything and handing half back.
+    if let Err(e) = heartbeat(&store, group, &node, 0).await {
+        tracing::warn!(group, error = %e, "cluster heartbeat failed");
+    }
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::sleep(HEARTBEAT) => {}
+    }
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -242,8 +251,13 @@ pub async fn share_partitions(
         };
         if let Some(c) = conn.as_mut() {
             if others_wanting && owned.len() > floor {
-                if let Some((p, o)) = owned.pop_last() {
+                // Down to the share at once: each partition's work stops (and saves) in
+                // parallel, then the locks go.
+                let excess: Vec<(u32, Owned)> = (floor..owned.len()).filter_map(|_| owned.pop_last()).collect();
+                for (_, o) in &excess {
                     o.stop.cancel();
+                }
+                for (p, o) in excess {
                     let _ = o.task.await;
                     let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
                         .bind(key)
