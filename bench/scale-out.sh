@@ -43,19 +43,6 @@ export RUST_LOG=${RUST_LOG:-warn,kernel::cluster=info,transport::processor=info}
 last=$((terms - 1))
 $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 
-# start_node NAME ROLE [serve args…]: starts one process with deploy/ROLE.toml.
-start_node() {
-  local name=$1 role=$2
-  shift 2
-  WUQING__NODE__NAME="$name" $bin --config "deploy/$role.toml" --data-dir "$data" serve --mqtt off "$@" \
-    >>"$data/$name.log" 2>&1 &
-  pids+=($!)
-  eval "pid_$name=$!"
-}
-wait_http() {
-  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$1/api/health" >/dev/null && return; sleep 0.2; done
-  echo "node on $1 did not start"; tail -n 30 "$data"/*.log; exit 1
-}
 api=$(free_port)
 # The API node seeds the demo district (its accounts read the fleet below); as an API node it
 # drives no simulated fleet.
@@ -77,12 +64,12 @@ $bin sim run --gateway "127.0.0.1:$gw1,127.0.0.1:$gw2" --phones "13700000000-137
   --interval-ms "$interval" --seconds "$duration" --scenario "$data/scenario.toml" --ack-log "$data/acks.txt" \
   >"$data/sim.log" 2>&1 &
 sim=$!
-# The API node's WebSockets over the middle third of the run (alarm changes and vehicles
+# The API node's WebSockets over the whole run (alarm changes and vehicles
 # moving, both from other nodes over NATS).
 pw=$(awk '$2 == "jt.liu" {print $3}' "$data/demo-accounts.txt")
 token=$(curl -sf -X POST "http://127.0.0.1:$api/api/auth/login" -H 'content-type: application/json' \
   -d "{\"username\":\"jt.liu\",\"password\":\"$pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-ws_seconds=$((duration / 2))
+ws_seconds=$((duration + 5))
 node --experimental-websocket bench/ws-watch.mjs "$api" "$token" "$ws_seconds" >"$data/ws.json" 2>"$data/ws.err" &
 ws=$!
 sleep $((duration / 3))

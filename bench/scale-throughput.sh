@@ -35,18 +35,6 @@ setup() {
   export WUQING__BUS__NAMESPACE="tp$1$$" WUQING__LOG__LEVEL=warn
   $bin --data-dir "$data" sim provision --count "$terms" >/dev/null
 }
-start_node() {
-  local name=$1 role=$2
-  shift 2
-  WUQING__NODE__NAME="$name" $bin --config "deploy/$role.toml" --data-dir "$data" serve --mqtt off "$@" \
-    >>"$data/$name.log" 2>&1 &
-  pids+=($!)
-  eval "pid_$name=$!"
-}
-wait_http() {
-  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$1/api/health" >/dev/null && return; sleep 0.2; done
-  echo "node on $1 did not start"; tail -n 30 "$data"/*.log; exit 1
-}
 stored() { psql "${pg%/*}/$db" -Atc "SELECT count(*) FROM transport_positions"; }
 
 drain() {
