@@ -428,6 +428,17 @@ async fn scenario(backend: Backend) {
     let (_, v) = app.get(&format!("/api/alarms/webhooks/{hook}/deliveries"), &shunda).await;
     assert_eq!(v["total"], 3, "{v}");
 
+    // Scaled out, every processor hears each alarm change: with a second processor's intake and
+    // sender running beside the first, a change is still queued, and posted, once per webhook.
+    let _second = module.start(&st, stop.clone()).await.unwrap();
+    let (_, before) = app.get(&format!("/api/alarms/webhooks/{reg_hook}/deliveries"), &regulator).await;
+    service::raise(&st.store, &st.bus, &alarm(&shunda_org, "v5", Severity::Critical, t0)).await.unwrap();
+    rx.wait("/regulator", 6).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let (_, after) = app.get(&format!("/api/alarms/webhooks/{reg_hook}/deliveries"), &regulator).await;
+    assert_eq!(after["total"].as_i64(), before["total"].as_i64().map(|n| n + 1), "one delivery: {after}");
+    assert_eq!(rx.hits("/regulator").len(), 6);
+
     // Hostile input on every route, as every role: never a server error.
     let tokens = vec![None, Some(shunda), Some(regulator), Some(health)];
     assert!(app.sweep_bad_input(&tokens).await > 0);

@@ -153,14 +153,35 @@ pub(crate) async fn enqueue(st: &AppState, change: &Change, event: &str) -> Stor
         return Ok(0);
     }
     let body = change.body(event);
+    let digest = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(body.as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
     let now = now_ms();
     let mut tx = st.store.begin().await?;
+    let mut queued = 0;
     for w in &targets {
         let id = uuid::Uuid::now_v7().to_string();
-        insert(&st.store, &mut tx, &id, w, Some(&h.id), event, &body, now, now).await?;
+        // Another processor that heard the same change may have queued it already.
+        queued += sqlx::query(&st.store.sql(
+            "INSERT INTO alarm_webhook_deliveries (id, webhook_id, alarm_id, event, body, status, attempts, \
+             next_attempt_ms, created_ms, change_sha256) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7) \
+             ON CONFLICT (webhook_id, change_sha256) DO NOTHING",
+        ))
+        .bind(id)
+        .bind(w.clone())
+        .bind(h.id.clone())
+        .bind(event.to_string())
+        .bind(body.clone())
+        .bind(now)
+        .bind(digest.clone())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
     }
     tx.commit().await?;
-    Ok(targets.len())
+    Ok(queued)
 }
 
 /// Reads alarm changes from `sub` (`alarms.>`, subscribed before the task starts so that no
