@@ -94,7 +94,7 @@ pub(crate) async fn queue_test(
     let event = "webhook.test";
     let body = super::body(event, "null");
     let now = now_ms();
-    insert(store, tx, &id, &w.id, None, event, &body, now, now.saturating_add(lease(s))).await?;
+    insert(store, tx, &id, &w.id, None, event, &body, now, now.saturating_add(lease(s)), None).await?;
     Ok(Due {
         id,
         webhook_id: w.id.clone(),
@@ -107,6 +107,8 @@ pub(crate) async fn queue_test(
     })
 }
 
+/// Queues one delivery. `change` (the SHA-256 of the body) makes it one per change and webhook:
+/// another processor that heard the same change and queued it first wins, and nothing is added.
 #[allow(clippy::too_many_arguments)]
 async fn insert(
     store: &Store,
@@ -118,10 +120,12 @@ async fn insert(
     body: &str,
     now: i64,
     next_attempt_ms: i64,
-) -> StoreResult<()> {
-    sqlx::query(&store.sql(
+    change: Option<&str>,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(&store.sql(
         "INSERT INTO alarm_webhook_deliveries (id, webhook_id, alarm_id, event, body, status, attempts, \
-         next_attempt_ms, created_ms) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7)",
+         next_attempt_ms, created_ms, change_sha256) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8) \
+         ON CONFLICT (webhook_id, change_sha256) DO NOTHING",
     ))
     .bind(id.to_string())
     .bind(webhook_id.to_string())
@@ -130,9 +134,10 @@ async fn insert(
     .bind(body.to_string())
     .bind(next_attempt_ms)
     .bind(now)
+    .bind(change.map(str::to_string))
     .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected())
 }
 
 /// Queues a change for every enabled webhook whose organisation's scope covers the alarm and
@@ -163,22 +168,8 @@ pub(crate) async fn enqueue(st: &AppState, change: &Change, event: &str) -> Stor
     let mut queued = 0;
     for w in &targets {
         let id = uuid::Uuid::now_v7().to_string();
-        // Another processor that heard the same change may have queued it already.
-        queued += sqlx::query(&st.store.sql(
-            "INSERT INTO alarm_webhook_deliveries (id, webhook_id, alarm_id, event, body, status, attempts, \
-             next_attempt_ms, created_ms, change_sha256) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7) \
-             ON CONFLICT (webhook_id, change_sha256) DO NOTHING",
-        ))
-        .bind(id)
-        .bind(w.clone())
-        .bind(h.id.clone())
-        .bind(event.to_string())
-        .bind(body.clone())
-        .bind(now)
-        .bind(digest.clone())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as usize;
+        queued +=
+            insert(&st.store, &mut tx, &id, w, Some(&h.id), event, &body, now, now, Some(&digest)).await? as usize;
     }
     tx.commit().await?;
     Ok(queued)
