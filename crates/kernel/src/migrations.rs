@@ -178,5 +178,39 @@ CREATE TABLE demo_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
             only: None,
             sql: "CREATE TABLE cluster_jobs (name TEXT PRIMARY KEY, last_ms BIGINT NOT NULL, node TEXT NOT NULL)",
         },
+        // Observations keyed by source, kind and device time, so that a reading delivered twice
+        // (a device's retransmission, a stream's redelivery to a new processor) is stored once;
+        // on PostgreSQL partitioned by UTC day like the positions (`telemetry::maintain`): the
+        // retention drops whole partitions. Duplicates already stored are kept once.
+        Migration {
+            module: "kernel",
+            version: 9,
+            name: "observations keyed by source and time (sqlite)",
+            only: Some(Backend::Sqlite),
+            sql: "CREATE TABLE observations_v2 (source TEXT NOT NULL, kind TEXT NOT NULL, device_ms BIGINT NOT NULL, \
+                  received_ms BIGINT NOT NULL, value DOUBLE NULL, lat DOUBLE NULL, lon DOUBLE NULL, payload TEXT NULL, \
+                  PRIMARY KEY (source, kind, device_ms)) WITHOUT ROWID;\n\
+                  INSERT OR IGNORE INTO observations_v2 SELECT source, kind, device_ms, received_ms, value, lat, lon, payload FROM observations;\n\
+                  DROP TABLE observations;\n\
+                  ALTER TABLE observations_v2 RENAME TO observations;\n\
+                  CREATE INDEX observations_source_time ON observations(source, device_ms);\n\
+                  CREATE INDEX observations_time ON observations(device_ms)",
+        },
+        Migration {
+            module: "kernel",
+            version: 9,
+            name: "observations keyed by source and time, partitioned by day (postgres)",
+            only: Some(Backend::Postgres),
+            sql: "CREATE TABLE observations_v2 (source TEXT NOT NULL, kind TEXT NOT NULL, device_ms BIGINT NOT NULL, \
+                  received_ms BIGINT NOT NULL, value DOUBLE NULL, lat DOUBLE NULL, lon DOUBLE NULL, payload TEXT NULL, \
+                  CONSTRAINT observations_pkey PRIMARY KEY (source, kind, device_ms)) PARTITION BY RANGE (device_ms);\n\
+                  CREATE TABLE observations_default PARTITION OF observations_v2 DEFAULT;\n\
+                  INSERT INTO observations_v2 SELECT source, kind, device_ms, received_ms, value, lat, lon, payload FROM observations \
+                  ON CONFLICT DO NOTHING;\n\
+                  DROP TABLE observations;\n\
+                  ALTER TABLE observations_v2 RENAME TO observations;\n\
+                  CREATE INDEX observations_source_time ON observations(source, device_ms);\n\
+                  CREATE INDEX observations_time ON observations(device_ms)",
+        },
     ]
 }

@@ -1,7 +1,7 @@
 //! Telemetry: every device reading is an [`Observation`], published on the bus and stored as a
 //! time series with range queries and a retention period.
 
-use crate::store::{Store, StoreResult, col, now_ms};
+use crate::store::{Store, StoreResult, col, days, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -65,7 +65,9 @@ impl Observation {
     }
 }
 
-/// Stores a batch in one transaction; returns once it is committed (durable).
+/// Stores a batch in one transaction; returns once it is committed (durable). An observation
+/// already stored (same source, kind and device time: a retransmission, a redelivery) is kept
+/// as first stored.
 pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<()> {
     if batch.is_empty() {
         return Ok(());
@@ -74,7 +76,8 @@ pub async fn insert_batch(store: &Store, batch: &[Observation]) -> StoreResult<(
     // Multi-row inserts, 100 rows (800 parameters) a statement: well inside both backends' limits.
     for chunk in batch.chunks(100) {
         let sql = format!(
-            "INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES {}",
+            "INSERT INTO observations (source, kind, device_ms, received_ms, value, lat, lon, payload) VALUES {} \
+             ON CONFLICT (source, kind, device_ms) DO NOTHING",
             store.values_placeholders(chunk.len(), 8)
         );
         let sql = store.sql(&sql).into_owned();
@@ -145,9 +148,19 @@ pub async fn range(
     Ok(out)
 }
 
-/// Deletes observations older than `retention_days`; returns how many went.
+/// Deletes observations older than `retention_days`; returns how many went. On PostgreSQL the
+/// table is partitioned by UTC day: whole days past the retention are dropped (counted as
+/// such, not by row), the partitions of the coming days are created ahead of the data, and
+/// what remains older (the default partition, the day the cutoff falls in) is deleted by row.
 pub async fn purge(store: &Store, retention_days: u32) -> StoreResult<u64> {
-    let cutoff = now_ms() - i64::from(retention_days) * 86_400_000;
+    let now = now_ms();
+    let cutoff = now - i64::from(retention_days) * days::DAY_MS;
+    let today = now.div_euclid(days::DAY_MS);
+    days::create(store, "observations", today..=today + 2).await;
+    let dropped = days::drop_before(store, "observations", cutoff).await?;
+    if !dropped.is_empty() {
+        tracing::info!(days = dropped.len(), retention_days, "observation days dropped");
+    }
     let mut tx = store.begin().await?;
     let r =
         sqlx::query(&store.sql("DELETE FROM observations WHERE device_ms < $1")).bind(cutoff).execute(&mut *tx).await?;

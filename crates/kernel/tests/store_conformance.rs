@@ -174,8 +174,34 @@ async fn telemetry_range_and_retention(app: TestApp) {
     let first = &all[0];
     assert_eq!(first.value, Value::Position { lat: 39.38, lon: 117.04 });
     assert_eq!(telemetry::range(store, "13900000001", None, 0, now, 10).await.unwrap().len(), 10);
-    assert_eq!(telemetry::purge(store, 183).await.unwrap(), 1);
+    // Delivered again (a retransmission, a stream's redelivery): stored once, the first kept.
+    let mut again = batch.clone();
+    again[1].value = Value::Number { value: 99.0 };
+    telemetry::insert_batch(store, &again).await.unwrap();
+    let twice = telemetry::range(store, "13900000001", None, 0, now, 1000).await.unwrap();
+    assert_eq!(twice.len(), 251);
+    assert_eq!(twice[2].value, Value::Number { value: 1.0 });
+    // On PostgreSQL the old one's day has its own partition, which the retention drops whole;
+    // on SQLite it is deleted by row.
+    let old_day = (now - 400 * 86_400_000).div_euclid(86_400_000);
+    let pg = store.backend() == kernel::store::Backend::Postgres;
+    if pg {
+        sqlx::query("DELETE FROM observations WHERE device_ms < $1")
+            .bind(now - 300 * 86_400_000)
+            .execute(store.reader())
+            .await
+            .unwrap();
+        kernel::store::days::create(store, "observations", old_day..=old_day).await;
+        assert!(kernel::store::days::exists(store, "observations", old_day).await.unwrap());
+        telemetry::insert_batch(store, &batch[250..]).await.unwrap();
+    }
+    assert_eq!(telemetry::purge(store, 183).await.unwrap(), if pg { 0 } else { 1 });
     assert_eq!(telemetry::range(store, "13900000001", None, 0, now, 1000).await.unwrap().len(), 250);
+    if pg {
+        assert!(!kernel::store::days::exists(store, "observations", old_day).await.unwrap());
+        let today = now.div_euclid(86_400_000);
+        assert!(kernel::store::days::exists(store, "observations", today + 2).await.unwrap(), "days ahead created");
+    }
 }
 
 async fn demo_seed_is_idempotent(app: TestApp) {

@@ -159,7 +159,7 @@ impl TransportModule {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
+use kernel::store::days::{self, DAY_MS};
 
 /// How long after a UTC day ends its partition is compacted: most blind-area uploads of that
 /// day have arrived by then (later ones are still stored, into the compacted index).
@@ -218,57 +218,29 @@ pub async fn compact_day(store: &kernel::store::Store, day: i64) -> anyhow::Resu
 /// the regulation asks) are removed. On PostgreSQL positions are partitioned by UTC day: whole
 /// partitions are dropped, and the partitions of the coming days are created ahead of the data.
 pub async fn maintain_positions(state: &AppState) -> anyhow::Result<()> {
-    let days = state.config.raw.telemetry.retention_days;
+    let retention = state.config.raw.telemetry.retention_days;
     let now = kernel::store::now_ms();
-    let cutoff = now - i64::from(days) * DAY_MS;
+    let cutoff = now - i64::from(retention) * DAY_MS;
     let store = &state.store;
     if store.backend() == Backend::Postgres {
         let today = now.div_euclid(DAY_MS);
-        for d in today..=today + 2 {
-            let name = format!("transport_positions_d{d}");
-            let sql = format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF transport_positions FOR VALUES FROM ({}) TO ({})",
-                d * DAY_MS,
-                (d + 1) * DAY_MS
-            );
-            if let Err(e) = sqlx::query(&sql).execute(store.reader()).await {
-                // Rows of that day already sit in the default partition (a clock far off): they stay there.
-                tracing::warn!(partition = %name, error = %e, "could not create a position partition");
-            }
-        }
+        days::create(store, "transport_positions", today..=today + 2).await;
         // A track is read from the primary key's index alone only where the visibility map
         // says the table's page is all-visible; autovacuum sets it only after a fifth of a
         // partition has been added. Vacuum yesterday's and today's partitions every hour:
         // pages already all-visible are skipped, so each run costs about the last hour's rows.
         for d in [today - 1, today] {
-            let name = format!("transport_positions_d{d}");
-            let exists: bool = sqlx::query_scalar(&format!("SELECT to_regclass('{name}') IS NOT NULL"))
-                .fetch_one(store.reader())
-                .await?;
-            if exists {
+            if days::exists(store, "transport_positions", d).await? {
+                let name = days::partition_name("transport_positions", d);
                 sqlx::raw_sql(&format!("VACUUM (ANALYZE) {name}")).execute(store.reader()).await?;
             }
         }
         compact_closed_days(store, now).await?;
-        let rows = sqlx::query(
-            "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'transport_positions'",
-        )
-        .fetch_all(store.reader())
-        .await?;
-        for r in rows {
-            let name: String = kernel::store::col(&r, "name")?;
-            let Some(day) = name.strip_prefix("transport_positions_d").and_then(|d| d.parse::<i64>().ok()) else {
-                continue;
-            };
-            if (day + 1) * DAY_MS <= cutoff {
-                sqlx::query(&format!("DROP TABLE IF EXISTS {name}")).execute(store.reader()).await?;
-                sqlx::query("DELETE FROM transport_compacted_days WHERE day = $1")
-                    .bind(day)
-                    .execute(store.reader())
-                    .await?;
-                tracing::info!(partition = %name, retention_days = days, "position partition dropped");
-            }
+        for day in days::drop_before(store, "transport_positions", cutoff).await? {
+            sqlx::query("DELETE FROM transport_compacted_days WHERE day = $1")
+                .bind(day)
+                .execute(store.reader())
+                .await?;
         }
     }
     let mut n = 0;
@@ -303,7 +275,7 @@ pub async fn maintain_positions(state: &AppState) -> anyhow::Result<()> {
         }
     }
     if n > 0 {
-        tracing::info!(removed = n, retention_days = days, "position retention applied");
+        tracing::info!(removed = n, retention_days = retention, "position retention applied");
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //!
 //! **Architecture Invariant**: a write the kernel acknowledges has been committed first.
 
+pub mod days;
 mod migrate;
 
 pub use rusqlite;
