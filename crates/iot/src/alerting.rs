@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// The domain of sensor alarms on the desk.
 pub const DOMAIN: &str = "iot";
 /// Where the engine's state is saved.
-const STATE_TABLE: &str = "iot_rules_state";
+pub(crate) const STATE_TABLE: &str = "iot_rules_state";
 
 /// The built-in sensor rules, by device kind. Thresholds with their sources:
 /// - `cold_store_probe` / `reefer_probe` (冷藏): above 8 °C for 5 min. Chilled storage and
@@ -64,15 +64,18 @@ pub fn builtin_rules() -> RuleSet {
 
 /// What the alarms need of a device.
 #[derive(Clone)]
-struct DeviceInfo {
+pub(crate) struct DeviceInfo {
     org_id: String,
     kind: String,
     label: String,
 }
 
+/// The devices an engine has heard, by id.
+pub(crate) type Devices = HashMap<String, DeviceInfo>;
+
 /// The newest stored sensor rules, when their version is not `seen` (which it becomes); a
 /// version that cannot be used is logged once and the rules in force are kept.
-async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
+pub(crate) async fn newer_rules(store: &Store, seen: &mut Option<i64>) -> Option<RuleSet> {
     let doc = match versioned::current(store, crate::rules_api::DOCUMENT).await {
         Ok(Some(doc)) if Some(doc.info.version) != *seen => doc,
         Ok(_) => return None,
@@ -122,7 +125,7 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
             Engine::new(rules)
         }
     };
-    let mut devices: HashMap<String, DeviceInfo> = HashMap::new();
+    let mut devices = Devices::new();
     let mut save = tokio::time::interval(save_every);
     save.tick().await;
     loop {
@@ -145,41 +148,55 @@ pub async fn run(state: AppState, rules: RuleSet, save_every: Duration, shutdown
             }
             m = sub.next() => {
                 let Some(m) = m else { break };
-                let p: Published = match serde_json::from_slice(&m.payload) {
-                    Ok(p) => p,
+                match serde_json::from_slice::<Published>(&m.payload) {
+                    Ok(p) => observe(&mut engine, &mut devices, p),
                     Err(e) => {
                         tracing::warn!(error = %e, "reading on the bus not understood");
                         continue;
                     }
-                };
-                // A patient's monitor is named by the device alone: the desk is no place for whom
-                // it is bound to (its label may hold a name).
-                let label = if p.subject_label.is_empty() || p.subject_type == "patient" { p.name.clone() } else { format!("{} ({})", p.name, p.subject_label) };
-                let info = DeviceInfo { org_id: p.org_id.clone(), kind: p.kind.clone(), label };
-                let changed = devices.get(&p.device_id).is_none_or(|d| d.kind != info.kind || d.org_id != info.org_id);
-                if changed {
-                    engine.set_profile(&p.device_id, Profile::new(&info.kind, &info.org_id));
                 }
-                devices.insert(p.device_id.clone(), info);
-                let mut samples = p.samples;
-                samples.sort_by_key(|s| s.device_ms);
-                let mut events = Vec::new();
-                for s in samples {
-                    let r = Reading { device_ms: s.device_ms, metric: s.metric, value: s.value };
-                    events.extend(engine.observe_reading(&p.device_id, &r));
-                }
-                (p.device_id, events)
             }
         };
-        let Some(info) = devices.get(&device_id).cloned() else { continue };
-        for e in events {
-            if let Err(err) = handle(&state, &device_id, &info, e).await {
-                tracing::warn!(error = %err, "sensor alarm not recorded");
-            }
-        }
+        record(&state, &devices, &device_id, events).await;
     }
     if let Err(e) = engines::save_snapshot(&state.store, STATE_TABLE, &engine).await {
         tracing::warn!(error = %e, "sensor rules state not saved at shutdown");
+    }
+}
+
+/// Runs one stored message's samples through `engine` (the device's profile set or updated
+/// from the message); returns the device and the events.
+pub(crate) fn observe(engine: &mut Engine, devices: &mut Devices, p: Published) -> (String, Vec<Event>) {
+    // A patient's monitor is named by the device alone: the desk is no place for whom it is
+    // bound to (its label may hold a name).
+    let label = if p.subject_label.is_empty() || p.subject_type == "patient" {
+        p.name.clone()
+    } else {
+        format!("{} ({})", p.name, p.subject_label)
+    };
+    let info = DeviceInfo { org_id: p.org_id.clone(), kind: p.kind.clone(), label };
+    let changed = devices.get(&p.device_id).is_none_or(|d| d.kind != info.kind || d.org_id != info.org_id);
+    if changed {
+        engine.set_profile(&p.device_id, Profile::new(&info.kind, &info.org_id));
+    }
+    devices.insert(p.device_id.clone(), info);
+    let mut samples = p.samples;
+    samples.sort_by_key(|s| s.device_ms);
+    let mut events = Vec::new();
+    for s in samples {
+        let r = Reading { device_ms: s.device_ms, metric: s.metric, value: s.value };
+        events.extend(engine.observe_reading(&p.device_id, &r));
+    }
+    (p.device_id, events)
+}
+
+/// Records a device's events as alarms (raised once per episode, ended).
+pub(crate) async fn record(state: &AppState, devices: &Devices, device_id: &str, events: Vec<Event>) {
+    let Some(info) = devices.get(device_id) else { return };
+    for e in events {
+        if let Err(err) = handle(state, device_id, info, e).await {
+            tracing::warn!(error = %err, "sensor alarm not recorded");
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! The one path by which sensor readings enter: decoded samples are stored as kernel
 //! observations (committed before this returns, so an acknowledgement after it means durable),
 //! then published on the bus (`iot.reading.<code>`) for the sensor rules and anyone else.
+//! Scaled out, "durable" is the JetStream stream's acknowledgement instead, and the processor
+//! holding the device's partition stores and publishes ([`crate::processor`]).
 
 use crate::payload::{DecodeError, Sample};
 use crate::registry::Device;
 use kernel::http::AppState;
-use kernel::store::{StoreResult, now_ms};
+use kernel::store::{StoreError, StoreResult, now_ms};
 use kernel::telemetry::{self, Observation, Value};
 use serde::{Deserialize, Serialize};
 
@@ -63,40 +65,86 @@ pub fn refused(via: Via, code: &str, reason: &str) {
     tracing::warn!(via = via.as_str(), device = code, reason, "sensor message refused");
 }
 
-/// Stores the samples of one message (durable on return), then publishes them.
-pub async fn accept(state: &AppState, device: &Device, samples: Vec<Sample>, via: Via) -> StoreResult<()> {
-    let received_ms = now_ms();
-    let obs: Vec<Observation> = samples
-        .iter()
-        .map(|s| Observation {
-            source: device.code.clone(),
+/// The stream of readings from gateways to processors (scale-out, `kernel::cluster`).
+pub const STREAM: &str = "readings";
+
+impl Published {
+    /// One message of `device`, received now.
+    pub fn of(device: &Device, received_ms: i64, samples: Vec<Sample>) -> Self {
+        Published {
+            device_id: device.id.clone(),
+            code: device.code.clone(),
+            org_id: device.org_id.clone(),
+            kind: device.kind.clone(),
+            name: device.name.clone(),
+            subject_type: device.subject_type.as_str().to_string(),
+            subject_id: device.subject_id.clone(),
+            subject_label: device.subject_label.clone(),
+            received_ms,
+            samples,
+        }
+    }
+
+    /// The message's samples as kernel observations (source = the device's code).
+    pub fn observations(&self) -> impl Iterator<Item = Observation> + '_ {
+        self.samples.iter().map(|s| Observation {
+            source: self.code.clone(),
             kind: s.metric.clone(),
             device_ms: s.device_ms,
-            received_ms,
+            received_ms: self.received_ms,
             value: Value::Number { value: s.value },
         })
-        .collect();
-    telemetry::insert_batch(&state.store, &obs).await?;
-    metrics::counter!("wuqing_iot_samples_stored_total", "via" => via.as_str()).increment(obs.len() as u64);
-    let msg = Published {
-        device_id: device.id.clone(),
-        code: device.code.clone(),
-        org_id: device.org_id.clone(),
-        kind: device.kind.clone(),
-        name: device.name.clone(),
-        subject_type: device.subject_type.as_str().to_string(),
-        subject_id: device.subject_id.clone(),
-        subject_label: device.subject_label.clone(),
-        received_ms,
-        samples,
-    };
-    match serde_json::to_vec(&msg) {
+    }
+
+    /// Its id in the stream's duplicate window: the device and its samples' times, so that a
+    /// device's retransmission of the same message, through this gateway or another, is kept
+    /// once.
+    fn stream_id(&self) -> String {
+        let first = self.samples.iter().map(|s| s.device_ms).min().unwrap_or(0);
+        let last = self.samples.iter().map(|s| s.device_ms).max().unwrap_or(0);
+        format!("{}:{first}:{last}:{}", self.device_id, self.samples.len())
+    }
+}
+
+/// Accepts the samples of one message; on return they are durable. On a single server they are
+/// stored, then published on the bus. Scaled out (`bus.url` set), they are put on the JetStream
+/// stream of readings ([`STREAM`], partitioned by device) and the stream's acknowledgement is
+/// the durability: a processor stores them and runs the rules ([`crate::processor`]), so a
+/// gateway never waits on the database.
+pub async fn accept(state: &AppState, device: &Device, samples: Vec<Sample>, via: Via) -> StoreResult<()> {
+    let msg = Published::of(device, now_ms(), samples);
+    let n = msg.samples.len() as u64;
+    if let Some(cluster) = &state.cluster {
+        let body = serde_json::to_vec(&msg).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        cluster
+            .publish_all(STREAM, [(msg.device_id.clone(), msg.stream_id(), body)])
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("jetstream: {e}")))?;
+        metrics::counter!("wuqing_iot_samples_streamed_total", "via" => via.as_str()).increment(n);
+        return Ok(());
+    }
+    store(state, std::slice::from_ref(&msg)).await?;
+    metrics::counter!("wuqing_iot_samples_stored_total", "via" => via.as_str()).increment(n);
+    announce(state, &msg).await;
+    Ok(())
+}
+
+/// Stores the samples of `batch` in one transaction (durable on return; a sample already stored
+/// is kept once).
+pub async fn store(state: &AppState, batch: &[Published]) -> StoreResult<()> {
+    let obs: Vec<Observation> = batch.iter().flat_map(Published::observations).collect();
+    telemetry::insert_batch(&state.store, &obs).await
+}
+
+/// Publishes a stored message on the bus (`iot.reading.<code>`) for the sensor rules of a single
+/// server, the health records' monitoring, and anyone else.
+pub async fn announce(state: &AppState, msg: &Published) {
+    match serde_json::to_vec(msg) {
         Ok(bytes) => {
-            if let Err(e) = state.bus.publish(&format!("iot.reading.{}", device.code), bytes.into()).await {
+            if let Err(e) = state.bus.publish(&format!("iot.reading.{}", msg.code), bytes.into()).await {
                 tracing::warn!(error = %e, "stored readings not published on the bus");
             }
         }
         Err(e) => tracing::warn!(error = %e, "stored readings not serialised for the bus"),
     }
-    Ok(())
 }

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod endpoint;
 pub mod ingest;
 pub mod payload;
+pub mod processor;
 pub mod registry;
 pub mod rules_api;
 
@@ -134,13 +135,20 @@ CREATE TABLE iot_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, sav
         let cfg = &state.config.raw.mqtt;
         let mut tasks = Vec::new();
         let roles = state.config.roles;
+        if let Some(cluster) = &state.cluster {
+            // The stream the gateways write readings to and the processors read: created (or
+            // checked) by whichever node starts first.
+            cluster.stream(ingest::STREAM).await?;
+        }
         if roles.processor {
-            tasks.push(tokio::spawn(alerting::run(
-                state.clone(),
-                self.rules.clone(),
-                self.save_every,
-                shutdown.clone(),
-            )));
+            // Scaled out, each processor runs the rules of the device partitions it holds, as it
+            // stores their readings; on a single server the rules hear the bus.
+            let run = if state.cluster.is_some() {
+                tokio::spawn(processor::run(state.clone(), self.rules.clone(), self.save_every, shutdown.clone()))
+            } else {
+                tokio::spawn(alerting::run(state.clone(), self.rules.clone(), self.save_every, shutdown.clone()))
+            };
+            tasks.push(run);
             if self.simulate {
                 tasks.push(tokio::spawn(demo::feed(state.clone(), shutdown.clone())));
             }

@@ -223,6 +223,13 @@ pub async fn device_by_id(store: &Store, id: &str) -> StoreResult<Option<Device>
     r.as_ref().map(row_to_device).transpose()
 }
 
+/// Every registered device, a page at a time (by id), for the processors' catch-up.
+pub async fn all_devices(store: &Store, limit: i64, offset: i64) -> StoreResult<Vec<Device>> {
+    let sql = store.sql(&format!("SELECT {COLS} FROM iot_devices ORDER BY id LIMIT $1 OFFSET $2")).into_owned();
+    let rows = sqlx::query(&sql).bind(limit).bind(offset).fetch_all(store.reader()).await?;
+    rows.iter().map(row_to_device).collect()
+}
+
 pub async fn device_by_code(store: &Store, code: &str) -> StoreResult<Option<(Device, String)>> {
     let sql = store.sql(&format!("SELECT {COLS}, secret_hash FROM iot_devices WHERE code = $1")).into_owned();
     let r = sqlx::query(&sql).bind(code.to_string()).fetch_optional(store.reader()).await?;

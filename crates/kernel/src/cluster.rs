@@ -148,6 +148,112 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Publishes each `(device, message id, body)` to its partition's subject of the stream of
+    /// `kind`, with the id as `Nats-Msg-Id` (JetStream drops a copy within its duplicate
+    /// window), and waits for every acknowledgement of the stream. Returns how many were new.
+    pub async fn publish_all(
+        &self,
+        kind: &str,
+        items: impl IntoIterator<Item = (String, String, Vec<u8>)>,
+    ) -> Result<u64, String> {
+        let mut acks = Vec::new();
+        for (device, id, body) in items {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let ack = self
+                .js
+                .publish_with_headers(self.subject(kind, &device), headers, body.into())
+                .await
+                .map_err(|e| e.to_string())?;
+            acks.push(ack);
+        }
+        let mut new = 0;
+        for ack in acks {
+            new += u64::from(!ack.await.map_err(|e| e.to_string())?.duplicate);
+        }
+        Ok(new)
+    }
+
+    /// The messages of partition `p` of the stream of `kind`, from its first unacknowledged
+    /// one ([`Cluster::stream`], [`Cluster::take_partition`]).
+    pub async fn partition_messages(&self, kind: &str, p: u32) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+        let stream = self.stream(kind).await?;
+        let consumer = self.take_partition(&stream, kind, p).await?;
+        consumer.messages().await.map_err(|e| anyhow::anyhow!("{kind} partition {p}: {e}"))
+    }
+}
+
+/// The next batch of a partition's messages: waits for one, then takes what else has arrived,
+/// up to `max`. `None` when the consumer has ended.
+pub async fn next_batch(
+    messages: &mut jetstream::consumer::pull::Stream,
+    max: usize,
+) -> Option<Vec<jetstream::Message>> {
+    use futures::{FutureExt, StreamExt};
+    let mut next = Some(messages.next().await?);
+    let mut batch = Vec::with_capacity(64);
+    while let Some(m) = next.take() {
+        match m {
+            Ok(m) => batch.push(m),
+            Err(e) => tracing::debug!(error = %e, "partition consumer"),
+        }
+        if batch.len() >= max {
+            break;
+        }
+        next = messages.next().now_or_never().flatten();
+    }
+    Some(batch)
+}
+
+/// Runs `commit` until it succeeds, with back-off, keeping `held` messages from redelivery to
+/// another consumer meanwhile (JetStream holds them until the store is back). `false` when
+/// `stop` came first: the messages are left unacknowledged for the partition's next owner.
+pub async fn commit_held<F, Fut, E>(
+    held: &[jetstream::Message],
+    stop: &CancellationToken,
+    what: &str,
+    mut commit: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Duration::from_millis(50);
+    let mut progress = std::time::Instant::now();
+    loop {
+        match commit().await {
+            Ok(()) => return true,
+            Err(e) => {
+                metrics::counter!("wuqing_cluster_commit_failures_total", "what" => what.to_string()).increment(1);
+                tracing::warn!(error = %e, what, messages = held.len(), "messages from the stream not stored: retrying");
+                if progress.elapsed() > Duration::from_secs(20) {
+                    for m in held {
+                        let _ = m.ack_with(jetstream::AckKind::Progress).await;
+                    }
+                    progress = std::time::Instant::now();
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Acknowledges processed messages to the stream (a lost acknowledgement means the message
+/// comes again, and is stored once).
+pub async fn ack_all(held: &[jetstream::Message]) {
+    for m in held {
+        if let Err(e) = m.ack().await {
+            tracing::debug!(error = %e, "message not acknowledged to the stream: it comes again, stored once");
+        }
+    }
+}
+
 /// Connects the node's NATS client (see [`crate::bus::connect`]).
 pub async fn connect(config: &Config) -> Result<async_nats::Client, BusError> {
     crate::bus::connect(&config.raw.bus.url, &config.node).await

@@ -363,6 +363,12 @@ impl Engine {
         self.subjects.get(subject).and_then(|s| s.newest_ms)
     }
 
+    /// Device time of the newest reading of `subject` any sensor rule took (readings at or
+    /// before it are refused by those rules): where a replay of stored readings starts.
+    pub fn newest_reading_ms(&self, subject: &str) -> Option<i64> {
+        self.subjects.get(subject).and_then(|s| s.sensors.iter().map(|x| x.last_ms).filter(|&ms| ms > i64::MIN).max())
+    }
+
     /// A subject's counters.
     pub fn counters(&self, subject: &str) -> Option<Counters> {
         self.subjects.get(subject).map(|s| Counters {

@@ -26,14 +26,12 @@ use crate::positions::Position;
 use crate::writer::{OnStream, STREAM};
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::Message as JsMessage;
-use futures::{FutureExt, StreamExt};
 use kernel::http::AppState;
 use kernel::platform::CancellationToken;
 use kernel::store::now_ms;
 use kernel::versioned;
 use rules::Engine;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// The group of processors sharing the position partitions (`cluster_members`).
 pub const GROUP: &str = "transport.positions";
@@ -84,18 +82,8 @@ async fn partition(
     stop: CancellationToken,
 ) {
     let Some(cluster) = state.cluster.clone() else { return };
-    let consumer = match cluster.stream(STREAM).await {
-        Ok(stream) => cluster.take_partition(&stream, STREAM, p).await,
-        Err(e) => Err(e),
-    };
-    let mut messages = match consumer {
-        Ok(c) => match c.messages().await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(partition = p, error = %e, "position partition not consumed");
-                return;
-            }
-        },
+    let mut messages = match cluster.partition_messages(STREAM, p).await {
+        Ok(m) => m,
         Err(e) => {
             tracing::warn!(partition = p, error = %e, "position partition not taken");
             return;
@@ -138,24 +126,11 @@ async fn partition(
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            first = messages.next() => {
-                let Some(first) = first else {
+            batch = kernel::cluster::next_batch(&mut messages, BATCH) => {
+                let Some(batch) = batch else {
                     tracing::warn!(partition = p, "position consumer ended");
                     break;
                 };
-                // Then whatever else has arrived, up to a batch.
-                let mut batch = Vec::with_capacity(64);
-                let mut next = Some(first);
-                while let Some(m) = next.take() {
-                    match m {
-                        Ok(m) => batch.push(m),
-                        Err(e) => tracing::debug!(partition = p, error = %e, "position consumer"),
-                    }
-                    if batch.len() >= BATCH {
-                        break;
-                    }
-                    next = messages.next().now_or_never().flatten();
-                }
                 if !process(&state, &live, &connections, alerting, &mut engine, &mut vehicles, batch, &stop).await {
                     break;
                 }
@@ -225,28 +200,12 @@ async fn process(
             }
         }
     }
-    let mut backoff = Duration::from_millis(50);
-    let mut progress = std::time::Instant::now();
-    loop {
-        match crate::ingest::ingest(state, live, &positions).await {
-            Ok(_) => break,
-            Err(e) => {
-                metrics::counter!("wuqing_transport_stream_commit_failures_total").increment(1);
-                tracing::warn!(error = %e, positions = positions.len(), "positions from the stream not stored: retrying");
-                if progress.elapsed() > Duration::from_secs(20) {
-                    // Still ours: JetStream keeps them from other consumers a while longer.
-                    for m in &keep {
-                        let _ = m.ack_with(AckKind::Progress).await;
-                    }
-                    progress = std::time::Instant::now();
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-        }
+    let stored = kernel::cluster::commit_held(&keep, stop, "positions", || async {
+        crate::ingest::ingest(state, live, &positions).await.map(|_| ())
+    })
+    .await;
+    if !stored {
+        return false;
     }
     if alerting {
         let mut events = Vec::new();
@@ -257,11 +216,7 @@ async fn process(
         }
         alerting::record(state, connections, vehicles, events).await;
     }
-    for m in &keep {
-        if let Err(e) = m.ack().await {
-            tracing::debug!(error = %e, "position not acknowledged to the stream: it comes again, stored once");
-        }
-    }
+    kernel::cluster::ack_all(&keep).await;
     metrics::counter!("wuqing_transport_stream_processed_total").increment(keep.len() as u64);
     true
 }

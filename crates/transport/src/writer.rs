@@ -297,21 +297,13 @@ impl OnStream {
 /// device time: JetStream drops a copy within its duplicate window), and waits for every
 /// acknowledgement of the stream.
 async fn publish(cluster: &kernel::cluster::Cluster, positions: &[Position]) -> StoreResult<u64> {
-    let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("jetstream: {e}"));
-    let mut acks = Vec::with_capacity(positions.len());
+    let mut items = Vec::with_capacity(positions.len());
     for p in positions {
-        let body = serde_json::to_vec(&OnStream::of(p)).map_err(|e| unavailable(&e))?;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}:{}", p.vehicle_id, p.device_ms).as_str());
-        let subject = cluster.subject(STREAM, &p.vehicle_id);
-        let ack = cluster.js.publish_with_headers(subject, headers, body.into()).await.map_err(|e| unavailable(&e))?;
-        acks.push(ack);
+        let body = serde_json::to_vec(&OnStream::of(p)).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        items.push((p.vehicle_id.clone(), format!("{}:{}", p.vehicle_id, p.device_ms), body));
     }
-    let mut new = 0;
-    for ack in acks {
-        let a = ack.await.map_err(|e| unavailable(&e))?;
-        new += u64::from(!a.duplicate);
-    }
+    let new =
+        cluster.publish_all(STREAM, items).await.map_err(|e| StoreError::Unavailable(format!("jetstream: {e}")))?;
     metrics::histogram!("wuqing_jt808_commit_positions").record(positions.len() as f64);
     Ok(new)
 }
