@@ -167,7 +167,7 @@ async fn readings(
     }
     let class = d.subject_type.classification();
     c.require_clearance(class, "a patient's readings")?;
-    let rows = telemetry::range(&st.store, &d.code, q.metric.as_deref(), from, to, limit).await?;
+    let rows = telemetry::range(&st.store.history(), &d.code, q.metric.as_deref(), from, to, limit).await?;
     if d.subject_type == SubjectType::Patient {
         audit::record(
             &st.store,

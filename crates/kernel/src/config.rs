@@ -130,6 +130,10 @@ pub struct StoreConfig {
     pub url: String,
     /// Connections for reads (SQLite) or for everything (PostgreSQL).
     pub max_connections: u32,
+    /// A PostgreSQL read replica (`postgres://…`, a hot standby of `url`); empty: none. History
+    /// reads that tolerate the replica's lag (track playback, sensor series) go there; anything
+    /// read in order to write stays on the primary.
+    pub read_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,7 +275,7 @@ impl Default for ServerConfig {
 }
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 8 }
+        Self { url: String::new(), max_connections: 8, read_url: String::new() }
     }
 }
 impl Default for SecurityConfig {
@@ -388,6 +392,14 @@ impl RawConfig {
         }
         if self.store.max_connections == 0 {
             return Err(ConfigError::Invalid { key: "store.max_connections", reason: "must be > 0".into() });
+        }
+        let pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        let replica_ok = pg(&self.store.read_url) && pg(&store_url);
+        if !self.store.read_url.is_empty() && !replica_ok {
+            return Err(ConfigError::Invalid {
+                key: "store.read_url",
+                reason: "a read replica is a postgres:// URL, beside a PostgreSQL store.url".into(),
+            });
         }
         let s = &self.security;
         if s.lockout_threshold == 0 || s.lockout_minutes == 0 {
@@ -600,6 +612,7 @@ impl Config {
             raw.security.field_key = Some("********".into());
         }
         raw.store.url = mask_url_password(&self.store_url);
+        raw.store.read_url = mask_url_password(&raw.store.read_url);
         raw.bus.url = raw.bus.url.split(',').map(mask_url_password).collect::<Vec<_>>().join(",");
         if !raw.mqtt.broker_password.is_empty() {
             raw.mqtt.broker_password = "********".into();
@@ -689,6 +702,15 @@ mod tests {
         assert!(key(|r| r.bus.namespace = "Has.Dots".into()).expect("ns").contains("bus.namespace"));
         assert!(key(|r| r.bus.partitions = 0).expect("partitions").contains("bus.partitions"));
         assert!(key(|r| r.node.name = "a b".into()).expect("name").contains("node.name"));
+        // A read replica is PostgreSQL's, beside a PostgreSQL store.
+        let e = key(|r| r.store.read_url = "postgres://replica/wuqing".into()).expect("sqlite store");
+        assert!(e.contains("store.read_url"), "{e}");
+        let e = key(|r| {
+            r.store.url = "postgres://db/wuqing".into();
+            r.store.read_url = "sqlite:///tmp/replica.db".into();
+        })
+        .expect("sqlite replica");
+        assert!(e.contains("store.read_url"), "{e}");
         let mut raw = RawConfig::default();
         raw.node.roles = vec!["processor".into()];
         raw.node.name = "proc-1".into();

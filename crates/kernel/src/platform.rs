@@ -141,6 +141,12 @@ impl Platform {
         let store = Store::open(&config.store_url, config.raw.store.max_connections)
             .await
             .with_context(|| format!("opening the store at {}", crate::config::mask_url_password(&config.store_url)))?;
+        let store = match config.raw.store.read_url.as_str() {
+            "" => store,
+            url => store
+                .with_replica(url, config.raw.store.max_connections)
+                .with_context(|| format!("opening the read replica at {}", crate::config::mask_url_password(url)))?,
+        };
         let migrations: Vec<_> = modules.iter().flat_map(|m| m.migrations()).collect();
         store.migrate(&migrations).await.context("applying migrations")?;
         let cipher = FieldCipher::load_or_create(config.raw.security.field_key.as_deref(), &config.key_file())

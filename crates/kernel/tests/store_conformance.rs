@@ -229,3 +229,48 @@ async fn operator_scope_over_http(app: TestApp) {
 async fn integrity_check_passes_on_a_seeded_store(app: TestApp) {
     assert_eq!(app.platform.state.store.integrity_check().await.unwrap(), "ok");
 }
+
+/// `store.read_url`: history reads go to the replica (here another database, read-only, so that
+/// where a read went shows), writes and every other read to the primary.
+#[tokio::test]
+async fn postgres_history_reads_go_to_the_read_replica() {
+    let Some(base) = common::pg_url() else { return };
+    let replica_db = common::fresh_pg_database(&base).await;
+    // Migrated like a standby of the same schema would be.
+    let replica = kernel::store::Store::open(&replica_db, 2).await.unwrap();
+    let migrations: Vec<_> = kernel::module::Module::migrations(&kernel::platform::KernelModule);
+    replica.migrate(&migrations).await.unwrap();
+    let obs = |value: f64| Observation {
+        source: "RMYY-CS-09".into(),
+        kind: "temperature".into(),
+        device_ms: 1_764_000_000_000,
+        received_ms: 1_764_000_000_000,
+        value: Value::Number { value },
+    };
+    telemetry::insert_batch(&replica, &[obs(4.5)]).await.unwrap();
+    // A hot standby refuses writes: so does this session.
+    let sep = if replica_db.contains('?') { '&' } else { '?' };
+    let read_url = format!("{replica_db}{sep}options=-c%20default_transaction_read_only%3Don");
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, vec![], |raw| raw.store.read_url = read_url).await else {
+        return;
+    };
+    let store = &app.platform.state.store;
+    assert!(store.has_replica());
+    telemetry::insert_batch(store, &[obs(6.0)]).await.unwrap();
+    let primary = telemetry::range(store, "RMYY-CS-09", None, 0, i64::MAX, 10).await.unwrap();
+    assert_eq!(primary.iter().map(|o| o.value.clone()).collect::<Vec<_>>(), vec![Value::Number { value: 6.0 }]);
+    let history = telemetry::range(&store.history(), "RMYY-CS-09", None, 0, i64::MAX, 10).await.unwrap();
+    assert_eq!(history.iter().map(|o| o.value.clone()).collect::<Vec<_>>(), vec![Value::Number { value: 4.5 }]);
+    // The history view writes to the primary still; its reader is the read-only replica.
+    telemetry::insert_batch(&store.history(), &[Observation { device_ms: 1_764_000_001_000, ..obs(7.0) }])
+        .await
+        .unwrap();
+    assert_eq!(telemetry::range(store, "RMYY-CS-09", None, 0, i64::MAX, 10).await.unwrap().len(), 2);
+    let refused = sqlx::query("DELETE FROM observations").execute(store.history().reader()).await;
+    assert!(refused.unwrap_err().to_string().contains("read-only"));
+    // The configuration shown to operators masks the replica's password.
+    let mut cfg = (*app.platform.state.config).clone();
+    cfg.raw.store.read_url = "postgres://wuqing:s3cret@replica.example/wuqing".into();
+    let shown = cfg.print_masked();
+    assert!(shown.contains("replica.example") && !shown.contains("s3cret"), "{shown}");
+}

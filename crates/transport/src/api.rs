@@ -286,7 +286,7 @@ async fn track(
     if !(0.5..=1440.0).contains(&stop_minutes) {
         return Err(ApiError::field(Code::InvalidQuery, "stop_minutes", "between 0.5 and 1440"));
     }
-    let points = positions::range(&st.store, &v.id, from, to, TRACK_LIMIT).await?;
+    let points = positions::range(&st.store.history(), &v.id, from, to, TRACK_LIMIT).await?;
     if points.len() as i64 >= TRACK_LIMIT {
         return Err(ApiError::field(Code::InvalidQuery, "to", "more than 200000 positions: narrow the range"));
     }

@@ -85,6 +85,8 @@ pub struct Store {
     /// A native pool beside the `Any` one (PostgreSQL only), for statements `Any` cannot bind:
     /// arrays, for one-statement batch inserts.
     pg: Option<sqlx::PgPool>,
+    /// A read replica (PostgreSQL, `store.read_url`): both pools, like the primary's.
+    replica: Option<(AnyPool, sqlx::PgPool)>,
     /// The audit log's group-commit queue, started on first use (see `audit::record`).
     pub(crate) audit_queue: Arc<OnceLock<tokio::sync::mpsc::Sender<crate::audit::Job>>>,
 }
@@ -121,6 +123,7 @@ impl Store {
                 url: url.to_string(),
                 direct,
                 pg: None,
+                replica: None,
                 audit_queue: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -142,11 +145,52 @@ impl Store {
                 url: url.to_string(),
                 direct: None,
                 pg: Some(pg),
+                replica: None,
                 audit_queue: Default::default(),
             })
         } else {
             Err(StoreError::Unavailable(format!("unsupported store url scheme in {url:?}")))
         }
+    }
+
+    /// The same store, with history reads ([`Store::replica`], [`Store::replica_pg`]) sent to
+    /// the read replica at `read_url` (a PostgreSQL hot standby; its pools are opened lazily, so
+    /// a replica that is down fails those reads, not the start).
+    pub fn with_replica(mut self, read_url: &str, max_connections: u32) -> StoreResult<Store> {
+        if self.backend != Backend::Postgres {
+            return Err(StoreError::Unavailable("a read replica needs a PostgreSQL store".into()));
+        }
+        sqlx::any::install_default_drivers();
+        let any = AnyPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy(read_url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let pg = sqlx::postgres::PgPoolOptions::new()
+            .max_connections((max_connections / 2).max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy(read_url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.replica = Some((any, pg));
+        Ok(self)
+    }
+
+    /// This store as seen for history reads that tolerate a replica's lag (a track, a sensor
+    /// series, for a reader of the API): its readers ([`Store::reader`], [`Store::pg`]) are the
+    /// read replica's when one is configured; writes still go to the primary. Never for a read
+    /// that decides a write (a catch-up of the rules, a check before an update).
+    pub fn history(&self) -> Store {
+        let mut view = self.clone();
+        if let Some((any, pg)) = &self.replica {
+            view.read = any.clone();
+            view.pg = Some(pg.clone());
+        }
+        view
+    }
+
+    /// Whether history reads go to a read replica.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
     }
 
     pub fn backend(&self) -> Backend {
