@@ -487,6 +487,32 @@ pub async fn due(store: &Store, name: &str, node: &str, every: Duration) -> crat
     Ok(n == 1)
 }
 
+/// Marks the job `name` done for good: [`due`] is false for it from now on, on every node. For
+/// one-off jobs (a day's checks: `due` with the job's day in its name and a lease as period,
+/// so that another node takes over if the first fails or dies before it is done).
+pub async fn finished(store: &Store, name: &str) -> crate::store::StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query(&store.sql("UPDATE cluster_jobs SET last_ms = $1 WHERE name = $2"))
+        .bind(FINISHED_MS)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether the job `name` was marked [`finished`].
+pub async fn is_finished(store: &Store, name: &str) -> crate::store::StoreResult<bool> {
+    let last: Option<i64> = sqlx::query_scalar(&store.sql("SELECT last_ms FROM cluster_jobs WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(store.reader())
+        .await?;
+    Ok(last == Some(FINISHED_MS))
+}
+
+/// `last_ms` of a finished job: later than any period reaches.
+const FINISHED_MS: i64 = i64::MAX / 4;
+
 #[cfg(test)]
 mod tests {
     use super::*;

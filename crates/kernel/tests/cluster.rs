@@ -184,4 +184,11 @@ async fn a_periodic_job_is_due_for_one_node_per_period() {
     // A period already over: due again.
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(kernel::cluster::due(&store, "job", "b", Duration::ZERO).await.expect("due"));
+    // A one-off job (a day's checks) with a lease: finished, it is due for nobody, ever.
+    assert!(!kernel::cluster::is_finished(&store, "day.1").await.expect("read"));
+    assert!(kernel::cluster::due(&store, "day.1", "a", Duration::ZERO).await.expect("due"));
+    kernel::cluster::finished(&store, "day.1").await.expect("finish");
+    assert!(kernel::cluster::is_finished(&store, "day.1").await.expect("read"));
+    assert!(!kernel::cluster::due(&store, "day.1", "b", Duration::ZERO).await.expect("due"));
+    assert!(!kernel::cluster::is_finished(&store, "job").await.expect("read"));
 }

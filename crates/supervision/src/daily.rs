@@ -33,8 +33,27 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut done: Option<i64> = None;
     loop {
         let today = today_days();
-        if done != Some(today) && run_once(&state, today).await.is_ok() {
-            done = Some(today);
+        if done != Some(today) {
+            // One processor does a day's work (`kernel::cluster`): the first to take the day's
+            // lease; if it fails or dies, another takes the lease an hour later.
+            let job = format!("supervision.daily.{today}");
+            let lease = Duration::from_secs(3600);
+            match kernel::cluster::due(&state.store, &job, &state.config.node, lease).await {
+                Ok(true) => {
+                    if run_once(&state, today).await.is_ok() {
+                        match kernel::cluster::finished(&state.store, &job).await {
+                            Ok(()) => done = Some(today),
+                            Err(e) => tracing::warn!(error = %e, "daily checks done but not marked done"),
+                        }
+                    }
+                }
+                Ok(false) => {
+                    if kernel::cluster::is_finished(&state.store, &job).await.unwrap_or(false) {
+                        done = Some(today);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "daily checks not scheduled"),
+            }
         }
         let to_midnight = midnight_ms(today_days() + 1) - now_ms() + 60_000;
         let wait = Duration::from_millis(to_midnight.clamp(1_000, 3_600_000) as u64);

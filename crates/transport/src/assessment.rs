@@ -346,15 +346,24 @@ pub async fn catch_up(store: &Store, now: i64) -> StoreResult<Vec<i64>> {
     Ok(out)
 }
 
-/// The hourly task: catches up closed days (the first run a minute after start).
-pub async fn run(store: Store, shutdown: CancellationToken) {
+/// The hourly task: catches up closed days (the first run a minute after start), on one
+/// processor of a scaled-out deployment per hour.
+pub async fn run(store: Store, node: String, shutdown: CancellationToken) {
+    let every = std::time::Duration::from_secs(3600);
     let start = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut tick = tokio::time::interval_at(start, std::time::Duration::from_secs(3600));
+    let mut tick = tokio::time::interval_at(start, every);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => if let Err(e) = catch_up(&store, now_ms()).await {
-                tracing::warn!(error = %e, "assessment days not computed");
+            _ = tick.tick() => {
+                // Once an hour across the processors (`kernel::cluster::due`).
+                match kernel::cluster::due(&store, "transport.assessment", &node, every).await {
+                    Ok(true) => if let Err(e) = catch_up(&store, now_ms()).await {
+                        tracing::warn!(error = %e, "assessment days not computed");
+                    },
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "assessment days not scheduled"),
+                }
             },
         }
     }
