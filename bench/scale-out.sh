@@ -90,8 +90,20 @@ load = [v for v in items if v.get("plate", "").startswith("津L")]
 want = int(sys.argv[2])
 fresh = [v for v in load if v.get("online") and v.get("position")
          and time.time() * 1000 - v["position"]["device_ms"] < 60_000]
-print(f"API node's live map: {len(load)} load-test vehicles, {len(fresh)} online with a position of the last minute (of {want})")
-sys.exit(0 if len(fresh) == want else 1)
+drivers = [v for v in fresh if (v.get("driver") or {}).get("name", "").startswith("测试驾驶员")]
+print(f"API node's live map: {len(load)} load-test vehicles, {len(fresh)} online with a position of the last minute, "
+      f"{len(drivers)} with their driver's card (of {want})")
+sys.exit(0 if len(fresh) == want and len(drivers) == want else 1)
+EOF
+# The connections the API node lists are the gateways' (gateway 2 holds them all now).
+curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$api/api/transport/connections" >"$data/conns.json" || fleet_ok=0
+python3 - "$data/conns.json" "$data/live.json" "$terms" <<'EOF' || fleet_ok=0
+import json, sys
+conns, live, want = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+load = {v["vehicle_id"] for v in live if v.get("plate", "").startswith("津L")}
+listed = [c for c in conns if c["vehicle_id"] in load]
+print(f"API node's connections: {len(listed)} load-test terminals connected (of {want})")
+sys.exit(0 if len(listed) == want else 1)
 EOF
 # A command from the API node reaches the terminal through the gateway holding it (over NATS):
 # a text read aloud, and a parameter query whose answer comes back with the parameters.

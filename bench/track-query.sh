@@ -3,7 +3,9 @@
 # (one every 30 s) in the store. Fills the store once (kept in DATA_DIR: a second run only
 # queries), then measures the query below HTTP (range read + summary, `track_bench query`) and
 # through the API as a regulator (`GET /api/transport/vehicles/{id}/track`, one client).
-# Usage: bench/track-query.sh DATA_DIR [VEHICLES=5000] [PER_VEHICLE=20000] [QUERIES=1000] [STORE_URL]
+# With NATS_URL set (and a PostgreSQL STORE_URL), the same requests go then to an API-only node
+# of a scaled-out deployment (roles = api, deploy/api.toml, bus over that NATS) on the same data.
+# Usage: [NATS_URL=nats://…] bench/track-query.sh DATA_DIR [VEHICLES=5000] [PER_VEHICLE=20000] [QUERIES=1000] [STORE_URL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:?usage: bench/track-query.sh DATA_DIR [VEHICLES] [PER_VEHICLE] [QUERIES] [STORE_URL]}
@@ -39,14 +41,9 @@ if [ -z "$store" ]; then du -h "$data"/wuqing.db* | sed 's/^/disk: /'; fi
 echo "== below HTTP: range read + summary, $queries queries"
 $tb query "$url" "$queries"
 
-echo "== GET /api/transport/vehicles/{id}/track (24 h, JSON with points and summary), $queries requests, one client"
-port=$(free_port)
-$bin --data-dir "$data" serve --jt808 off --http "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null' EXIT
-for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.2; done
-pw=$(awk '$2=="jt.liu"{print $3}' "$data/demo-accounts.txt")
-python3 - "$port" "$pw" "$queries" "$per" <<'PY'
+# $queries requests of 24 h tracks to the node on port $1, one client.
+measure() {
+  python3 - "$1" "$pw" "$queries" "$per" <<'PY'
 import http.client, json, random, sys, time, datetime
 port, pw, n, per = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 c = http.client.HTTPConnection("127.0.0.1", port)
@@ -84,3 +81,25 @@ p = lambda q: lat[min(len(lat) - 1, max(0, int(len(lat) * q + 0.999999) - 1))]
 print(f"{n} requests over {len(ids)} vehicles, {pts // n} points each on average: "
       f"p50 {p(0.5):.1f} ms  p95 {p(0.95):.1f} ms  p99 {p(0.99):.1f} ms  max {lat[-1]:.1f} ms")
 PY
+}
+
+echo "== GET /api/transport/vehicles/{id}/track (24 h, JSON with points and summary), $queries requests, one client"
+port=$(free_port)
+$bin --data-dir "$data" serve --jt808 off --http "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null' EXIT
+for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.2; done
+pw=$(awk '$2=="jt.liu"{print $3}' "$data/demo-accounts.txt")
+measure "$port"
+kill $pid; wait $pid 2>/dev/null || true
+
+if [ -n "${NATS_URL:-}" ] && [ -n "$store" ]; then
+  echo "== the same through an API-only node (roles = api, bus over $NATS_URL, same PostgreSQL)"
+  port=$(free_port)
+  WUQING__BUS__URL="$NATS_URL" WUQING__BUS__NAMESPACE="track$$" WUQING__BUS__REPLICAS=1 WUQING__NODE__NAME=api \
+    $bin --config deploy/api.toml --data-dir "$data" serve --mqtt off --jt808 off --http "127.0.0.1:$port" >"$data/api-node.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.2; done
+  echo "node: $(curl -s "http://127.0.0.1:$port/api/health")"
+  measure "$port"
+fi

@@ -18,6 +18,7 @@ pub mod terminal;
 pub use abuse::{Abuse, AbuseStats, abuse_all};
 pub use drive::{Behaviour, Driver};
 pub use hold::{HoldConfig, HoldStats, hold_all};
+pub use jt808::message::DriverCard;
 pub use scenario::{Plan, Scenario, ScenarioError};
 pub use terminal::{
     Latency, LatencyCounts, MAX_PENDING, SimError, SimTerminal, Stats, run, run_across, run_with_backlog,

@@ -324,7 +324,7 @@ async fn track(
     }
 }
 
-/// The terminals online now (连接状态), in the caller's scope.
+/// The terminals online now (连接状态), in the caller's scope; scaled out, at every gateway.
 #[utoipa::path(get, path = "/api/transport/connections", tag = "transport",
     responses((status = 200, body = Vec<Connection>), (status = 403, body = Problem)), security(("session" = []), ("bearer" = [])))]
 async fn connections(
@@ -332,7 +332,7 @@ async fn connections(
     Auth(c): Auth,
 ) -> ApiResult<axum::Json<Vec<Connection>>> {
     registry::require_read(&c)?;
-    Ok(axum::Json(conns.list().into_iter().filter(|x| c.scope.contains(&x.org_id)).collect()))
+    Ok(axum::Json(conns.all().await.into_iter().filter(|x| c.scope.contains(&x.org_id)).collect()))
 }
 
 /// Sends a command to a vehicle's terminal (下发指令): text/TTS, position query, temporary

@@ -92,7 +92,7 @@ const REG_NO_VEHICLE: u8 = 2;
 const REG_NO_TERMINAL: u8 = 4;
 
 /// One online terminal, as the connection registry shows it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Connection {
     pub phone: String,
     pub vehicle_id: String,
@@ -175,6 +175,33 @@ impl Connections {
         v.sort_by(|a, b| a.phone.cmp(&b.phone));
         v
     }
+    /// The terminals online at every gateway: this node's own on a single server; scaled out,
+    /// each gateway's answer to a request on `<namespace>.connections` (gathered until the
+    /// answers stop coming, two seconds at most), a terminal listed once.
+    pub async fn all(&self) -> Vec<Connection> {
+        let Some(cluster) = self.cluster.get() else { return self.list() };
+        let mut by_phone: HashMap<String, Connection> = HashMap::new();
+        match gather_connections(cluster).await {
+            Ok(lists) => {
+                for c in lists {
+                    match by_phone.get(&c.phone) {
+                        Some(old) if old.last_message >= c.last_message => {}
+                        _ => {
+                            by_phone.insert(c.phone.clone(), c);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "gateways' connections not gathered: this node's only");
+                return self.list();
+            }
+        }
+        let mut v: Vec<Connection> = by_phone.into_values().collect();
+        v.sort_by(|a, b| a.phone.cmp(&b.phone));
+        v
+    }
+
     /// Registers a connection; returns the clock of its last message.
     fn put(&self, c: Connection, now: i64) -> Arc<AtomicI64> {
         let last = Arc::new(AtomicI64::new(now));
@@ -252,6 +279,71 @@ async fn remote_command(
                 Delivery::undelivered("the terminal's gateway could not be reached")
             }
         },
+    }
+}
+
+/// Where gateways answer for their connections: `<namespace>.connections`.
+fn connections_subject(cluster: &kernel::cluster::Cluster) -> String {
+    format!("{}.connections", cluster.namespace)
+}
+
+/// Connections in one answer at most (NATS messages are bounded, 1 MB by default).
+const CONNECTIONS_PER_MESSAGE: usize = 2000;
+
+/// Asks every gateway for its connections and gathers the answers: until none has come for
+/// 200 ms after the first, one second if none comes, two seconds at most.
+async fn gather_connections(cluster: &kernel::cluster::Cluster) -> anyhow::Result<Vec<Connection>> {
+    use futures::StreamExt;
+    let inbox = cluster.client.new_inbox();
+    let mut sub = cluster.client.subscribe(inbox.clone()).await?;
+    cluster.client.publish_with_reply(connections_subject(cluster), inbox, Vec::<u8>::new().into()).await?;
+    cluster.client.flush().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut quiet = Duration::from_secs(1);
+    let mut out = Vec::new();
+    loop {
+        let wait = quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, sub.next()).await {
+            Ok(Some(m)) => {
+                match serde_json::from_slice::<Vec<Connection>>(&m.payload) {
+                    Ok(list) => out.extend(list),
+                    Err(e) => tracing::debug!(error = %e, "a gateway's connections not understood"),
+                }
+                quiet = Duration::from_millis(200);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Scaled out, on gateways: answers requests for this node's connections (in messages of
+/// [`CONNECTIONS_PER_MESSAGE`]) until `shutdown`.
+pub async fn serve_connection_lists(
+    cluster: kernel::cluster::Cluster,
+    connections: Connections,
+    shutdown: kernel::platform::CancellationToken,
+) {
+    use futures::StreamExt;
+    let mut sub = match cluster.client.subscribe(connections_subject(&cluster)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "this gateway's connections not listed to other nodes");
+            return;
+        }
+    };
+    loop {
+        let m = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = sub.next() => match m { Some(m) => m, None => break },
+        };
+        let Some(reply) = m.reply.clone() else { continue };
+        let list = connections.list();
+        for chunk in list.chunks(CONNECTIONS_PER_MESSAGE) {
+            if let Ok(body) = serde_json::to_vec(chunk) {
+                let _ = cluster.client.publish(reply.clone(), body.into()).await;
+            }
+        }
     }
 }
 
@@ -894,7 +986,15 @@ impl<'g> Conn<'g> {
             (1, ..) => return, // a card that could not be read changes nothing
             _ => None,
         };
-        self.gw.live.set_driver(vid, driver);
+        self.gw.live.set_driver(vid, driver.clone());
+        // For the API nodes of a scaled-out deployment (`live::follow`).
+        let (state, subject) = (self.gw.state.clone(), format!("transport.driver.{vid}"));
+        let body = serde_json::json!({"vehicle_id": vid, "driver": driver});
+        tokio::spawn(async move {
+            if let Err(e) = state.bus.publish(&subject, Arc::from(body.to_string().into_bytes())).await {
+                tracing::warn!(error = %e, "driver on duty not published");
+            }
+        });
     }
 
     /// Takes the positions of a report (0x0200, 0x0704, 0x0201) into the connection's batch; it

@@ -144,6 +144,10 @@ impl TransportModule {
                 );
                 let stop = shutdown.clone();
                 tasks.push(tokio::spawn(async move { gw.serve(listener, stop).await }));
+                if let Some(cluster) = &state.cluster {
+                    let (cluster, conns, stop) = (cluster.clone(), self.connections.clone(), shutdown.clone());
+                    tasks.push(tokio::spawn(gateway::serve_connection_lists(cluster, conns, stop)));
+                }
                 if self.simulate {
                     let target = if local.ip().is_unspecified() {
                         std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
@@ -438,7 +442,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
             let every = self.alerting_intervals;
             tasks.push(tokio::spawn(alerting::run(state.clone(), self.connections.clone(), every, shutdown.clone())));
         }
-        tasks.push(tokio::spawn(assessment::run(state.store.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(assessment::run(state.store.clone(), state.config.node.clone(), shutdown.clone())));
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));

@@ -30,7 +30,7 @@ pub struct LiveVehicle {
 
 /// A driver as the monitoring map shows them: the name on the card and the qualification
 /// certificate number masked (it is often the citizen ID number).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct DriverOnDuty {
     pub name: String,
     pub certificate: String,
@@ -163,7 +163,8 @@ impl LiveMap {
 
 /// Scaled out: keeps this node's live state up with what the other nodes announce on the bus,
 /// positions stored by the processors (`transport.position.<vehicle>`) and terminals coming and
-/// going at the gateways (`transport.presence.<vehicle>`). Announcements missed (a restart, a
+/// going at the gateways (`transport.presence.<vehicle>`), drivers' cards inserted and removed
+/// (`transport.driver.<vehicle>`, the certificate masked). Announcements missed (a restart, a
 /// lost NATS connection) are made up by the next ones; the stored positions stay the truth.
 pub async fn follow(state: kernel::http::AppState, live: LiveMap, shutdown: kernel::platform::CancellationToken) {
     #[derive(serde::Deserialize)]
@@ -177,14 +178,23 @@ pub async fn follow(state: kernel::http::AppState, live: LiveMap, shutdown: kern
         online: bool,
         at: i64,
     }
-    let (mut positions, mut presence) =
-        match (state.bus.subscribe("transport.position.>"), state.bus.subscribe("transport.presence.>")) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "live state does not follow the other nodes");
-                return;
-            }
-        };
+    #[derive(serde::Deserialize)]
+    struct Driver {
+        vehicle_id: String,
+        driver: Option<DriverOnDuty>,
+    }
+    let subscribed = (
+        state.bus.subscribe("transport.position.>"),
+        state.bus.subscribe("transport.presence.>"),
+        state.bus.subscribe("transport.driver.>"),
+    );
+    let (mut positions, mut presence, mut drivers) = match subscribed {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            tracing::error!(error = %e, "live state does not follow the other nodes");
+            return;
+        }
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -203,6 +213,13 @@ pub async fn follow(state: kernel::http::AppState, live: LiveMap, shutdown: kern
                 Some(m) => match serde_json::from_slice::<Presence>(&m.payload) {
                     Ok(p) => live.set_online(&p.vehicle_id, p.online, p.at),
                     Err(e) => tracing::debug!(error = %e, "presence announcement not understood"),
+                },
+                None => break,
+            },
+            m = drivers.next() => match m {
+                Some(m) => match serde_json::from_slice::<Driver>(&m.payload) {
+                    Ok(d) => live.set_driver(&d.vehicle_id, d.driver),
+                    Err(e) => tracing::debug!(error = %e, "driver announcement not understood"),
                 },
                 None => break,
             },

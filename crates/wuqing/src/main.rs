@@ -884,7 +884,15 @@ async fn sim_run(
             driver,
             interval: std::time::Duration::from_millis(interval_ms.max(10)),
             plate: String::new(),
-            card: None,
+            // A synthetic driver's card, inserted after each authentication (0x0702), so that
+            // the live map's drivers are exercised too.
+            card: Some(sim::DriverCard {
+                name: format!("测试驾驶员{i:05}"),
+                certificate: format!("120104198001{i:06}"),
+                issuer: "天津市武清区交通运输局".into(),
+                valid_until: [0x20, 0x30, 0x12, 0x31],
+                id_card: None,
+            }),
         };
         let (st, s, gws) = (stats.clone(), stop.clone(), gateways.to_vec());
         // Spread the starts over one interval so that reports do not arrive in lockstep.
