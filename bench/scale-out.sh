@@ -7,7 +7,8 @@
 #   - every position the terminals heard acknowledged is stored, once (`sim verify`);
 #   - every alarm the stored positions imply is on the desk, and none twice (`sim verify --alarms`);
 #   - the API node's live map holds every terminal's vehicle, online, with a position of the
-#     last minute (it is fed over NATS: it runs neither gateway nor processor);
+#     last minute and its driver's card (it is fed over NATS: it runs neither gateway nor
+#     processor), and its list of connections holds every terminal (asked of the gateways);
 #   - a command sent from the API node reaches its terminal through the gateway holding it, and
 #     the terminal's answer comes back;
 #   - the API node's WebSockets (alarm desk, live map) carry the alarms the processors raise and

@@ -50,6 +50,8 @@ pub struct Cluster {
     pub replicas: u32,
     /// The deployment's name at NATS (`bus.namespace`).
     pub namespace: String,
+    /// The streams this node has created or checked ([`Cluster::ready`]).
+    ready: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl Cluster {
@@ -63,7 +65,23 @@ impl Cluster {
             partitions: config.raw.bus.partitions,
             replicas: config.raw.bus.replicas,
             namespace: config.raw.bus.namespace.clone(),
+            ready: Arc::default(),
         }
+    }
+
+    /// Makes sure the stream of `kind` exists ([`Cluster::stream`]) before this node first
+    /// publishes to it; at once afterwards. (A demo seeded before the modules start publishes
+    /// before any stream was created.)
+    pub async fn ready(&self, kind: &str) -> anyhow::Result<()> {
+        if self.ready.read().is_ok_and(|r| r.contains(kind)) {
+            return Ok(());
+        }
+        // Two callers at once both check: creating or checking a stream is idempotent.
+        self.stream(kind).await?;
+        if let Ok(mut r) = self.ready.write() {
+            r.insert(kind.to_string());
+        }
+        Ok(())
     }
 
     /// The stream of observations of `kind` (`positions`): `<NAMESPACE>_<KIND>`.
@@ -150,13 +168,14 @@ impl Cluster {
 
 impl Cluster {
     /// Publishes each `(device, message id, body)` to its partition's subject of the stream of
-    /// `kind`, with the id as `Nats-Msg-Id` (JetStream drops a copy within its duplicate
+    /// `kind` (created first if this node has not yet), with the id as `Nats-Msg-Id` (JetStream drops a copy within its duplicate
     /// window), and waits for every acknowledgement of the stream. Returns how many were new.
     pub async fn publish_all(
         &self,
         kind: &str,
         items: impl IntoIterator<Item = (String, String, Vec<u8>)>,
     ) -> Result<u64, String> {
+        self.ready(kind).await.map_err(|e| e.to_string())?;
         let mut acks = Vec::new();
         for (device, id, body) in items {
             let mut headers = async_nats::HeaderMap::new();
