@@ -47,6 +47,19 @@ pub async fn load_snapshot_at(
     }
 }
 
+/// The engine of `rules` with the state saved in `table` at row `id`, and when it was saved; a
+/// fresh engine (logged) when there is none or it cannot be read.
+pub async fn restore_at(store: &Store, table: &'static str, id: i64, rules: rules::RuleSet) -> (Engine, Option<i64>) {
+    match load_snapshot_at(store, table, id).await {
+        Ok(Some((s, saved))) => (Engine::restore(rules, s), Some(saved)),
+        Ok(None) => (Engine::new(rules), None),
+        Err(e) => {
+            tracing::warn!(table, id, error = %e, "rules state not read: starting empty");
+            (Engine::new(rules), None)
+        }
+    }
+}
+
 /// Saves the engine's state in `table`, replacing the previous snapshot.
 pub async fn save_snapshot(store: &Store, table: &'static str, engine: &Engine) -> anyhow::Result<()> {
     save_snapshot_at(store, table, 1, engine).await

@@ -77,14 +77,7 @@ async fn partition(state: AppState, rules: RuleSet, save_every: Duration, p: u32
     let mut seen = None;
     let rules = alerting::newer_rules(store, &mut seen).await.unwrap_or(rules);
     let row = PARTITION_STATE + i64::from(p);
-    let (mut engine, saved_ms) = match engines::load_snapshot_at(store, alerting::STATE_TABLE, row).await {
-        Ok(Some((s, saved))) => (Engine::restore(rules, s), Some(saved)),
-        Ok(None) => (Engine::new(rules), None),
-        Err(e) => {
-            tracing::warn!(partition = p, error = %e, "partition sensor rules state not read: starting empty");
-            (Engine::new(rules), None)
-        }
-    };
+    let (mut engine, saved_ms) = engines::restore_at(store, alerting::STATE_TABLE, row, rules).await;
     let mut devices = Devices::new();
     let partitions = cluster.partitions;
     let mine = |d: &str| kernel::cluster::partition_of(d, partitions) == p;

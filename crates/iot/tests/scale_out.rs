@@ -16,16 +16,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn nats_url() -> Option<String> {
-    match std::env::var("WUQING_TEST_NATS") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipped: WUQING_TEST_NATS is not set (e.g. nats://127.0.0.1:4222)");
-            None
-        }
-    }
-}
-
 async fn upload(app: &TestApp, code: &str, secret: &str, body: &Value) -> StatusCode {
     use axum::body::Body;
     use tower::ServiceExt;
@@ -59,7 +49,7 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl Fn
 
 #[tokio::test]
 async fn postgres_readings_through_jetstream_and_partitioned_rules() {
-    let Some(nats) = nats_url() else { return };
+    let Some(nats) = kernel::testing::nats_url() else { return };
     let namespace = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let module = IotModule { save_every: Duration::from_millis(200), ..IotModule::default() };
     let modules: Vec<Arc<dyn Module>> = vec![Arc::new(module.clone()), Arc::new(alarms::AlarmsModule::default())];

@@ -38,6 +38,18 @@ pub fn pg_url() -> Option<String> {
     }
 }
 
+/// The NATS server (with JetStream) for the scale-out tests, from `WUQING_TEST_NATS`; `None`
+/// prints why the test skips.
+pub fn nats_url() -> Option<String> {
+    match std::env::var("WUQING_TEST_NATS") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("skipped: WUQING_TEST_NATS is not set (e.g. nats://127.0.0.1:4222)");
+            None
+        }
+    }
+}
+
 /// A fresh database on the test server: one per test, so tests run in parallel.
 pub async fn fresh_pg_database(base: &str) -> String {
     use sqlx::Connection;

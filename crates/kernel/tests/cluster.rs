@@ -9,23 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn nats_url() -> Option<String> {
-    match std::env::var("WUQING_TEST_NATS") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipped: WUQING_TEST_NATS is not set (e.g. nats://127.0.0.1:4222)");
-            None
-        }
-    }
-}
-
 async fn next(sub: &mut kernel::bus::Subscription) -> Option<kernel::bus::Message> {
     tokio::time::timeout(Duration::from_secs(5), sub.next()).await.ok().flatten()
 }
 
 #[tokio::test]
 async fn nats_bus_carries_announcements_between_nodes_once() {
-    let Some(url) = nats_url() else { return };
+    let Some(url) = kernel::testing::nats_url() else { return };
     let ns = format!("t{}", uuid::Uuid::now_v7().simple());
     let a = NatsBus::connect(&url, &ns, 16, "a").await.expect("node a");
     let b = NatsBus::connect(&url, &ns, 16, "b").await.expect("node b");

@@ -94,14 +94,7 @@ async fn partition(
     let mut seen = None;
     let rules = alerting::newer_rules(store, &mut seen).await.unwrap_or_default();
     let row = PARTITION_STATE + i64::from(p);
-    let (mut engine, saved_ms) = match alarms::engines::load_snapshot_at(store, alerting::STATE_TABLE, row).await {
-        Ok(Some((s, saved))) => (Engine::restore(rules, s), Some(saved)),
-        Ok(None) => (Engine::new(rules), None),
-        Err(e) => {
-            tracing::warn!(partition = p, error = %e, "partition rules state not read: starting empty");
-            (Engine::new(rules), None)
-        }
-    };
+    let (mut engine, saved_ms) = alarms::engines::restore_at(store, alerting::STATE_TABLE, row, rules).await;
     let mut vehicles: HashMap<String, Option<VehicleInfo>> = HashMap::new();
     let partitions = cluster.partitions;
     if alerting {
