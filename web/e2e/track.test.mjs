@@ -73,6 +73,9 @@ try {
     before,
   )
   await page.getByRole('button', { name: '暂停' }).click()
+  // Paused once the button offers to play again; a step already scheduled may land with it.
+  await page.getByRole('button', { name: '播放' }).waitFor()
+  await page.waitForTimeout(200)
   const paused = await time.textContent()
   await page.waitForTimeout(500)
   if ((await time.textContent()) !== paused) throw new Error('the readout moved while paused')
