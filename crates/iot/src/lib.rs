@@ -138,7 +138,7 @@ CREATE TABLE iot_rules_state (id BIGINT PRIMARY KEY, snapshot TEXT NOT NULL, sav
         if let Some(cluster) = &state.cluster {
             // The stream the gateways write readings to and the processors read: created (or
             // checked) by whichever node starts first.
-            cluster.stream(ingest::STREAM).await?;
+            cluster.ready(ingest::STREAM).await?;
         }
         if roles.processor {
             // Scaled out, each processor runs the rules of the device partitions it holds, as it

@@ -418,7 +418,7 @@ CREATE INDEX transport_terminals_org ON transport_terminals(org_id)
         if let Some(cluster) = &state.cluster {
             // The stream the gateways write to and the processors read: created (or checked)
             // by whichever node starts first.
-            cluster.stream(writer::STREAM).await?;
+            cluster.ready(writer::STREAM).await?;
             // Commands for terminals held by other gateways go over NATS.
             self.connections.set_cluster(cluster.clone());
         }

@@ -97,6 +97,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The native PostgreSQL pool beside an `Any` one (half its connections), opened lazily.
+fn native_pg_pool(url: &str, max_connections: u32) -> StoreResult<sqlx::PgPool> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections((max_connections / 2).max(2))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy(url)
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
 impl Store {
     /// Opens the store named by `url` (`sqlite://path` or `postgres://…`).
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Store> {
@@ -133,11 +142,7 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            let pg = sqlx::postgres::PgPoolOptions::new()
-                .max_connections((max_connections / 2).max(2))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_lazy(url)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let pg = native_pg_pool(url, max_connections)?;
             Ok(Store {
                 backend: Backend::Postgres,
                 read: pool.clone(),
@@ -166,11 +171,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy(read_url)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let pg = sqlx::postgres::PgPoolOptions::new()
-            .max_connections((max_connections / 2).max(2))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy(read_url)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let pg = native_pg_pool(read_url, max_connections)?;
         self.replica = Some((any, pg));
         Ok(self)
     }
